@@ -1,0 +1,77 @@
+package driver
+
+import (
+	"context"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// Config is what a driver's Open receives: the parsed connection string
+// plus what the backend decided.
+type Config struct {
+	// Scheme is the URL scheme as written (lower case), e.g. "kazoo".
+	Scheme string
+	// Hosts are the comma-separated hosts of the authority, in order, as
+	// written ("host", "host:port", "[::1]:port"); empty when the URL has
+	// no host.
+	Hosts []string
+	// Username and Password come from the URL's user information;
+	// PasswordSet tells an empty password from none.
+	Username    string
+	Password    string
+	PasswordSet bool
+	// Path is the unescaped path, with its leading "/", or "".
+	Path string
+	// Options are the typed query options, defaults applied.
+	Options Values
+	// Redacted is the connection string with any password replaced; use it
+	// in errors and logs.
+	Redacted string
+
+	// MemberID is this connection's member identity.
+	MemberID string
+	// Logger is never nil.
+	Logger *zap.Logger
+	// Observer receives session state changes; never nil.
+	Observer SessionObserver
+}
+
+// OpenFunc opens a connection. It blocks until the connection is usable
+// (or ctx is done) and returns errors coded CodeUnavailable when the
+// server cannot be reached, CodeInvalidArgument for a bad configuration.
+type OpenFunc func(ctx context.Context, cfg *Config) (Conn, error)
+
+// Info describes a driver to the registry.
+type Info struct {
+	// Name is a human name ("Redis").
+	Name string
+	// Schemes are the URL schemes this driver serves; the first is
+	// canonical, the others aliases.
+	Schemes []string
+	// Summary is a paragraph for docs: what the driver needs, how it maps
+	// baton's model, its fencing strength and its liveness.
+	Summary string
+	// URLForm shows the URL's shape, e.g.
+	// "redis://[user[:password]@]host[:port][?options]".
+	URLForm string
+	// Examples are connection strings that must parse (checked by tests).
+	Examples []string
+	// Characteristics are the facts every connection of this driver has.
+	// They must agree with the optional interfaces the Conn implements
+	// (Watch push ⇔ GroupWatcher, SharedLocks ⇔ SharedLocker); the
+	// conformance suite checks it.
+	Characteristics Characteristics
+	// Options is the option table.
+	Options []OptionSpec
+	// Open opens a connection.
+	Open OpenFunc
+}
+
+// CanonicalScheme returns the first scheme.
+func (i Info) CanonicalScheme() string {
+	if len(i.Schemes) == 0 {
+		return ""
+	}
+	return strings.ToLower(i.Schemes[0])
+}

@@ -1,0 +1,73 @@
+package driver
+
+import "context"
+
+// LockWaiter is implemented by drivers that can wait for a lock natively
+// (a predecessor watch, a revision watch, a blocking query, a blocking
+// database call) instead of being polled with TryLock.
+type LockWaiter interface {
+	// WaitLock blocks until req.Key is granted or ctx is done, in which
+	// case it returns ctx's error (and holds nothing).
+	WaitLock(ctx context.Context, req LockRequest) (Lease, error)
+}
+
+// SharedLocker is implemented by drivers offering shared (read) locks.
+// A shared grant excludes exclusive grants of the same key and coexists
+// with other shared grants. It is released with Conn.Unlock.
+type SharedLocker interface {
+	TryLockShared(ctx context.Context, req LockRequest) (lease Lease, acquired bool, err error)
+}
+
+// LockBreaker is implemented by drivers that can force-release a lock
+// whoever holds it (an administrative operation; tooz's break_).
+type LockBreaker interface {
+	// BreakLock reports whether a grant was broken.
+	BreakLock(ctx context.Context, key string) (bool, error)
+}
+
+// GroupWatcher is implemented by drivers that can push membership changes.
+type GroupWatcher interface {
+	// WatchGroup blocks, calling emit for each change of group, in order,
+	// until ctx is done (it then returns ctx.Err()) or the watch cannot go
+	// on (it returns the error; the backend restarts it and reports a
+	// resync). The first call of emit carries a Snapshot of the members;
+	// after it, a driver may emit deltas or further snapshots (e.g. after
+	// it reconnected). emit does not block for long and must not be called
+	// after WatchGroup returned. CodeGroupNotFound if the group does not
+	// exist when the watch starts; once it ran, deletion is an event.
+	WatchGroup(ctx context.Context, group string, emit func(GroupEvent)) error
+}
+
+// GroupEventType says what a GroupEvent reports.
+type GroupEventType int
+
+// The kinds of GroupEvent.
+const (
+	// GroupSnapshot carries the complete member list in Members.
+	GroupSnapshot GroupEventType = iota + 1
+	// MemberJoined carries the new member (a new incarnation) in Member.
+	MemberJoined
+	// MemberLeft carries the departed member's ID and incarnation.
+	MemberLeft
+	// MemberUpdated carries the member with its new capabilities.
+	MemberUpdated
+	// GroupDeleted says the group is gone; the watch then ends.
+	GroupDeleted
+)
+
+// GroupEvent is one change of a watched group.
+type GroupEvent struct {
+	Type    GroupEventType
+	Member  Member
+	Members []Member
+}
+
+// HolderWatcher is implemented by drivers that can push changes of a
+// lock's holder, which the backend uses to observe leaders natively.
+type HolderWatcher interface {
+	// WatchHolder blocks, calling emit with the current holder (held is
+	// false when nobody holds key) first and again after every change,
+	// until ctx is done (returns ctx.Err()) or the watch breaks (returns
+	// the error; the backend restarts it).
+	WatchHolder(ctx context.Context, key string, emit func(h Holder, held bool)) error
+}
