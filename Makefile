@@ -1,0 +1,58 @@
+# baton — build, test and demo.
+#
+#   make demo        three workers on file://, a leader killed, the takeover shown
+#   make test        install + start every server, run every test with -race, stop them
+#   make test-unit   the tests that need no server
+#   make lint        gofmt check + go vet
+#   make depcheck    import rules (DESIGN.md §1)
+#   make docs        regenerate docs/drivers.md from the option tables
+#   make bench       side-by-side benchmarks
+
+GO      ?= go
+SERVERS ?= redis zookeeper zookeeper-ensemble etcd etcd-cluster
+# Packages whose tests talk to real servers.
+SERVER_PKGS := redisbackend|zkbackend|etcdbackend|etcdgwbackend|etcd2backend|consulbackend|memcachedbackend|pgbackend|mysqlbackend|bench
+TEST_FLAGS ?= -race -count=1 -timeout 40m
+
+.PHONY: all build examples test test-go test-unit lint depcheck docs demo bench clean
+
+all: build
+
+build:
+	$(GO) build ./...
+	$(GO) vet ./...
+
+examples:
+	@mkdir -p bin
+	$(GO) build -o bin/ ./examples/... ./cmd/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+depcheck:
+	$(GO) run ./internal/depcheck
+
+docs:
+	$(GO) run ./cmd/baton docs > docs/drivers.md
+
+# test: everything the project has, against real servers started for the run
+# and stopped afterwards even when a test fails.
+test: lint depcheck examples
+	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(MAKE) --no-print-directory test-go
+
+test-go:
+	$(GO) test $(TEST_FLAGS) ./...
+
+test-unit:
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(SERVER_PKGS)')
+
+demo:
+	@$(GO) run ./examples/demo
+
+bench:
+	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(GO) test -run '^$$' -bench . -benchtime 2s ./bench/ ./hashring/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,112 @@
+package membership
+
+import (
+	"context"
+	"sync"
+
+	"github.com/baton-go/baton/backend"
+)
+
+// EventType says what an Event reports.
+type EventType = backend.EventType
+
+// The kinds of Event.
+const (
+	Joined              = backend.EventJoined
+	Left                = backend.EventLeft
+	CapabilitiesChanged = backend.EventCapabilitiesChanged
+	GroupDeleted        = backend.EventGroupDeleted
+	Resync              = backend.EventResync
+)
+
+// Event is one change of a watched group.
+type Event struct {
+	Type  EventType
+	Group string
+	// Member concerned by Joined, Left and CapabilitiesChanged.
+	Member Member
+	// Members is the complete list on Resync.
+	Members []Member
+}
+
+// Watch is an ordered stream of a group's changes: every join, leave and
+// capabilities change, once, in order; Resync after any gap (the
+// differences are reported first); GroupDeleted last when the group goes.
+type Watch struct {
+	w    *backend.GroupWatch
+	ch   chan Event
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Watch starts watching the group. It lists the group first
+// (backend.ErrGroupNotFound when absent); Initial returns that list and
+// events report changes from there. The watch runs until ctx is done,
+// Close is called, the group is deleted or the backend ends; the consumer
+// must keep reading Events until it is closed.
+func (g *Group) Watch(ctx context.Context) (*Watch, error) {
+	bw, err := g.b.WatchGroup(ctx, g.id)
+	if err != nil {
+		return nil, err
+	}
+	w := &Watch{w: bw, ch: make(chan Event), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer close(w.ch)
+		for ev := range bw.Events() {
+			out := Event{Type: ev.Type, Group: ev.Group, Member: fromBackend(ev.Member)}
+			for _, m := range ev.Members {
+				out.Members = append(out.Members, fromBackend(m))
+			}
+			select {
+			case w.ch <- out:
+			case <-w.stop:
+				bw.Close()
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+// Events returns the stream; see Err for why it closed.
+func (w *Watch) Events() <-chan Event { return w.ch }
+
+// Initial returns the members present when the watch started.
+func (w *Watch) Initial() []Member {
+	in := w.w.Initial()
+	out := make([]Member, len(in))
+	for i, m := range in {
+		out[i] = fromBackend(m)
+	}
+	return out
+}
+
+// Err returns why the stream ended: an error matching backend.ErrCanceled
+// after Close or cancellation, backend.ErrGroupNotFound after the group was
+// deleted, backend.ErrLost or backend.ErrClosed when the backend ended.
+func (w *Watch) Err() error { return w.w.Err() }
+
+// Close stops the watch and waits for it. Events still queued are
+// discarded.
+func (w *Watch) Close() {
+	w.once.Do(func() { close(w.stop) })
+	w.w.Close()
+	<-w.done
+}
+
+// OnChange calls fn for each change of the group, in order, until ctx is
+// done or the watch ends; it blocks meanwhile and returns the watch's Err
+// (an error matching backend.ErrCanceled when ctx ended). fn runs on one
+// goroutine, never concurrently with itself.
+func (g *Group) OnChange(ctx context.Context, fn func(Event)) error {
+	w, err := g.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	for ev := range w.Events() {
+		fn(ev)
+	}
+	return w.Err()
+}
