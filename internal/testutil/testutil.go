@@ -1,0 +1,46 @@
+// Package testutil holds helpers shared by the feature packages' tests:
+// fresh backend URLs on the local drivers and waiting on conditions with
+// a deadline (never sleeping and hoping).
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Unique returns a random suffix for names.
+func Unique() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// MemURL returns a fresh, isolated mem:// store URL.
+func MemURL(t testing.TB) string { return "mem://t-" + Unique() }
+
+// FileURL returns a fresh file:// directory URL under t.TempDir().
+func FileURL(t testing.TB) string { return "file://" + filepath.Join(t.TempDir(), "baton") }
+
+// Eventually polls cond every few milliseconds until it holds or d passes,
+// then fails the test with msg.
+func Eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %s", d, msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Context returns a context ending with the test or after d.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
