@@ -72,6 +72,12 @@ func (l *ledger) callback(me string) partitioner.Option {
 	})
 }
 
+func (l *ledger) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rebalances
+}
+
 func (l *ledger) owned() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -176,7 +182,7 @@ func TestExclusiveUnderChurn(t *testing.T) {
 		for i := range 3 {
 			start(fmt.Sprintf("base%d", i))
 		}
-		for i := 0; l.rebalances < 100 || i < 20; i++ {
+		for i := 0; l.count() < 100 || i < 20; i++ {
 			me := fmt.Sprintf("churn%d", i)
 			start(me)
 			if i%2 == 0 {
@@ -200,7 +206,7 @@ func TestExclusiveUnderChurn(t *testing.T) {
 			_ = p.Close(ctx)
 		}
 		l.check(t)
-		t.Logf("%d rebalances, no partition owned twice", l.rebalances)
+		t.Logf("%d rebalances, no partition owned twice", l.count())
 	})
 }
 
