@@ -10,7 +10,8 @@ var (
 	// ErrDuplicateNode is returned by [Ring.Add] for a node that is
 	// already a member.
 	ErrDuplicateNode = errors.New("hashring: duplicate node")
-	// ErrInvalidNode is returned for an empty node name.
+	// ErrInvalidNode is returned for an empty node name, or by [Ring.Add]
+	// on a ring that already holds math.MaxInt32 nodes.
 	ErrInvalidNode = errors.New("hashring: invalid node name")
 	// ErrInvalidWeight is returned for a negative weight, or one whose
 	// points would exceed [MaxPointsPerNode].

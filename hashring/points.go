@@ -115,22 +115,22 @@ func (r *Ring) find(p point) (int, bool) {
 	return lo, lo < n && r.at(lo) == p
 }
 
-// claim records one more claim by node on point p, already on the ring at
-// index i, and re-elects the point's owner.
-func (r *Ring) claim(i int, p point, node string) {
+// claim records one more claim by node id on point p, already on the ring
+// at index i, and re-elects the point's owner.
+func (r *Ring) claim(i int, p point, id int32) {
 	cl, ok := r.shared[p]
 	if !ok {
-		cl = []string{r.owner[i]}
+		cl = []int32{r.owner[i]}
 	}
-	cl = append(cl, node)
+	cl = append(cl, id)
 	r.shared[p] = cl
 	r.setOwner(i, r.winner(cl))
 }
 
-// insertPoints adds node's points pts to the ring. Points not yet on the
-// ring are merged into the sorted slices in one pass; the others (already
+// insertPoints adds the points pts of node id to the ring. Points not yet
+// on the ring are merged into the sorted slices; the others (already
 // claimed by another node, or twice by this one) become shared.
-func (r *Ring) insertPoints(node string, pts []point) {
+func (r *Ring) insertPoints(id int32, pts []point) {
 	slices.SortFunc(pts, comparePoints)
 	fresh := pts[:0] // filtered in place: writes never overtake reads
 	var claims []point
@@ -144,53 +144,53 @@ func (r *Ring) insertPoints(node string, pts []point) {
 		}
 		fresh = append(fresh, p)
 	}
-	r.merge(node, fresh)
+	r.merge(id, fresh)
 	for _, p := range claims {
 		if i, ok := r.find(p); ok {
-			r.claim(i, p, node)
+			r.claim(i, p, id)
 		}
 	}
 }
 
-// merge inserts the sorted points fresh, none of which is on the ring,
-// all owned by node.
-func (r *Ring) merge(node string, fresh []point) {
+// merge inserts the sorted points fresh, none of which is on the ring, as
+// owned by node id. It grows the slices and merges from the back, in
+// place, in O(points).
+func (r *Ring) merge(id int32, fresh []point) {
 	if len(fresh) == 0 {
 		return
 	}
+	i := len(r.hi) - 1
 	n := len(r.hi) + len(fresh)
-	hi := make([]uint64, 0, n)
-	owner := make([]string, 0, n)
-	var lo []uint64
+	r.hi = slices.Grow(r.hi, len(fresh))[:n]
+	r.owner = slices.Grow(r.owner, len(fresh))[:n]
 	if r.tooz {
-		lo = make([]uint64, 0, n)
+		r.lo = slices.Grow(r.lo, len(fresh))[:n]
 	}
-	i, j := 0, 0
-	for i < len(r.hi) || j < len(fresh) {
-		if j == len(fresh) || (i < len(r.hi) && comparePoints(r.at(i), fresh[j]) < 0) {
-			hi = append(hi, r.hi[i])
-			if lo != nil {
-				lo = append(lo, r.lo[i])
+	for j, w := len(fresh)-1, n-1; j >= 0; w-- {
+		if i >= 0 && comparePoints(r.at(i), fresh[j]) > 0 {
+			r.hi[w], r.owner[w] = r.hi[i], r.owner[i]
+			if r.tooz {
+				r.lo[w] = r.lo[i]
 			}
-			owner = append(owner, r.owner[i])
-			i++
+			i--
 			continue
 		}
-		hi = append(hi, fresh[j].hi)
-		if lo != nil {
-			lo = append(lo, fresh[j].lo)
+		r.hi[w], r.owner[w] = fresh[j].hi, id
+		if r.tooz {
+			r.lo[w] = fresh[j].lo
 		}
-		owner = append(owner, node)
-		r.own(node)
-		j++
+		j--
 	}
-	r.hi, r.lo, r.owner = hi, lo, owner
+	r.members[id].owned += len(fresh)
+	if r.members[id].owned == len(fresh) {
+		r.live++
+	}
 }
 
-// removePoints withdraws node's claims on pts. A point nobody else claims
-// leaves the ring; a shared point goes to the winner among the remaining
-// claimants.
-func (r *Ring) removePoints(node string, pts []point) {
+// removePoints withdraws the claims of node id on pts. A point nobody else
+// claims leaves the ring; a shared point goes to the winner among the
+// remaining claimants.
+func (r *Ring) removePoints(id int32, pts []point) {
 	dead := 0
 	for _, p := range pts {
 		i, ok := r.find(p)
@@ -199,14 +199,14 @@ func (r *Ring) removePoints(node string, pts []point) {
 		}
 		cl, shared := r.shared[p]
 		if !shared {
-			if r.owner[i] == node {
-				r.disown(node)
-				r.owner[i] = "" // tombstone; names are never empty
+			if r.owner[i] == id {
+				r.disown(id)
+				r.owner[i] = tombstone
 				dead++
 			}
 			continue
 		}
-		if k := slices.Index(cl, node); k >= 0 {
+		if k := slices.Index(cl, id); k >= 0 {
 			cl = slices.Delete(cl, k, k+1)
 		}
 		if len(cl) == 1 {
@@ -221,64 +221,61 @@ func (r *Ring) removePoints(node string, pts []point) {
 	}
 	w := 0
 	for i := range r.hi {
-		if r.owner[i] == "" {
+		if r.owner[i] == tombstone {
 			continue
 		}
-		r.hi[w] = r.hi[i]
-		if r.lo != nil {
+		r.hi[w], r.owner[w] = r.hi[i], r.owner[i]
+		if r.tooz {
 			r.lo[w] = r.lo[i]
 		}
-		r.owner[w] = r.owner[i]
 		w++
 	}
-	clear(r.owner[w:]) // release the strings
 	r.hi, r.owner = r.hi[:w], r.owner[:w]
-	if r.lo != nil {
+	if r.tooz {
 		r.lo = r.lo[:w]
 	}
 }
 
+// tombstone marks a point being removed; ids are never negative.
+const tombstone int32 = -1
+
 // winner elects the owner of a shared point among its claimants: in tooz
 // mode the most recent insertion, otherwise the smallest name, so that the
 // default mode does not depend on the order of insertion.
-func (r *Ring) winner(claimants []string) string {
+func (r *Ring) winner(claimants []int32) int32 {
 	best := claimants[0]
 	for _, c := range claimants[1:] {
 		if r.tooz {
-			if r.nodes[c].seq > r.nodes[best].seq {
+			if r.members[c].seq > r.members[best].seq {
 				best = c
 			}
-		} else if c < best {
+		} else if r.members[c].name < r.members[best].name {
 			best = c
 		}
 	}
 	return best
 }
 
-// setOwner gives the point at index i to node, keeping the owned counts.
-func (r *Ring) setOwner(i int, node string) {
-	if r.owner[i] == node {
+// setOwner gives the point at index i to node id, keeping the counts.
+func (r *Ring) setOwner(i int, id int32) {
+	if r.owner[i] == id {
 		return
 	}
 	r.disown(r.owner[i])
-	r.own(node)
-	r.owner[i] = node
+	r.own(id)
+	r.owner[i] = id
 }
 
-func (r *Ring) own(node string) {
-	m := r.nodes[node]
-	if m.owned == 0 {
+func (r *Ring) own(id int32) {
+	if r.members[id].owned == 0 {
 		r.live++
 	}
-	m.owned++
-	r.nodes[node] = m
+	r.members[id].owned++
 }
 
-func (r *Ring) disown(node string) {
-	m := r.nodes[node]
-	m.owned--
-	if m.owned == 0 {
+func (r *Ring) disown(id int32) {
+	r.members[id].owned--
+	if r.members[id].owned == 0 {
 		r.live--
 	}
-	r.nodes[node] = m
 }

@@ -3,7 +3,10 @@ package hashring
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // A Ring is a consistent-hash ring of weighted nodes.
@@ -14,29 +17,34 @@ import (
 // other. To share a ring with readers while it changes, guard it with a
 // sync.RWMutex or publish copies made with [Ring.Clone].
 //
-// The zero Ring is not usable; build one with [New].
+// The zero Ring is an empty ring with the default options.
 type Ring struct {
 	tooz   bool
 	vnodes int
 	hash   Hash // nil in tooz mode
 
-	nodes map[string]member
-	seq   uint64 // insertion counter, for tooz's "last insertion wins"
-	live  int    // members that own at least one point
+	// Members by name and by id. Points refer to members by id; the id
+	// of a removed member is reused.
+	ids     map[string]int32
+	members []member // by id; a free slot has an empty name
+	free    []int32  // free ids
+	seq     uint64   // insertion counter, for tooz's "last insertion wins"
+	live    int      // members that own at least one point
 
 	// The ring, sorted by (hi, lo): point i is (hi[i], lo[i]) and belongs
-	// to owner[i]. lo is nil unless in tooz mode.
+	// to member owner[i]. lo is nil unless in tooz mode.
 	hi    []uint64
 	lo    []uint64
-	owner []string
+	owner []int32
 
 	// Claimants of points claimed more than once (by distinct nodes whose
 	// points collide, or by one node twice). Almost always empty.
-	shared map[point][]string
+	shared map[point][]int32
 }
 
 // member is the state of one node.
 type member struct {
+	name   string
 	weight int
 	seq    uint64 // insertion order, used to resolve shared points in tooz mode
 	owned  int    // points this node owns (it may claim more that it lost)
@@ -53,9 +61,24 @@ func New(opts ...Option) (*Ring, error) {
 		tooz:   c.tooz,
 		vnodes: c.vnodes,
 		hash:   c.hash,
-		nodes:  make(map[string]member),
-		shared: make(map[point][]string),
+		ids:    make(map[string]int32),
+		shared: make(map[point][]int32),
 	}, nil
+}
+
+// lazyInit makes the zero Ring an empty ring with the default options.
+func (r *Ring) lazyInit() {
+	if r.ids != nil {
+		return
+	}
+	r.ids = make(map[string]int32)
+	r.shared = make(map[point][]int32)
+	if r.vnodes == 0 {
+		r.vnodes = DefaultVirtualNodes
+	}
+	if !r.tooz && r.hash == nil {
+		r.hash = xxhash.Sum64
+	}
 }
 
 // checkWeight validates a weight for node and returns its point count.
@@ -74,19 +97,32 @@ func (r *Ring) checkWeight(node string, weight int) (int, error) {
 // [ErrInvalidWeight] for a negative or too large weight. It must not run
 // concurrently with other methods.
 func (r *Ring) Add(node string, weight int) error {
+	r.lazyInit()
 	if node == "" {
 		return fmt.Errorf("add node: %w", ErrInvalidNode)
 	}
-	if _, ok := r.nodes[node]; ok {
+	if _, ok := r.ids[node]; ok {
 		return fmt.Errorf("add node %q: %w", node, ErrDuplicateNode)
 	}
 	n, err := r.checkWeight(node, weight)
 	if err != nil {
 		return fmt.Errorf("add node: %w", err)
 	}
+	if len(r.free) == 0 && len(r.members) >= math.MaxInt32 {
+		return fmt.Errorf("add node %q: ring is full: %w", node, ErrInvalidNode)
+	}
 	r.seq++
-	r.nodes[node] = member{weight: weight, seq: r.seq}
-	r.insertPoints(node, r.pointsOf(node, 0, n))
+	m := member{name: node, weight: weight, seq: r.seq}
+	var id int32
+	if k := len(r.free); k > 0 {
+		id, r.free = r.free[k-1], r.free[:k-1]
+		r.members[id] = m
+	} else {
+		id = int32(len(r.members))
+		r.members = append(r.members, m)
+	}
+	r.ids[node] = id
+	r.insertPoints(id, r.pointsOf(node, 0, n))
 	return nil
 }
 
@@ -94,15 +130,17 @@ func (r *Ring) Add(node string, weight int) error {
 // owned move. It returns an error wrapping [ErrUnknownNode] if node is not
 // a member. It must not run concurrently with other methods.
 func (r *Ring) Remove(node string) error {
-	m, ok := r.nodes[node]
+	id, ok := r.ids[node]
 	if !ok {
 		return fmt.Errorf("remove node %q: %w", node, ErrUnknownNode)
 	}
-	r.removePoints(node, r.pointsOf(node, 0, m.weight*r.vnodes))
-	if m = r.nodes[node]; m.owned > 0 {
+	r.removePoints(id, r.pointsOf(node, 0, r.members[id].weight*r.vnodes))
+	if r.members[id].owned > 0 {
 		r.live-- // unreachable while the ring is consistent
 	}
-	delete(r.nodes, node)
+	r.members[id] = member{}
+	r.free = append(r.free, id)
+	delete(r.ids, node)
 	return nil
 }
 
@@ -114,10 +152,11 @@ func (r *Ring) Remove(node string) error {
 // error wrapping [ErrUnknownNode] or [ErrInvalidWeight]. It must not run
 // concurrently with other methods.
 func (r *Ring) SetWeight(node string, weight int) error {
-	m, ok := r.nodes[node]
+	id, ok := r.ids[node]
 	if !ok {
 		return fmt.Errorf("set weight of node %q: %w", node, ErrUnknownNode)
 	}
+	m := &r.members[id]
 	n, err := r.checkWeight(node, weight)
 	if err != nil {
 		return fmt.Errorf("set weight: %w", err)
@@ -131,22 +170,21 @@ func (r *Ring) SetWeight(node string, weight int) error {
 		m.seq = r.seq
 	}
 	m.weight = weight
-	r.nodes[node] = m
 	if r.tooz {
-		r.reelect(node)
+		r.reelect(id)
 	}
 	if n > old {
-		r.insertPoints(node, r.pointsOf(node, old, n))
+		r.insertPoints(id, r.pointsOf(node, old, n))
 	} else {
-		r.removePoints(node, r.pointsOf(node, n, old))
+		r.removePoints(id, r.pointsOf(node, n, old))
 	}
 	return nil
 }
 
-// reelect re-elects the owner of every shared point node claims.
-func (r *Ring) reelect(node string) {
+// reelect re-elects the owner of every shared point node id claims.
+func (r *Ring) reelect(id int32) {
 	for p, cl := range r.shared {
-		if !slices.Contains(cl, node) {
+		if !slices.Contains(cl, id) {
 			continue
 		}
 		if i, ok := r.find(p); ok {
@@ -158,20 +196,23 @@ func (r *Ring) reelect(node string) {
 // Nodes returns the members, weight-0 nodes included, sorted by name. It
 // is safe for concurrent use with other reads.
 func (r *Ring) Nodes() []string {
-	return slices.Sorted(maps.Keys(r.nodes))
+	return slices.Sorted(maps.Keys(r.ids))
 }
 
 // Weight returns the weight of node and whether it is a member. It is
 // safe for concurrent use with other reads.
 func (r *Ring) Weight(node string) (int, bool) {
-	m, ok := r.nodes[node]
-	return m.weight, ok
+	id, ok := r.ids[node]
+	if !ok {
+		return 0, false
+	}
+	return r.members[id].weight, true
 }
 
 // Len returns the number of members, weight-0 nodes included. It is safe
 // for concurrent use with other reads.
 func (r *Ring) Len() int {
-	return len(r.nodes)
+	return len(r.ids)
 }
 
 // Points returns the number of distinct points on the ring (tooz's
@@ -186,11 +227,13 @@ func (r *Ring) Points() int {
 // snapshot of a ring that keeps changing.
 func (r *Ring) Clone() *Ring {
 	c := *r
-	c.nodes = maps.Clone(r.nodes)
+	c.ids = maps.Clone(r.ids)
+	c.members = slices.Clone(r.members)
+	c.free = slices.Clone(r.free)
 	c.hi = slices.Clone(r.hi)
 	c.lo = slices.Clone(r.lo)
 	c.owner = slices.Clone(r.owner)
-	c.shared = make(map[point][]string, len(r.shared))
+	c.shared = make(map[point][]int32, len(r.shared))
 	for p, cl := range r.shared {
 		c.shared[p] = slices.Clone(cl)
 	}
