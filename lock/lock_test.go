@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-go/baton/backend"
+	_ "github.com/baton-go/baton/backend/filebackend"
 	"github.com/baton-go/baton/backend/membackend"
 	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/lock"
@@ -21,7 +22,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // drivers are the local backends every test runs on.
 var drivers = map[string]func(testing.TB) string{
-	"mem": testutil.MemURL,
+	"mem":  testutil.MemURL,
+	"file": testutil.FileURL,
 }
 
 func open(t *testing.T, url, member string) *backend.Backend {

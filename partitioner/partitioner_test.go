@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-go/baton/backend"
+	_ "github.com/baton-go/baton/backend/filebackend"
 	_ "github.com/baton-go/baton/backend/membackend"
 	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/partitioner"
@@ -19,7 +20,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var drivers = map[string]func(testing.TB) string{
-	"mem": testutil.MemURL,
+	"mem":  testutil.MemURL,
+	"file": testutil.FileURL,
 }
 
 func forEachDriver(t *testing.T, f func(t *testing.T, url string)) {

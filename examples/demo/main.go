@@ -271,10 +271,8 @@ func (s *state) apply(ev event) {
 		s.ready++
 		fmt.Printf("%8s  %s  joined the group\n", at, ev.Worker)
 	case "elected":
-		if s.dead[s.leader] != 0 || s.leader == "" {
-			if s.leader != "" {
-				s.successor = ev.Worker
-			}
+		if len(s.dead) > 0 && s.successor == "" {
+			s.successor = ev.Worker
 		}
 		s.leader, s.leaderSince = ev.Worker, ev.T
 		fmt.Printf("%8s  %s  ELECTED leader (term token %d)\n", at, ev.Worker, ev.Token)
