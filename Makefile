@@ -42,8 +42,11 @@ docs:
 test: lint depcheck examples
 	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(MAKE) --no-print-directory test-go
 
+# Packages without servers run in parallel; packages whose fault tests
+# restart, pause or fail over shared servers run one at a time.
 test-go:
-	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(SERVER_PKGS)')
+	$(GO) test $(TEST_FLAGS) -p 1 $$($(GO) list ./... | grep -E '$(SERVER_PKGS)')
 
 test-unit:
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(SERVER_PKGS)')

@@ -9,8 +9,8 @@
 #
 # Idempotent and quick when everything is present: apt-get (and its
 # `update`) runs only when a binary is missing. Consul is not packaged by
-# Debian; it is built once from its Go module v1.16.3 (the last MPL-2.0
-# release line this project may use; 1.16.6+ and 1.17+ are BSL) and cached
+# Debian; it is built once from its Go module v1.16.3 (MPL-2.0; never a
+# later one: 1.16.6+ and 1.17+ are under the BSL) and cached
 # in ${BATON_CACHE:-$HOME/.cache/baton}/consul-1.16.3/consul.
 #
 # Installing a Debian package must not start a system service (which could
@@ -32,7 +32,7 @@ have_cmd() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /usr/bi
 
 # consul_bin prints where the cached consul binary lives.
 consul_bin() {
-	printf '%s/consul-%s/consul\n' "${BATON_CACHE:-$HOME/.cache/baton}" "$CONSUL_VERSION"
+	printf '%s/consul-%s/consul\n' "${BATON_CACHE:-${HOME:-/root}/.cache/baton}" "$CONSUL_VERSION"
 }
 
 # missing_packages BACKEND prints the Debian packages BACKEND still needs,
@@ -78,17 +78,30 @@ apt_install() {
 		chmod 755 /usr/sbin/policy-rc.d
 		added_policy=1
 	fi
-	local rc=0
-	{
+	local rc=0 try
+	for try in 1 2 3; do
+		rc=0
 		log "apt-get update"
 		apt-get -o DPkg::Lock::Timeout=300 update -qq &&
 			log "apt-get install $*" &&
-			apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >/dev/null
-	} || rc=$?
+			apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >/dev/null ||
+			rc=$?
+		((rc != 0 && try < 3)) || break
+		log "apt-get failed (exit $rc); trying again"
+		sleep 5
+	done
 	if [[ -n $added_policy ]]; then
 		rm -f /usr/sbin/policy-rc.d
 	fi
 	return "$rc"
+}
+
+# consul_is_ok BIN: BIN runs and is consul v1.16.3. (Not `consul version |
+# grep -q`: grep quits at the match, consul dies of SIGPIPE and pipefail
+# fails the check.)
+consul_is_ok() {
+	local out
+	[[ -x $1 ]] && out=$("$1" version 2>/dev/null) && [[ $out == "Consul v$CONSUL_VERSION"$'\n'* ]]
 }
 
 # build_consul builds consul v1.16.3 from its Go module into the cache,
@@ -96,10 +109,12 @@ apt_install() {
 build_consul() {
 	local bin
 	bin=$(consul_bin)
-	if [[ -x $bin ]] && "$bin" version 2>/dev/null | grep -q "^Consul v$CONSUL_VERSION\$"; then
+	if consul_is_ok "$bin"; then
 		return 0
 	fi
-	have_cmd go || die "consul: Go is needed to build consul v$CONSUL_VERSION"
+	local go
+	go=$(command -v go || echo /usr/local/go/bin/go)
+	[[ -x $go ]] || die "consul: Go is needed to build consul v$CONSUL_VERSION"
 
 	local start=$SECONDS tmp
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/baton-consul-build.XXXXXX")
@@ -116,7 +131,7 @@ build_consul() {
 		# consul, copies its requirements (not the replaces) and exclude
 		# lines, and starts from its go.sum.
 		local moddir
-		moddir=$(go mod download -json "github.com/hashicorp/consul@v$CONSUL_VERSION" |
+		moddir=$("$go" mod download -json "github.com/hashicorp/consul@v$CONSUL_VERSION" |
 			sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 		[[ -f $moddir/go.mod && -f $moddir/go.sum ]] ||
 			die "consul: go mod download gave no module directory"
@@ -133,9 +148,8 @@ build_consul() {
 		# envoyextensions is required at a version the checksum database
 		# does not know.
 		GONOSUMDB=github.com/hashicorp/consul/envoyextensions \
-			go build -trimpath -ldflags=-s -o consul "github.com/hashicorp/consul"
-		./consul version | grep -q "^Consul v$CONSUL_VERSION\$" ||
-			die "consul: the built binary is not v$CONSUL_VERSION"
+			"$go" build -trimpath -ldflags=-s -o consul "github.com/hashicorp/consul"
+		consul_is_ok ./consul || die "consul: the built binary is not v$CONSUL_VERSION"
 		mkdir -p "$(dirname "$bin")"
 		mv consul "$bin.tmp"
 		mv "$bin.tmp" "$bin"
@@ -151,9 +165,14 @@ main() {
 		case $arg in
 		-h | --help) usage; exit 0 ;;
 		mysql) backends+=(mariadb) ;;
+		postgres) backends+=(postgresql) ;;
 		zookeeper-ensemble) backends+=(zookeeper) ;;
 		etcd-cluster) backends+=(etcd) ;;
-		*) backends+=("$arg") ;;
+		*)
+			[[ " ${ALL_BACKENDS[*]} " == *" $arg "* ]] ||
+				die "unknown backend '$arg' (known: ${ALL_BACKENDS[*]})"
+			backends+=("$arg")
+			;;
 		esac
 	done
 	if ((${#backends[@]} == 0)); then
@@ -171,7 +190,9 @@ main() {
 	if ((${#pkgs[@]} > 0)); then
 		((EUID == 0)) || die "packages missing (${pkgs[*]}) and not root"
 		export DEBIAN_FRONTEND=noninteractive
+		local t0=$SECONDS
 		apt_install "${pkgs[@]}"
+		log "apt-get done in $((SECONDS - t0)) s"
 		# Check again: a package that installed but did not bring the
 		# binary we look for is a bug here, better caught now.
 		for b in "${backends[@]}"; do
