@@ -141,8 +141,11 @@ type SessionInfo struct {
 	RenewInterval time.Duration
 }
 
-// SessionObserver receives session state changes from drivers whose
-// Liveness is LivenessSession. Methods must not block.
+// SessionObserver receives session state changes. Drivers whose Liveness
+// is LivenessSession must report Suspended, Resumed and Lost; any driver
+// may report Lost as soon as it learns the session is gone (a revoked
+// lease seen by a watch), ahead of the next Renew. Methods must not
+// block.
 type SessionObserver interface {
 	// Suspended: the connection was lost; the session may or may not
 	// survive. Every grant bound to the session is in doubt.

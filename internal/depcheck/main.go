@@ -64,7 +64,7 @@ func isFeature(p string) bool {
 
 // violation returns why pkg may not import imp, or "".
 func violation(pkg, imp string) string {
-	if imp == "testing" && pkg != "backend/drivertest" {
+	if imp == "testing" && pkg != "backend/drivertest" && pkg != "internal/testutil" {
 		return "non-test code must not import testing"
 	}
 	if !strings.HasPrefix(imp, mod) {
@@ -72,8 +72,8 @@ func violation(pkg, imp string) string {
 	}
 	dep := strings.TrimPrefix(strings.TrimPrefix(imp, mod), "/")
 	switch {
-	case dep == "backend/drivertest" && pkg != "":
-		return "non-test code must not import the conformance suite"
+	case dep == "backend/drivertest" || dep == "internal/testutil":
+		return "non-test code must not import test helpers"
 	case pkg == "hashring" || strings.HasPrefix(pkg, "hashring/"):
 		return "hashring imports nothing of this module"
 	case pkg == "backend/driver":

@@ -1,0 +1,180 @@
+package etcdbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/baton-go/baton/backend/driver"
+)
+
+// conn is one etcd3:// connection acting as one member: one client, one
+// lease, one goroutine watching the lease's session key. It is safe for
+// concurrent use.
+type conn struct {
+	cli      *clientv3.Client
+	log      *zap.Logger
+	obs      driver.SessionObserver
+	memberID string
+	keys     keyspace
+	timeout  time.Duration // per request
+	lease    clientv3.LeaseID
+	ttl      time.Duration // granted lease TTL
+
+	mu      sync.Mutex
+	closed  bool
+	slots   map[string]map[uint64]bool // lock entry slots in use, per lock
+	held    map[grantID]entry          // granted entries by (lock, token)
+	orphans map[string]entry           // entries to delete on the next Renew, by key
+
+	stopWatch context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+var (
+	_ driver.Conn          = (*conn)(nil)
+	_ driver.LockWaiter    = (*conn)(nil)
+	_ driver.LockBreaker   = (*conn)(nil)
+	_ driver.GroupWatcher  = (*conn)(nil)
+	_ driver.HolderWatcher = (*conn)(nil)
+)
+
+// Session reports TTL liveness: the granted lease TTL, renewed every
+// third of it.
+func (c *conn) Session() driver.SessionInfo {
+	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl, RenewInterval: c.ttl / 3}
+}
+
+// reqCtx bounds one request by the timeout option.
+func (c *conn) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// txn commits one transaction under the request timeout.
+func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	rctx, cancel := c.reqCtx(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(rctx).If(cmps...).Then(then...).Else(els...).Commit()
+	return resp, classify(ctx, rctx, op, err)
+}
+
+// get reads under the request timeout.
+func (c *conn) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	rctx, cancel := c.reqCtx(ctx)
+	defer cancel()
+	resp, err := c.cli.Get(rctx, key, opts...)
+	return resp, classify(ctx, rctx, op, err)
+}
+
+// Renew sends one keep-alive for the session lease (not a keep-alive
+// stream: the backend measures liveness from when each renewal was sent).
+// A lease the server no longer knows is CodeLost. After a successful
+// renewal it retries deleting lock entries whose cleanup failed earlier.
+func (c *conn) Renew(ctx context.Context) error {
+	rctx, cancel := c.reqCtx(ctx)
+	_, err := c.cli.KeepAliveOnce(rctx, c.lease)
+	cancel()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return driver.Wrap(driver.CodeLost, fmt.Errorf("renew lease %x: %w", int64(c.lease), err))
+	}
+	if err != nil {
+		return classify(ctx, rctx, fmt.Sprintf("renew lease %x", int64(c.lease)), err)
+	}
+	c.cleanOrphans(ctx)
+	return nil
+}
+
+// Close revokes the session lease, which deletes every member key, lock
+// entry and the session key at once, then closes the client. It waits for
+// the session watcher to exit. When the server cannot be reached the
+// lease expires on its own after its TTL.
+func (c *conn) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.stopWatch()
+	c.wg.Wait()
+	rctx, cancel := c.reqCtx(ctx)
+	_, err := c.cli.Revoke(rctx, c.lease)
+	cancel()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		err = nil
+	}
+	err = classify(ctx, rctx, fmt.Sprintf("revoke lease %x", int64(c.lease)), err)
+	if cerr := c.cli.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) && err == nil {
+		err = classify(ctx, nil, "close client", cerr)
+	}
+	return err
+}
+
+// isClosed reports whether Close was called.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// watchSession reports the session lost the moment the session key
+// disappears: the lease was revoked or expired, and every member key and
+// lock entry went with it. It is an early warning; Renew finds the same
+// on its next call ("lease not found").
+func (c *conn) watchSession(ctx context.Context, rev int64) {
+	defer c.wg.Done()
+	key := c.keys.session(c.lease)
+	lost := func() {
+		if !c.isClosed() {
+			c.obs.Lost(driver.Errorf(driver.CodeLost, "session lease %x was revoked or expired: its keys are gone", int64(c.lease)))
+		}
+	}
+	// The prefix also covers the session keys of leases whose ID extends
+	// this one's in hexadecimal: only the exact key counts.
+	_ = c.follow(ctx, key, rev, func(evs []*clientv3.Event) bool {
+		for _, ev := range evs {
+			if string(ev.Kv.Key) == key && ev.Type == clientv3.EventTypeDelete {
+				lost()
+				return true
+			}
+		}
+		return false
+	}, func(ctx context.Context) (int64, bool, error) {
+		resp, err := c.get(ctx, "check session key", key, clientv3.WithCountOnly())
+		if err != nil {
+			return 0, false, err
+		}
+		if resp.Count == 0 {
+			lost()
+			return resp.Header.Revision, true, nil
+		}
+		return resp.Header.Revision, false, nil
+	})
+}
+
+// backoff paces retries after a failure: 50ms doubling up to 1s.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 50 * time.Millisecond} }
+
+func (b *backoff) reset() { b.d = 50 * time.Millisecond }
+
+// wait sleeps for the current delay and doubles it; false when ctx ended.
+func (b *backoff) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	b.d = min(2*b.d, time.Second)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

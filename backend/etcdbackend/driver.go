@@ -1,0 +1,134 @@
+package etcdbackend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/backend/driver"
+)
+
+func init() {
+	backend.Register(Info())
+}
+
+// characteristics are the facts every etcd3:// connection has. See the
+// package documentation for the reasoning behind each.
+var characteristics = driver.Characteristics{
+	DistributedAcrossThreads:   true,
+	DistributedAcrossProcesses: true,
+	DistributedAcrossHosts:     true,
+	NonTimeoutBased:            false,
+	Linearizable:               true,
+	Sequential:                 true,
+	Causal:                     true,
+	Serializable:               true,
+	SameViewUnderPartitions:    true,
+	SameViewAcrossClients:      false,
+	Liveness:                   driver.LivenessTTL,
+	Watch:                      driver.WatchPush,
+	Fencing:                    driver.FencingStrong,
+	Evictable:                  false,
+	SharedLocks:                false,
+}
+
+const summary = "etcd v3 over gRPC (go.etcd.io/etcd/client/v3), etcd 3.3 or later. " +
+	"Each Backend holds one lease (TTL: the smaller of lock_timeout and membership_timeout, default 30 s) that the Backend renews every third of its TTL with one keep-alive request, so grants are measured from the send time of the last successful renewal. " +
+	"Members are keys on that lease under <namespace>/groups/<group>/members/, so a crashed member disappears when the lease expires; watches are pushed by etcd prefix watches that resume from the last revision after a reconnect and resynchronise only after compaction. " +
+	"Locks are keys on the lease under <namespace>/locks/<name>/, one per attempt; the holder is the key with the lowest create revision and waiters watch only their predecessor's deletion. " +
+	"The fencing token is the holder key's create revision: etcd's global revision, strictly increasing and never reused, even across restarts and leader changes (strong). " +
+	"Leases are timeouts: when renewals fail (server down, partition) every grant is cancelled a safety margin before the lease can expire; when the lease is lost (expired or revoked) every member key and lock of the Backend vanishes at once, the Backend sees it (a watch on its session key, or the next renewal answering \"lease not found\") and ends with ErrLost. " +
+	"A server restart or leader change shorter than the TTL is invisible: requests are retried against the other endpoints and the lease survives."
+
+// Info returns the registration record of the etcd3:// driver: its
+// schemes, option table, characteristics and Open function. The package's
+// init function registers it.
+func Info() driver.Info {
+	return driver.Info{
+		Name:    "etcd v3",
+		Schemes: []string{"etcd3"},
+		Summary: summary,
+		URLForm: "etcd3://[user:password@][host[:port]][,host[:port]...][?option=value&...]",
+		Examples: []string{
+			// tooz's documented forms.
+			"etcd3://",
+			"etcd3://localhost",
+			"etcd3://localhost:2379",
+			"etcd3://127.0.0.1:2379?timeout=30&lock_timeout=30&membership_timeout=30",
+			"etcd3://localhost:2379?protocol=http",
+			"etcd3://etcd.example.org:2379?ca_cert=/etc/etcd/ca.pem&cert_key=/etc/etcd/client-key.pem&cert_cert=/etc/etcd/client.pem",
+			// baton's additions.
+			"etcd3://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379?namespace=myapp&timeout=10",
+			"etcd3://app:secret@etcd.example.org?protocol=https",
+			"etcd3://[::1]:2379?lock_timeout=5s&membership_timeout=15s&dial_timeout=2s",
+		},
+		Characteristics: characteristics,
+		Options:         optionSpecs,
+		Open:            open,
+	}
+}
+
+// open connects, grants the session lease and writes the session key.
+func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	s, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            s.endpoints,
+		Username:             s.username,
+		Password:             s.password,
+		TLS:                  s.tls,
+		DialTimeout:          s.dialTimeout,
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+		Logger:               cfg.Logger.Named("etcd-client"),
+	})
+	if err != nil {
+		return nil, classify(ctx, nil, "connect to "+cfg.Redacted, err)
+	}
+	c := &conn{
+		cli:      cli,
+		log:      cfg.Logger,
+		obs:      cfg.Observer,
+		memberID: cfg.MemberID,
+		keys:     newKeyspace(s.namespace),
+		timeout:  s.requestTimeout,
+		slots:    map[string]map[uint64]bool{},
+		held:     map[grantID]entry{},
+		orphans:  map[string]entry{},
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout)
+	defer cancel()
+	lease, err := cli.Grant(dctx, leaseSeconds(s.leaseTTL))
+	if err != nil {
+		_ = cli.Close()
+		return nil, classify(ctx, dctx, fmt.Sprintf("grant session lease on %s", cfg.Redacted), err)
+	}
+	c.lease = lease.ID
+	c.ttl = time.Duration(lease.TTL) * time.Second
+	put, err := cli.Put(dctx, c.keys.session(c.lease), c.memberID, clientv3.WithLease(c.lease))
+	if err != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.requestTimeout)
+		_, _ = cli.Revoke(rctx, c.lease)
+		rcancel()
+		_ = cli.Close()
+		return nil, classify(ctx, dctx, "write session key", err)
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	c.stopWatch = stop
+	c.wg.Add(1)
+	go c.watchSession(wctx, put.Header.Revision)
+	return c, nil
+}
+
+// gRPC keep-alive of the client connection: it finds a dead TCP
+// connection (a partition, a blackholed proxy) so that the balancer moves
+// to another endpoint. etcd refuses pings more frequent than every 5 s.
+const (
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 5 * time.Second
+)

@@ -1,0 +1,179 @@
+package etcdbackend
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/backend/driver"
+)
+
+func TestExamplesParse(t *testing.T) {
+	for _, u := range Info().Examples {
+		cfg, err := backend.ParseURL(u)
+		if err != nil {
+			t.Errorf("ParseURL(%q): %v", u, err)
+			continue
+		}
+		if _, err := resolve(driverConfig(cfg)); err != nil && !strings.Contains(u, "ca_cert") {
+			t.Errorf("resolve(%q): %v", u, err)
+		}
+	}
+}
+
+func driverConfig(cfg *backend.Config) *driver.Config {
+	return &driver.Config{
+		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Username: cfg.Username, Password: cfg.Password,
+		PasswordSet: cfg.PasswordSet, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
+	}
+}
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	ca := newPKI(t).ca
+	tests := []struct {
+		name      string
+		giveURL   string
+		wantErr   bool
+		wantEps   []string
+		wantTTL   time.Duration
+		wantReq   time.Duration
+		wantDial  time.Duration
+		wantTLS   bool
+		wantNS    string
+		wantUser  string
+		wantParse bool // the error comes from ParseURL
+	}{
+		{name: "tooz defaults", giveURL: "etcd3://", wantEps: []string{"localhost:2379"}, wantTTL: 30 * time.Second, wantReq: 30 * time.Second, wantDial: 30 * time.Second, wantNS: "baton"},
+		{name: "port added", giveURL: "etcd3://h1,h2:2380,[::1]", wantEps: []string{"h1:2379", "h2:2380", "[::1]:2379"}, wantTTL: 30 * time.Second, wantReq: 30 * time.Second, wantDial: 30 * time.Second, wantNS: "baton"},
+		{name: "timeout sets both TTLs", giveURL: "etcd3://h?timeout=7", wantEps: []string{"h:2379"}, wantTTL: 7 * time.Second, wantReq: 7 * time.Second, wantDial: 7 * time.Second, wantNS: "baton"},
+		{name: "smaller TTL wins", giveURL: "etcd3://h?lock_timeout=9&membership_timeout=4s&dial_timeout=250ms", wantEps: []string{"h:2379"}, wantTTL: 4 * time.Second, wantReq: 30 * time.Second, wantDial: 250 * time.Millisecond, wantNS: "baton"},
+		{name: "namespace and user", giveURL: "etcd3://u:p@h/?namespace=app/prod", wantEps: []string{"h:2379"}, wantTTL: 30 * time.Second, wantReq: 30 * time.Second, wantDial: 30 * time.Second, wantNS: "app/prod", wantUser: "u"},
+		{name: "https", giveURL: "etcd3://h?protocol=https", wantEps: []string{"h:2379"}, wantTTL: 30 * time.Second, wantReq: 30 * time.Second, wantDial: 30 * time.Second, wantTLS: true, wantNS: "baton"},
+		{name: "ca_cert turns TLS on", giveURL: "etcd3://h?ca_cert=" + ca, wantEps: []string{"h:2379"}, wantTTL: 30 * time.Second, wantReq: 30 * time.Second, wantDial: 30 * time.Second, wantTLS: true, wantNS: "baton"},
+		{name: "http contradicts TLS", giveURL: "etcd3://h?protocol=http&ca_cert=" + ca, wantErr: true},
+		{name: "missing ca file", giveURL: "etcd3://h?ca_cert=" + filepath.Join(dir, "none.pem"), wantErr: true},
+		{name: "cert without key", giveURL: "etcd3://h?cert_cert=" + ca, wantErr: true},
+		{name: "path", giveURL: "etcd3://h/prefix", wantErr: true},
+		{name: "user without password", giveURL: "etcd3://u@h", wantErr: true},
+		{name: "empty namespace", giveURL: "etcd3://h?namespace=", wantErr: true},
+		{name: "bad protocol", giveURL: "etcd3://h?protocol=grpc", wantErr: true, wantParse: true},
+		{name: "typo", giveURL: "etcd3://h?lock_timout=5", wantErr: true, wantParse: true},
+		{name: "sub-second TTL", giveURL: "etcd3://h?lock_timeout=0.5", wantErr: true, wantParse: true},
+		{name: "zero timeout", giveURL: "etcd3://h?timeout=0", wantErr: true, wantParse: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := backend.ParseURL(tt.giveURL)
+			if tt.wantParse {
+				if !errors.Is(err, backend.ErrInvalidArgument) {
+					t.Fatalf("ParseURL = %v, want ErrInvalidArgument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := resolve(driverConfig(cfg))
+			if tt.wantErr {
+				if !codeIs(err, driver.CodeInvalidArgument) {
+					t.Fatalf("resolve = %v, want CodeInvalidArgument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(s.endpoints, tt.wantEps) || s.leaseTTL != tt.wantTTL || s.requestTimeout != tt.wantReq ||
+				s.dialTimeout != tt.wantDial || (s.tls != nil) != tt.wantTLS || s.namespace != tt.wantNS || s.username != tt.wantUser {
+				t.Fatalf("resolve = %+v", s)
+			}
+		})
+	}
+}
+
+func TestPasswordNotShown(t *testing.T) {
+	cfg, err := backend.ParseURL("etcd3://user:hunter2@h?namespace=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(cfg.Redacted, "hunter2") {
+		t.Fatalf("redacted URL shows the password: %s", cfg.Redacted)
+	}
+}
+
+func TestLeaseSeconds(t *testing.T) {
+	tests := []struct {
+		give time.Duration
+		want int64
+	}{
+		{give: time.Millisecond, want: 1}, {give: time.Second, want: 1}, {give: 1001 * time.Millisecond, want: 2}, {give: 30 * time.Second, want: 30},
+	}
+	for _, tt := range tests {
+		if got := leaseSeconds(tt.give); got != tt.want {
+			t.Errorf("leaseSeconds(%v) = %d, want %d", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestEscape(t *testing.T) {
+	tests := []struct {
+		give, want string
+	}{
+		{give: "plain", want: "plain"},
+		{give: "a/b", want: "a%2Fb"},
+		{give: "a%2Fb", want: "a%252Fb"},
+		{give: "..", want: ".."},
+		{give: "/", want: "%2F"},
+		{give: "ü x", want: "ü x"},
+	}
+	for _, tt := range tests {
+		got := escape(tt.give)
+		if got != tt.want {
+			t.Errorf("escape(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+		back, err := unescape(got)
+		if err != nil || back != tt.give {
+			t.Errorf("unescape(%q) = %q, %v; want %q", got, back, err, tt.give)
+		}
+	}
+	for _, bad := range []string{"a/b", "%", "%2", "%41"} {
+		if _, err := unescape(bad); err == nil {
+			t.Errorf("unescape(%q) succeeded", bad)
+		}
+	}
+}
+
+// Keys of distinct names never collide, and the kinds never overlap.
+func FuzzKeyspace(f *testing.F) {
+	f.Add("g", "m", "g/members", "x")
+	f.Add("a", "b/c", "a%2F", "%2F")
+	f.Fuzz(func(t *testing.T, g1, m1, g2, m2 string) {
+		if g1 == "" || g2 == "" || m1 == "" || m2 == "" {
+			return
+		}
+		ks := newKeyspace("ns")
+		if (g1 != g2 || m1 != m2) && ks.member(g1, m1) == ks.member(g2, m2) {
+			t.Fatalf("member keys collide: (%q,%q) (%q,%q)", g1, m1, g2, m2)
+		}
+		if g1 != g2 && strings.HasPrefix(ks.member(g1, m1), ks.group(g2)) {
+			t.Fatalf("member %q of %q lies inside group %q", m1, g1, g2)
+		}
+		if g, ok := ks.groupOf(ks.group(g1)); !ok || g != g1 {
+			t.Fatalf("groupOf(group(%q)) = %q, %v", g1, g, ok)
+		}
+		if _, ok := ks.groupOf(ks.member(g1, m1)); ok {
+			t.Fatalf("a member key of %q reads as a group", g1)
+		}
+		if m, ok := ks.memberOf(g1, ks.member(g1, m1)); !ok || m != m1 {
+			t.Fatalf("memberOf(member(%q,%q)) = %q, %v", g1, m1, m, ok)
+		}
+		if g1 != g2 && strings.HasPrefix(ks.lockPrefix(g1), ks.lockPrefix(g2)) {
+			t.Fatalf("lock %q lies inside lock %q", g1, g2)
+		}
+	})
+}
