@@ -167,15 +167,17 @@ func (w *GroupWatch) run(ctx context.Context, b *Backend) {
 				return
 			}
 		}
+		// Check on every pass: the source may have queued its last events
+		// and ended before this loop waited, and wake holds one signal.
+		w.mu.Lock()
+		empty, endErr := len(w.q) == 0, w.srcErr
+		w.mu.Unlock()
+		if endErr != nil && empty {
+			w.finish(ctx, endErr)
+			return
+		}
 		select {
 		case <-w.wake:
-			w.mu.Lock()
-			empty, endErr := len(w.q) == 0, w.srcErr
-			w.mu.Unlock()
-			if endErr != nil && empty {
-				w.finish(ctx, endErr)
-				return
-			}
 		case <-ctx.Done():
 			w.finish(ctx, nil)
 			return
