@@ -158,9 +158,18 @@ func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time,
 	}
 	b.grants[g] = struct{}{}
 	suspended := b.suspended
-	b.wg.Add(1)
+	// A grant bound to a session the driver monitors has nothing to time
+	// or refresh: the observer cancels it. Only leases need a goroutine.
+	timed := lease.TTL > 0 || b.session.Liveness == driver.LivenessTTL
+	if timed {
+		b.wg.Add(1)
+	}
 	b.mu.Unlock()
-	go g.run(runCtx)
+	if timed {
+		go g.run(runCtx)
+	} else {
+		close(g.done)
+	}
 	if suspended && lease.TTL == 0 {
 		g.lose(newError(driver.CodeLost, "session suspended", errors.New("granted while the session was suspended")))
 	}
