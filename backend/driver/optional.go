@@ -31,8 +31,9 @@ type GroupWatcher interface {
 	// until ctx is done (it then returns ctx.Err()) or the watch cannot go
 	// on (it returns the error; the backend restarts it and reports a
 	// resync). The first call of emit carries a Snapshot of the members;
-	// after it, a driver may emit deltas or further snapshots (e.g. after
-	// it reconnected). emit does not block for long and must not be called
+	// after it, a driver emits deltas. A further snapshot means the driver
+	// had a gap (it reconnected, or its event history was compacted): the
+	// backend diffs it against its view and reports a resync. emit does not block for long and must not be called
 	// after WatchGroup returned. CodeGroupNotFound if the group does not
 	// exist when the watch starts; once it ran, deletion is an event.
 	WatchGroup(ctx context.Context, group string, emit func(GroupEvent)) error

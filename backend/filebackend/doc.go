@@ -1,0 +1,143 @@
+// Package filebackend is baton's driver for coordination between the
+// processes of one host through a directory, registered for the URL scheme
+// file:// (import it for its side effect, or import backend/all). It is
+// the embedded default for multi-process programs: every primitive works
+// across goroutines and processes (never across hosts; do not put the
+// directory on a network file system), with no server to run.
+//
+// # Connection string
+//
+//	file:///ABSOLUTE/DIRECTORY[?options]
+//
+// The directory is the URL's path, so an absolute one takes three slashes
+// (file:///var/lib/app), as in tooz; file://localhost/dir is the same and
+// any other host is an error. The directory is created (mode 0700) when
+// missing, and every file the driver writes lives in its subdirectory
+// named by the namespace option (default "baton"). Options: namespace,
+// timeout, check_interval, lock_retry, fsync and executor (see the option
+// table, or `baton url explain`); tooz's timeout and executor are accepted
+// with tooz's defaults, but the layout on disk is baton's, not tooz's.
+//
+// # Layout
+//
+//	DIR/NAMESPACE/sessions/HEX          a session: flocked by its connection
+//	DIR/NAMESPACE/groups/ENC/.group     a group's name
+//	DIR/NAMESPACE/groups/ENC/.lock      flock serializing the group's changes
+//	DIR/NAMESPACE/groups/ENC/ENC        a member's record (JSON)
+//	DIR/NAMESPACE/locks/ENC             a lock: its flock and its record
+//	DIR/NAMESPACE/locks/ENC.s           mutex for the record of a shared lock
+//	DIR/NAMESPACE/tmp/                  files being written, groups being removed
+//
+// HEX is a random 128-bit session ID. ENC encodes a group ID, member ID or
+// lock key: "n" followed by the name in lower-case base32 (a-z, 2-7, no
+// padding) when that is at most 200 bytes, i.e. for names up to 124
+// bytes, else "h" followed by the base32 SHA-256 of the name. Encoded names
+// are therefore valid, case-insensitively distinct file names, never "."
+// or "..", never contain '/', and never start with '.', so no name can
+// escape the directory or collide with the driver's own files (tooz's
+// prefix check let "../x" through). For hashed group and member names the
+// full name is kept inside (.group, the member record) and compared on
+// every read, so a SHA-256 collision would be reported as an internal
+// error, never merged; a hashed lock key is identified by its SHA-256
+// alone, which no one can make collide.
+//
+// Every file is written atomically: member records and groups are built
+// under tmp/ and renamed into place; a lock record is one pwrite at offset
+// 0 carrying a CRC-32C, which readers that hold no lock check (a torn read
+// is read again).
+//
+// # Liveness
+//
+// Each connection is a session (LivenessSession): on Open it creates a
+// session file, takes an exclusive flock(2) on it and only then renames it
+// into sessions/, so nobody ever sees a live session unlocked. The flock
+// lives exactly as long as the connection's process holds it: when the
+// process exits or is killed, the kernel drops it and every other process
+// sees the session dead at once, with no timeout (tooz counted a member
+// alive for `timeout` seconds after its last heartbeat and never removed
+// dead ones). A session is probed with a non-blocking shared flock, which
+// fails while its owner lives and never disturbs other probes; a dead
+// session's file is removed by whoever finds it dead.
+//
+// A connection checks every check_interval (the backend's Renew) that its
+// session file is still its own. When someone removed or replaced it (an
+// administrator, or ExpireSession in tests), the session ends: the
+// connection releases its locks, removes its member records and reports
+// the loss (Backend.Done closes with ErrLost). Other processes already saw
+// the member gone when the file went; its flocks, though, stay until the
+// connection notices. A process that is stopped (SIGSTOP) or hung keeps
+// its flocks and stays a member: liveness here is "the process exists",
+// not "the process makes progress".
+//
+// # Locks and fencing tokens
+//
+// A lock is a flock on its lock file: exclusive (LOCK_EX) or shared
+// (LOCK_SH, across processes: tooz's shared locks were exclusive between
+// processes). Every grant opens the lock file anew, and flock belongs to
+// the open file description, so two grants in one process, even on one
+// connection, exclude each other (locks are not reentrant), and closing
+// another descriptor of the file never releases a lock (the trap of
+// fcntl(2) locks, which tooz used). A grant is released by clearing its
+// record, then dropping the flock and closing the descriptor; the kernel
+// releases it when the process dies.
+//
+// The lock record holds the last token granted for the key and the
+// current holders (member ID, token, session). The exclusive holder writes
+// it under its flock; shared holders update it under the mutex file
+// locks/ENC.s. Holder reads it without locking and reports a holder only
+// while that holder's session is alive, so a killed holder is never
+// reported. A new grant's token is the larger of the last token plus one
+// and the wall clock in microseconds since 1970: tokens of a key strictly
+// increase (FencingStrong on one host), and because they follow the clock
+// they keep increasing even if the record lost its last writes (a host
+// crash without fsync) or the directory was deleted, unless the clock was
+// also set back past those grants. Lock files are never removed: the
+// locks directory holds one small file per key ever locked. Locks cannot
+// be broken (no LockBreaker): a flock ends only with its holder.
+//
+// With fsync=true, lock records are fsynced when a grant is recorded and
+// session and member files before they are published; directories are
+// not, so a host crash can still lose a join or a group.
+//
+// Lock and Campaign wait natively (LockWaiter): the waiter keeps one
+// descriptor and retries a non-blocking flock, woken at once by inotify
+// when the lock file is written or closed (Linux; a release reaches a
+// waiter in another process in about 0.1 ms), else after a jittered pause
+// doubling from 1 ms to lock_retry. A blocking flock is never used, as it
+// could not be cancelled.
+//
+// # Groups and watches
+//
+// A group is a directory created by renaming a complete one into place and
+// deleted by renaming it away, under the group's flock, after checking that
+// no member's session is alive (dead members are removed, never blocking
+// the deletion). Joins, leaves and capability updates are serialized by
+// the same flock; a member ID joins at most once while its record's
+// session lives. Listing reads the records without locking and leaves out
+// (and removes) members whose session is dead.
+//
+// On Linux, group watches and leader observation are pushed
+// (GroupWatcher, HolderWatcher): inotify on the group directory reports
+// joins, leaves and updates, inotify on the sessions directory reports a
+// member's process dying (its session file is closed) or its session
+// removed, and each wake-up re-lists and emits the difference. A watch
+// re-checks a few times over the next 300 ms, because a dying process's
+// close is reported just before the kernel drops its flocks, and every 5 s
+// with no event at all. One inotify instance per connection serves every
+// wait and watch; when inotify is unavailable (the per-user instance or
+// watch limit is reached) waits poll every lock_retry and watches every
+// check_interval. Elsewhere (macOS and the BSDs) watches are polled by the
+// backend, every backend.WithPollInterval (500 ms by default).
+//
+// # Systems
+//
+// The driver works on Linux, macOS, FreeBSD, NetBSD, OpenBSD and
+// DragonFly BSD (flock(2) semantics are the same there); elsewhere it is
+// registered but Open fails as unimplemented. All processes must run as
+// users that can write the directory (it is created 0700, files 0600).
+//
+// # Fault injection
+//
+// ExpireSession removes a member's session files, which ends its sessions
+// as described under Liveness.
+package filebackend
