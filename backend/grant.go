@@ -88,11 +88,19 @@ func (g *Grant) Release(ctx context.Context) error {
 	<-g.done
 	g.cancel(ErrReleased)
 	g.b.removeGrant(g)
-	err := g.b.conn.Unlock(ctx, g.key, g.token)
-	if err != nil && lostCause != nil && CodeOf(err) == driver.CodeNotHeld {
-		return newError(driver.CodeNotHeld, fmt.Sprintf("release %q", g.name), fmt.Errorf("%w (lost before: %v)", err, lostCause))
+	op := fmt.Sprintf("release %q", g.name)
+	if g.b.ctx.Err() != nil {
+		// The session is gone (lost or closed): the store dropped the
+		// grant with it, and the connection can no longer be used.
+		return newError(driver.CodeNotHeld, op, fmt.Errorf("session ended: %w", context.Cause(g.b.ctx)))
 	}
-	return wrap(fmt.Sprintf("release %q", g.name), err)
+	err := g.b.conn.Unlock(ctx, g.key, g.token)
+	if err != nil && lostCause != nil {
+		if c := CodeOf(err); c == driver.CodeNotHeld || c == driver.CodeLost {
+			return newError(driver.CodeNotHeld, op, fmt.Errorf("%w (lost before: %v)", err, lostCause))
+		}
+	}
+	return wrap(op, err)
 }
 
 // lose cancels the grant's context with cause and, unless the session is
