@@ -1,0 +1,121 @@
+// Package redisbackend is baton's Redis driver, registered for the URL
+// schemes redis:// and rediss:// (TLS). Import it for its side effect, or
+// import backend/all. It needs Redis 3.2 or later, standalone or behind
+// Sentinel (not Redis Cluster), and talks to it with
+// github.com/redis/go-redis/v9.
+//
+// # Connection strings
+//
+//	redis://[[user]:password@]host[:port][/db][?options]
+//	rediss://[[user]:password@]host[:port][/db][?options]
+//	redis://[[user]:password@]/path/to/redis.sock[?options]
+//	redis://sentinel[:port][,sentinel2...]?sentinel=MASTER[&sentinel_fallback=host:port...]
+//
+// Every option of tooz's Redis driver is accepted with tooz's meaning and
+// defaults: timeout (30 s: the default of socket_timeout,
+// membership_timeout and lock_timeout), membership_timeout, lock_timeout,
+// namespace (_tooz), db, socket_timeout, socket_connect_timeout,
+// socket_keepalive, retry_on_timeout, health_check_interval, ssl,
+// ssl_certfile, ssl_keyfile, ssl_ca_certs, sentinel, sentinel_fallback
+// (repeatable), sentinel_username, sentinel_password, sentinel_ssl,
+// encoding and executor. The last two are accepted for compatibility and
+// change nothing (names are stored as UTF-8; every call blocks its
+// caller). The option table in driver.go documents each.
+//
+// With sentinel=MASTER, the URL's hosts (port 26379 by default) and the
+// sentinel_fallback entries are sentinels; the client asks them for the
+// master and follows failovers. The URL's user information authenticates
+// to Redis, sentinel_username and sentinel_password to the sentinels.
+//
+// # Data layout
+//
+// Every key starts with the namespace and a colon (tooz's own keys start
+// with the namespace and an underscore, so the two never meet; the layouts
+// are not compatible). Names are embedded verbatim: Redis keys are
+// binary-safe and each kind of key has its own fixed prefix, so no two
+// names collide.
+//
+//	NS:G          hash   group ID -> creation nonce: the list of groups
+//	NS:g:GROUP    hash   "v" -> version, "m:MEMBER" -> member record
+//	NS:s:SESSION  string member ID, expiring after membership_timeout
+//	NS:l:KEY      string "TOKEN:NONCE:MEMBER", expiring after the lock's TTL
+//	NS:r:KEY      zset   shared grants "TOKEN:NONCE:MEMBER" -> expiry (server ms)
+//	NS:f:KEY      string the lock's fencing counter (never expires)
+//
+// A member record holds the member's session ID, its incarnation (new for
+// every join), its joined and updated times and its capabilities. Pub/sub
+// channels NS:DB:g:GROUP and NS:DB:l:KEY carry the changes of a group and
+// of a lock.
+//
+// # Locks and fencing tokens
+//
+// One Lua script acquires a lock: when the key is free and no shared
+// grant is live, it INCRs the lock's counter and SETs the key with PX to
+// "TOKEN:NONCE:MEMBER" (NONCE identifies the request), publishing the
+// acquisition. A shared grant is an entry of the same form in the lock's
+// readers sorted set, scored by its expiry in the server's clock (TIME),
+// taken while the key is free; shared grants coexist, also several of
+// one connection. Release and refresh are scripts comparing the token and
+// the nonce of the grant; release publishes too. The lease is the lock's
+// own TTL (the request's TTL, else lock_timeout), measured by the backend
+// from when the request was sent and refreshed every third of it; a
+// refresh that finds the grant gone reports it lost. A blocked Lock waits
+// on the lock's channel and retries on every release, on every
+// (re)subscription, and when the blocking grant's TTL runs out. Commands
+// interrupted by a broken connection are sent again: an acquire
+// recognises its own nonce, and an acquire whose reply is lost for good
+// is released by its nonce in the background.
+//
+// Tokens strictly increase while the master keeps its data. They are
+// FencingFailover: replication is asynchronous, so a failover to a replica
+// that missed the last writes loses those acquisitions and counter
+// increments (the next grant can repeat a token), and a restart without
+// persistence loses everything. A holder whose lock the new master lacks
+// is told on its next refresh: its grant's context is cancelled, never
+// silently kept, and because release and refresh compare the nonce as
+// well as the token, it never refreshes or releases another member's
+// grant that happens to carry the same token. Nothing is evicted unless maxmemory-policy evicts keys;
+// run Redis with noeviction (and with AOF for durability across restarts).
+//
+// # Liveness and membership
+//
+// Each connection is a session: a key NS:s:SESSION with a TTL of
+// membership_timeout, renewed with one PEXPIRE every third of it. When
+// the key is gone (expired, deleted, or lost by a failover or a restart
+// without persistence), Renew reports the session lost: other members may
+// already have seen this member leave. A group member is alive while the
+// liveness key of its record's session exists. Expired members are pruned
+// atomically (in Lua, publishing their departure) when a group is listed
+// or deleted, and by every watcher of the group when the earliest
+// liveness key among its members runs out (a join replaces its own
+// member's dead record), so dead members never block
+// DeleteGroup and watchers learn of an expiry within milliseconds of it.
+// Keyspace notifications are not used: managed Redis services often
+// forbid CONFIG SET, and they are lossy anyway.
+//
+// # Watches
+//
+// Group watches and leader observation are pushed over one pub/sub
+// connection per Backend. Every script that changes a group publishes the
+// change with the group's new version; a watcher applies a message only if
+// its version follows the last one seen, and lists the group afresh (a
+// resync) after a gap, a reconnect or a failover. The pub/sub connection
+// is PINGed when idle (health_check_interval, 5 s by default) and rebuilt
+// when it breaks or stops answering.
+//
+// # Server restart and failover
+//
+// Clients reconnect by themselves; commands interrupted by a broken
+// connection are sent again (they are idempotent). After a restart with
+// persistence, sessions, locks and groups survive and grants go on. After
+// a restart without persistence, or a failover that lost recent writes,
+// the lost sessions are reported lost and the lost locks' grants are
+// cancelled at their next refresh.
+//
+// # Logging
+//
+// The driver logs through the Backend's logger. go-redis itself reports
+// sentinel events (a new master, a discovered sentinel) through its own
+// process-wide logger, which the driver leaves alone; a program routes it
+// with redis.SetLogger.
+package redisbackend
