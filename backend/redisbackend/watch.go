@@ -13,6 +13,10 @@ import (
 // again, so that the key has expired by then.
 const expirySlack = 2 * time.Millisecond
 
+// deletionGrace is how long a watcher that found its group deleted waits
+// for the deletion message, reporting the changes published before it.
+const deletionGrace = time.Second
+
 // timer is a resettable one-shot timer whose channel is nil while unset.
 type timer struct{ t *time.Timer }
 
@@ -57,9 +61,10 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 	var (
 		ready, synced, resync, started bool
 		version                        int64
-		prune                          timer
+		prune, gone                    timer
 	)
 	defer prune.stop()
+	defer gone.stop()
 	for {
 		doPrune := false
 		select {
@@ -69,6 +74,10 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 		case <-prune.C():
 			prune.t = nil
 			doPrune = true
+		case <-gone.C():
+			// The group's deletion message never came.
+			emit(driver.GroupEvent{Type: driver.GroupDeleted})
+			return nil
 		}
 		for _, ev := range l.drain() {
 			switch ev.kind {
@@ -116,10 +125,16 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 			emit(driver.GroupEvent{Type: driver.GroupSnapshot, Members: lst.members})
 			version, synced, resync, started = lst.version, true, false, true
 			c.schedulePrune(&prune, lst.minTTL)
-		case doPrune && started:
+		case doPrune && started && gone.t == nil:
 			lst, err := c.listMembers(ctx, group, false)
 			if code, _ := driver.CodeOf(err); code == driver.CodeGroupNotFound {
-				return c.watchEnd(ctx, err, started, emit)
+				if !synced {
+					return c.watchEnd(ctx, err, started, emit)
+				}
+				// The changes before the deletion may still be on their
+				// way: report them first, up to the deletion message.
+				gone.set(deletionGrace)
+				continue
 			}
 			if err != nil {
 				c.log.Debug("pruning a watched group failed; trying again", zap.String("group", group), zap.Error(err))
