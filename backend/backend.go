@@ -214,15 +214,17 @@ func (b *Backend) Close(ctx context.Context) error {
 
 	var errs []error
 	alive := b.ctx.Err() == nil
+	// A session lost while closing is not Close's failure: the store
+	// dropped the grants and memberships with it.
 	for _, g := range grants {
-		if err := g.Release(ctx); err != nil && alive && !errors.Is(err, ErrNotHeld) {
+		if err := g.Release(ctx); err != nil && alive && !errors.Is(err, ErrNotHeld) && !errors.Is(err, ErrLost) {
 			errs = append(errs, err)
 		}
 	}
 	if alive {
 		for _, g := range groups {
 			err := b.conn.Leave(ctx, g)
-			if c := CodeOf(err); err != nil && c != driver.CodeNotMember && c != driver.CodeGroupNotFound {
+			if c := CodeOf(err); err != nil && c != driver.CodeNotMember && c != driver.CodeGroupNotFound && c != driver.CodeLost {
 				errs = append(errs, wrap(fmt.Sprintf("leave group %q", g), err))
 			}
 		}
@@ -234,7 +236,7 @@ func (b *Backend) Close(ctx context.Context) error {
 		b.cancel(ErrClosed)
 	}
 	b.wg.Wait()
-	if err := b.conn.Close(ctx); err != nil && alive {
+	if err := b.conn.Close(ctx); err != nil && alive && CodeOf(err) != driver.CodeLost {
 		errs = append(errs, wrap("close", err))
 	}
 	b.log.Debug("closed")

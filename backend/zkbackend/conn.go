@@ -22,7 +22,7 @@ type conn struct {
 	s      *settings
 	member string
 	log    *zap.Logger
-	zk     *zk.Conn
+	zk     *client
 	events <-chan zk.Event // closed when go-zookeeper's goroutines end
 	acl    []zk.ACL
 	sess   *session
@@ -83,12 +83,13 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	c.dial = newDialer(s, c.sess, tlsWrap)
 	c.sess.onLost = c.stopClient
 	hp := newHostProvider(s.servers, s.randomize, c.dial.refuse)
-	c.zk, c.events, err = zk.Connect(s.servers, s.timeout,
+	zc, events, err := zk.Connect(s.servers, s.timeout,
 		zk.WithDialer(c.dial.dial), zk.WithHostProvider(hp), zk.WithEventCallback(c.sess.onEvent),
 		zk.WithLogger(zkLogger{cfg.Logger}), zk.WithLogInfo(false))
 	if err != nil {
 		return nil, driver.Wrap(driver.CodeInvalidArgument, err)
 	}
+	c.zk, c.events = newClient(zc), events
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -204,7 +205,7 @@ func (c *conn) Close(context.Context) error {
 // stopClient closes go-zookeeper's connection (ending the session on the
 // server when it is reachable) and stops it from reconnecting.
 func (c *conn) stopClient() {
-	c.zk.Close()
+	c.zk.close(c.zk.conn.State() == zk.StateHasSession, c.dial.shutdown)
 	c.dial.shutdown()
 }
 

@@ -19,7 +19,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	var r request
 	fail := func(err error) (driver.Lease, error) {
 		if r.path != "" {
-			c.jan.remove(r.path)
+			c.withdraw(r.path)
 		}
 		if ctx.Err() != nil {
 			return driver.Lease{}, c.classify(ctx.Err())
@@ -84,6 +84,25 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		case <-c.sess.end():
 			return fail(c.sess.err())
 		}
+	}
+}
+
+// withdraw deletes a lock request that will not be used, before
+// returning when the server answers within a round trip or two (so that
+// the request cannot be seen holding the lock once the caller gave up),
+// else in the background.
+func (c *conn) withdraw(path string) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.sess.sessionTTL()/3, 2*time.Second))
+	defer cancel()
+	err := c.call(ctx, func() error {
+		err := c.zk.Delete(path, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		c.jan.remove(path)
 	}
 }
 
