@@ -92,11 +92,17 @@ func (g *Grant) Release(ctx context.Context) error {
 	if g.b.ctx.Err() != nil {
 		// The session is gone (lost or closed): the store dropped the
 		// grant with it, and the connection can no longer be used.
-		return newError(driver.CodeNotHeld, op, fmt.Errorf("session ended: %w", context.Cause(g.b.ctx)))
+		return newError(driver.CodeNotHeld, op, fmt.Errorf("session ended: %v", context.Cause(g.b.ctx)))
 	}
 	err := g.b.conn.Unlock(ctx, g.key, g.token)
-	if err != nil && lostCause != nil {
-		if c := CodeOf(err); c == driver.CodeNotHeld || c == driver.CodeLost {
+	if lostCause != nil {
+		// The grant ended before Release whether or not the store still
+		// had the lock (a grant in doubt may still be there): report it,
+		// so the caller learns that its work may have overlapped.
+		switch c := CodeOf(err); {
+		case err == nil:
+			return newError(driver.CodeNotHeld, op, fmt.Errorf("lost before release: %v", lostCause))
+		case c == driver.CodeNotHeld || c == driver.CodeLost:
 			return newError(driver.CodeNotHeld, op, fmt.Errorf("%w (lost before: %v)", err, lostCause))
 		}
 	}
@@ -105,7 +111,8 @@ func (g *Grant) Release(ctx context.Context) error {
 
 // lose cancels the grant's context with cause and, unless the session is
 // gone, releases the lock on the server in the background so a successor
-// need not wait for a TTL.
+// need not wait for a TTL (or, for a lock bound to a session that
+// survives, forever).
 func (g *Grant) lose(cause error) {
 	if g.ctx.Err() != nil {
 		return
@@ -122,12 +129,43 @@ func (g *Grant) lose(cause error) {
 	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-		defer cancel()
-		if err := b.conn.Unlock(ctx, g.key, g.token); err != nil && CodeOf(err) != driver.CodeNotHeld {
-			b.log.Debug("release of a lost grant failed", zap.String("name", g.name), zap.Error(err))
-		}
+		b.releaseLost(g)
 	}()
+}
+
+// releaseLost releases a lost grant's lock on the server. While the
+// session is suspended, or the store is unavailable, it retries (the
+// session may survive, and with it the lock): until the lock is released
+// or found gone, or the Backend ends.
+func (b *Backend) releaseLost(g *Grant) {
+	wait := 10 * time.Millisecond
+	for {
+		liveCh, _, suspended := b.liveness()
+		if !suspended {
+			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+			err := b.conn.Unlock(ctx, g.key, g.token)
+			cancel()
+			switch CodeOf(err) {
+			case driver.CodeUnavailable, driver.CodeDeadlineExceeded:
+				b.log.Debug("release of a lost grant failed; retrying", zap.String("name", g.name), zap.Error(err))
+			default:
+				if err != nil && CodeOf(err) != driver.CodeNotHeld && b.ctx.Err() == nil {
+					b.log.Debug("release of a lost grant failed", zap.String("name", g.name), zap.Error(err))
+				}
+				return
+			}
+		}
+		t := b.o.clock.NewTimer(wait)
+		select {
+		case <-b.ctx.Done():
+			t.Stop()
+			return
+		case <-liveCh:
+		case <-t.C():
+		}
+		t.Stop()
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // newGrant registers a grant and starts its goroutine.
@@ -199,6 +237,9 @@ func (g *Grant) run(ctx context.Context) {
 	clock := g.b.o.clock
 	retry := time.Time{}
 	for {
+		if ctx.Err() != nil { // released, lost (also by a refresh), or the Backend ended
+			return
+		}
 		liveCh, liveUntil, _ := g.b.liveness()
 		g.mu.Lock()
 		validUntil, lastSent := g.validUntil, g.lastSent
@@ -254,7 +295,8 @@ func (g *Grant) run(ctx context.Context) {
 func (g *Grant) refresh(ctx context.Context, lossAt time.Time) time.Time {
 	clock := g.b.o.clock
 	sent := clock.Now()
-	rctx, cancel := context.WithDeadline(ctx, lossAt)
+	// lossAt is on the Backend's clock, which need not be the wall clock.
+	rctx, cancel := context.WithTimeout(ctx, lossAt.Sub(sent))
 	err := g.b.conn.RefreshLock(rctx, g.key, g.token, g.ttl)
 	cancel()
 	if ctx.Err() != nil {

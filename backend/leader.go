@@ -113,18 +113,8 @@ func (b *Backend) ObserveLeader(ctx context.Context, group string) (*LeaderWatch
 
 func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 	key := leaderLockPrefix + w.group
-	var last *LeaderChange
-	emit := func(c LeaderChange) {
-		if last != nil && *last == c {
-			return
-		}
-		last = &c
-		select { // keep only the newest state
-		case <-w.ch:
-		default:
-		}
-		w.ch <- c
-	}
+	s := leaderStream{ch: w.ch}
+	emit := s.emit
 	endErr := func() error {
 		cause := context.Cause(ctx)
 		var be *Error
@@ -174,4 +164,29 @@ func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 		case <-t.C():
 		}
 	}
+}
+
+// leaderStream feeds a LeaderWatch's channel (capacity 1) from one
+// goroutine: a state the consumer has not taken yet is replaced by a newer
+// one, and the consumer never receives the state it took last again.
+type leaderStream struct {
+	ch   chan LeaderChange
+	last *LeaderChange // the newest state emitted
+	seen *LeaderChange // the newest state the consumer took
+}
+
+func (s *leaderStream) emit(c LeaderChange) {
+	if s.last != nil && *s.last == c {
+		return
+	}
+	select {
+	case <-s.ch: // not taken: replaced; the consumer still has seen
+	default:
+		s.seen = s.last // taken (or nothing was emitted yet)
+	}
+	s.last = &c
+	if s.seen != nil && *s.seen == c {
+		return // back to what the consumer has
+	}
+	s.ch <- c
 }

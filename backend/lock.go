@@ -181,7 +181,8 @@ func (b *Backend) waitGrant(ctx context.Context, key, name, op string, o LockOpt
 		if ok {
 			return g, nil
 		}
-		t := b.o.clock.NewTimer(bo.NextBackOff())
+		// The jitter can take an interval past MaxInterval: cap it.
+		t := b.o.clock.NewTimer(min(bo.NextBackOff(), maxPoll))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -16,7 +16,9 @@ import (
 func (b *Backend) renewLoop() {
 	defer b.wg.Done()
 	interval := b.session.RenewInterval
+	ttl := b.session.Liveness == driver.LivenessTTL
 	wait := interval
+	var lastErr error // of the last renewal, while they fail
 	for {
 		t := b.o.clock.NewTimer(wait)
 		select {
@@ -29,8 +31,14 @@ func (b *Backend) renewLoop() {
 		b.mu.Lock()
 		until := b.liveUntil
 		b.mu.Unlock()
+		if lastErr != nil && ttl && !sent.Before(until) {
+			// Renewals kept failing until liveness ran out: a renewal
+			// sent now could only revive a session others saw expire.
+			b.lose(fmt.Errorf("liveness expired at %s; last renew error: %w", until.Format(time.RFC3339Nano), lastErr))
+			return
+		}
 		timeout := interval
-		if left := until.Sub(sent); b.session.Liveness == driver.LivenessTTL && left > 0 && left < timeout {
+		if left := until.Sub(sent); ttl && left > 0 && left < timeout {
 			timeout = left
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, timeout)
@@ -41,7 +49,7 @@ func (b *Backend) renewLoop() {
 		}
 		if err == nil {
 			b.setLiveUntil(sent.Add(b.session.TTL))
-			wait = interval
+			wait, lastErr = interval, nil
 			continue
 		}
 		if CodeOf(err) == driver.CodeLost {
@@ -49,11 +57,18 @@ func (b *Backend) renewLoop() {
 			return
 		}
 		b.log.Warn("renew failed", zap.Error(err))
-		if b.session.Liveness == driver.LivenessTTL && !b.o.clock.Now().Before(until) {
+		now := b.o.clock.Now()
+		if ttl && !now.Before(until) {
 			b.lose(fmt.Errorf("liveness expired at %s; last renew error: %w", until.Format(time.RFC3339Nano), err))
 			return
 		}
-		wait = max(interval/4, time.Millisecond)
+		lastErr = err
+		// Retry soon, and no later than the instant liveness runs out.
+		wait = interval / 4
+		if ttl {
+			wait = min(wait, until.Sub(now))
+		}
+		wait = max(wait, time.Millisecond)
 	}
 }
 

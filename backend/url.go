@@ -45,6 +45,9 @@ func ParseURL(raw string) (*Config, error) {
 	}
 	scheme := strings.ToLower(raw[:i])
 	if !validScheme(scheme) {
+		if strings.ContainsAny(scheme, ":@") { // no scheme: this may be user information
+			return nil, newError(driver.CodeInvalidArgument, op, errors.New("missing or invalid scheme before ://"))
+		}
 		return nil, newError(driver.CodeInvalidArgument, op, fmt.Errorf("invalid scheme %q", scheme))
 	}
 	info, err := lookup(scheme)
@@ -64,6 +67,10 @@ func ParseURL(raw string) (*Config, error) {
 		authority, path = rest[:s], rest[s:]
 	}
 	cfg := &Config{Driver: *info, Scheme: scheme}
+	// A '/', '?' or '#' left unescaped in the user information ends the
+	// authority early, so part of a password would be read as a host:
+	// then a host error must not echo it.
+	misplacedUserinfo := !strings.Contains(authority, "@") && strings.Contains(raw[i+3+len(authority):], "@")
 	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
 		userinfo := authority[:at]
 		authority = authority[at+1:]
@@ -81,6 +88,9 @@ func ParseURL(raw string) (*Config, error) {
 	if authority != "" {
 		for _, h := range strings.Split(authority, ",") {
 			if err := checkHost(h); err != nil {
+				if misplacedUserinfo {
+					err = errors.New("malformed host list ('/', '?' and '#' in a user name or password must be percent-encoded)")
+				}
 				return nil, newError(driver.CodeInvalidArgument, op, err)
 			}
 			cfg.Hosts = append(cfg.Hosts, h)
@@ -135,12 +145,17 @@ func checkHost(h string) error {
 	} else if c := strings.LastIndexByte(h, ':'); c >= 0 {
 		host, port = h[:c], h[c+1:]
 	}
-	if host == "" && port != "" {
+	switch {
+	case host == "" && port != "":
 		return fmt.Errorf("host %q has a port but no host", h)
+	case host == "":
+		return fmt.Errorf("host %q is empty", h)
+	case !strings.HasPrefix(h, "[") && strings.Contains(host, ":"):
+		return fmt.Errorf("host %q: an IPv6 address must be written in brackets, as [::1]:port", h)
 	}
 	if port != "" {
 		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
+		if err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
 			return fmt.Errorf("host %q: port %q is not a number from 1 to 65535", h, port)
 		}
 	}
@@ -180,7 +195,7 @@ func redact(scheme string, cfg *Config, query string, info *driver.Info) string 
 	b.WriteString(scheme)
 	b.WriteString("://")
 	if cfg.Username != "" || cfg.PasswordSet {
-		b.WriteString(url.PathEscape(cfg.Username))
+		b.WriteString(url.User(cfg.Username).String())
 		if cfg.PasswordSet {
 			b.WriteString(":xxxxx")
 		}
@@ -191,8 +206,12 @@ func redact(scheme string, cfg *Config, query string, info *driver.Info) string 
 	if query == "" {
 		return b.String()
 	}
+	// Secret options are hidden, and so are keys the table does not know:
+	// such a key is an error anyway, and it may be a misspelt secret.
 	secret := map[string]bool{}
+	known := map[string]bool{}
 	for _, s := range info.Options {
+		known[s.Key] = true
 		if s.Secret {
 			secret[s.Key] = true
 		}
@@ -204,7 +223,7 @@ func redact(scheme string, cfg *Config, query string, info *driver.Info) string 
 		if err != nil {
 			key = k
 		}
-		if hasVal && (secret[key] || isSecretName(key)) {
+		if hasVal && (secret[key] || !known[key] || isSecretName(key)) {
 			parts[i] = k + "=xxxxx"
 		}
 	}
@@ -213,8 +232,8 @@ func redact(scheme string, cfg *Config, query string, info *driver.Info) string 
 	return b.String()
 }
 
-// isSecretName guards against secrets under keys a table does not know
-// (an unknown "pasword=..." must not be echoed either).
+// isSecretName guards against secrets under keys whose name says so even
+// when the table does not mark them secret.
 func isSecretName(key string) bool {
 	k := strings.ToLower(key)
 	for _, w := range []string{"pass", "secret", "token", "pwd", "auth"} {

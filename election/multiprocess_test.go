@@ -33,9 +33,10 @@ func TestHelperCandidate(t *testing.T) {
 	em.Emit(testutil.Event{Kind: "ready"})
 	_ = election.Run(ctx, b, "mp", func(ctx context.Context) error {
 		em.Emit(testutil.Event{Kind: "start"})
-		stop := context.AfterFunc(ctx, func() { em.Emit(testutil.Event{Kind: "cancel"}) })
-		defer stop()
 		<-ctx.Done()
+		// Emitted by the work itself once it saw the cancellation: Run
+		// resigns only after this returns.
+		em.Emit(testutil.Event{Kind: "cancel"})
 		return nil
 	}, election.WithMaxPollInterval(5*time.Millisecond))
 }

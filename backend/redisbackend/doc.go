@@ -14,7 +14,7 @@
 // Every option of tooz's Redis driver is accepted with tooz's meaning and
 // defaults: timeout (30 s: the default of socket_timeout,
 // membership_timeout and lock_timeout), membership_timeout, lock_timeout,
-// namespace (_tooz), db, socket_timeout, socket_connect_timeout,
+// namespace (baton), db, socket_timeout, socket_connect_timeout,
 // socket_keepalive, retry_on_timeout, health_check_interval, ssl,
 // ssl_certfile, ssl_keyfile, ssl_ca_certs, sentinel, sentinel_fallback
 // (repeatable), sentinel_username, sentinel_password, sentinel_ssl,

@@ -14,7 +14,7 @@ const (
 // Defaults shared with tooz.
 const (
 	defaultTimeout   = "30"
-	defaultNamespace = "_tooz"
+	defaultNamespace = "baton"
 	defaultPort      = "6379"
 	defaultSentinel  = "26379"
 )
@@ -57,7 +57,7 @@ const summary = `Redis 3.2 or later, standalone or behind Sentinel (not Redis Cl
 	`can lose the last acquires and counter increments: a token can then repeat, and the holder of a lost lock is told on its next refresh (its grant is reported lost, never kept). ` +
 	`A restart without persistence also loses the liveness keys: every session is then reported lost; with persistence, sessions and grants survive a restart. ` +
 	`Data is never evicted unless maxmemory-policy evicts keys (use noeviction). ` +
-	`Keys live under the namespace (default "_tooz", tooz's default) as NAMESPACE:...; tooz's own keys (NAMESPACE_...) are never touched, and the layout is not tooz's. ` +
+	`Keys live under the namespace (default "baton"; the layout is not tooz's, so tooz's default "_tooz" is not reused) as NAMESPACE:... . ` +
 	`tooz's options are all accepted with tooz's meaning and defaults; executor and encoding are accepted for compatibility and change nothing.`
 
 // characteristics are tooz's (across threads, processes and hosts;

@@ -40,7 +40,7 @@ func TestSettings(t *testing.T) {
 		want func(*settings) bool
 	}{
 		{"tooz defaults", "redis://localhost", func(s *settings) bool {
-			return s.network == "tcp" && s.addr == "localhost:6379" && s.db == 0 && s.namespace == "_tooz" &&
+			return s.network == "tcp" && s.addr == "localhost:6379" && s.db == 0 && s.namespace == "baton" &&
 				s.socketTimeout == 30*time.Second && s.connectTimeout == 30*time.Second &&
 				s.membershipTimeout == 30*time.Second && s.lockTimeout == 30*time.Second &&
 				!s.ssl && !s.keepAlive && !s.retryOnTimeout && s.master == ""
