@@ -55,7 +55,8 @@ demo:
 	@$(GO) run ./examples/demo
 
 bench:
-	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(GO) test -run '^$$' -bench . -benchtime 2s ./bench/ ./hashring/
+	bash scripts/install.sh tooz
+	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./bench/ ./hashring/
 
 clean:
 	rm -rf bin

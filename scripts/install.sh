@@ -7,6 +7,10 @@
 # (no argument = all). Server names from servers.sh are accepted too:
 # mysql = mariadb, zookeeper-ensemble = zookeeper, etcd-cluster = etcd.
 #
+# Also: tooz — not a server and never part of "all": Debian's tooz (Python)
+# and its drivers' client libraries, for the side-by-side benchmarks of
+# bench/ (run by /usr/bin/python3).
+#
 # Idempotent and quick when everything is present: apt-get (and its
 # `update`) runs only when a binary is missing. Consul is not packaged by
 # Debian; it is built once from its Go module v1.16.3 (MPL-2.0; never a
@@ -20,6 +24,11 @@ set -euo pipefail
 
 readonly ALL_BACKENDS=(redis memcached mariadb postgresql zookeeper etcd consul)
 readonly CONSUL_VERSION=1.16.3
+
+# tooz (bench/ only): Debian's packages, checked with dpkg, not by binary.
+readonly TOOZ_PACKAGES=(python3-tooz python3-kazoo python3-redis python3-pymemcache python3-etcd3gw
+	python3-pymysql python3-psycopg2 python3-consul python3-sysv-ipc)
+have_deb() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
 
 log() { printf 'install: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -66,6 +75,12 @@ missing_packages() {
 		;;
 	consul)
 		# Built from source below; needs only Go.
+		;;
+	tooz)
+		local p
+		for p in "${TOOZ_PACKAGES[@]}"; do
+			have_deb "$p" || echo "$p"
+		done
 		;;
 	*) die "unknown backend '$1' (known: ${ALL_BACKENDS[*]})" ;;
 	esac
@@ -168,6 +183,7 @@ main() {
 		postgres) backends+=(postgresql) ;;
 		zookeeper-ensemble) backends+=(zookeeper) ;;
 		etcd-cluster) backends+=(etcd) ;;
+		tooz) backends+=(tooz) ;;
 		*)
 			[[ " ${ALL_BACKENDS[*]} " == *" $arg "* ]] ||
 				die "unknown backend '$arg' (known: ${ALL_BACKENDS[*]})"

@@ -17,7 +17,9 @@ import (
 func TestDigestAuth(t *testing.T) {
 	raw := standaloneURL(t)
 	hosts := strings.TrimPrefix(raw, "zookeeper://")
-	ns := "namespace=baton-test/auth-" + randomName(t)
+	// A top-level namespace of its own: its parent would otherwise be
+	// created with alice's ACL and lock other tests out.
+	ns := "namespace=baton-auth-" + randomName(t)
 	owner := openBackend(t, testScheme+"://alice:s3cret@"+hosts+"?"+ns, "alice")
 	ctx := testCtx(t, 20*time.Second)
 	if err := owner.JoinCreate(ctx, "g", []byte("x")); err != nil {

@@ -1,0 +1,49 @@
+// Package bench holds baton's side-by-side benchmarks: every figure is a
+// ratio measured in one run against the strongest peer on the same server,
+// with the contenders interleaved so that the load of the machine weighs
+// on all of them alike. The package has no API; everything is in its
+// tests.
+//
+// Run every benchmark, with the servers started for the run and stopped
+// after it:
+//
+//	make bench
+//
+// or, with the servers of `scripts/servers.sh start` already up:
+//
+//	go test -run '^$' -bench . -benchtime 2s -timeout 30m ./bench/
+//
+// A full run takes about six minutes, most of it in the crash rounds.
+//
+// BenchmarkLock measures uncontended lock acquire+release through the lock
+// package (lock.New, TryAcquire, Release) against the Go peer on the same
+// server — bsm/redislock on Redis, go-zookeeper's zk.Lock on ZooKeeper,
+// etcd's concurrency.Mutex on etcd, a bare flock(2) loop on file:// and a
+// sync.Mutex on mem:// (the floors) — and against tooz, the Python
+// library, run by the system interpreter (/usr/bin/python3) on the same
+// server. Each round has two phases, in an order that alternates from
+// round to round: baton and the Go peer in alternating bursts of about a
+// millisecond of work, for two slices (BATON_BENCH_SLICE, default 200ms),
+// and tooz for one slice. There are -benchtime / slice rounds (N for
+// -benchtime Nx); each ratio reported is the median of the per-round
+// ratios. On a ZooKeeper ensemble every client talks to its first member.
+//
+// BenchmarkTakeover measures how long a group is without a working leader:
+// graceful (the leader's election.Run context is cancelled, it resigns;
+// until the successor's work function starts) and after a crash (the
+// leader's process is killed with SIGKILL; on mem:// its session is cut off
+// and expired), against the peer's own recipe under the same conditions —
+// etcd's concurrency.Election, go-zookeeper's zk.Lock, bsm/redislock
+// (which cannot wait for a release: it retries every 10ms), flock(2) —
+// in alternating rounds (BATON_BENCH_ROUNDS per side, default 10). Crash
+// takeover on a TTL or session-timeout backend is bounded by that timeout:
+// the crash rounds use a 2s TTL, reported alongside, and the kill strikes
+// at a random point of the leader's renewal period, the same for both
+// sides of a round.
+//
+// A driver whose server variable (BATON_TEST_REDIS_URL, ...) is unset
+// fails with a hint on how to start it; mem:// and file:// need nothing.
+// The comparison with tooz needs Debian's python3-tooz and its client
+// libraries (scripts/install.sh tooz). At the end of the run a markdown
+// summary of every result is printed.
+package bench

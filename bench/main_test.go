@@ -1,0 +1,29 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/baton-go/baton/internal/testutil"
+)
+
+// TestMain runs the benchmarks, checks that nothing leaked, and prints
+// the summary of every result as markdown. A helper process (a crash
+// round's leader) only runs its test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Getenv(testutil.HelperEnv) != "" {
+		os.Exit(code)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	writeReport(os.Stdout)
+	os.Exit(code)
+}
