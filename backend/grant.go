@@ -84,9 +84,11 @@ func (g *Grant) Release(ctx context.Context) error {
 	if g.ctx.Err() != nil {
 		lostCause = context.Cause(g.ctx)
 	}
-	g.stop()
-	<-g.done
+	// Cancel first: a refresh under way then fails quietly, and the
+	// unlock need not wait for the grant's goroutine to exit.
 	g.cancel(ErrReleased)
+	g.stop()
+	defer func() { <-g.done }()
 	g.b.removeGrant(g)
 	op := fmt.Sprintf("release %q", g.name)
 	if g.b.ctx.Err() != nil {

@@ -148,14 +148,34 @@ func (b *Backend) waitGrant(ctx context.Context, key, name, op string, o LockOpt
 		if err != nil {
 			return nil, err
 		}
-		sent := b.o.clock.Now()
-		wctx, cancel := b.opContext(ctx)
-		lease, err := w.WaitLock(wctx, req)
-		cancel()
-		if err != nil {
-			return nil, b.waitErr(ctx, op, err)
+		// A connection blip does not end the wait: like the polling path,
+		// it goes on until the lock is granted, ctx ends or the Backend
+		// ends.
+		retry := 10 * time.Millisecond
+		for {
+			sent := b.o.clock.Now()
+			wctx, cancel := b.opContext(ctx)
+			lease, err := w.WaitLock(wctx, req)
+			cancel()
+			if err == nil {
+				return b.grantOrRelease(key, name, op, lease, sent, o.Margin)
+			}
+			c := CodeOf(err)
+			if ctx.Err() != nil || b.ctx.Err() != nil || (c != driver.CodeUnavailable && c != driver.CodeDeadlineExceeded) {
+				return nil, b.waitErr(ctx, op, err)
+			}
+			t := b.o.clock.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, b.waitErr(ctx, op, ctx.Err())
+			case <-b.ctx.Done():
+				t.Stop()
+				return nil, b.Err()
+			case <-t.C():
+			}
+			retry = min(2*retry, time.Second)
 		}
-		return b.grantOrRelease(key, name, op, lease, sent, o.Margin)
 	}
 	maxPoll := o.MaxPoll
 	if maxPoll <= 0 {

@@ -132,8 +132,8 @@ func TestOpenMemberID(t *testing.T) {
 	}
 }
 
-// Without WithMemberID (and, as the code stands, with an empty one) the
-// member ID is hostname-pid-random, different for every Backend.
+// Without WithMemberID the member ID is hostname-pid-random, different
+// for every Backend; an explicitly empty one is refused.
 func TestOpenDefaultMemberID(t *testing.T) {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -142,7 +142,10 @@ func TestOpenDefaultMemberID(t *testing.T) {
 	re := regexp.MustCompile("^" + regexp.QuoteMeta(host) + "-" + fmt.Sprint(os.Getpid()) + "-[0-9a-f]{8}$")
 	store := newStore(t)
 	seen := map[string]bool{}
-	for _, opts := range [][]backend.Option{nil, nil, {backend.WithMemberID("")}} {
+	if _, err := backend.Open(testCtx(t), "mem://"+store, backend.WithMemberID("")); !errors.Is(err, backend.ErrInvalidArgument) {
+		t.Fatalf("Open with an empty member ID = %v; want ErrInvalidArgument", err)
+	}
+	for _, opts := range [][]backend.Option{nil, nil, nil} {
 		b, err := backend.Open(testCtx(t), "mem://"+store, opts...)
 		must(t, err, "open")
 		id := b.MemberID()

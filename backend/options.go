@@ -47,6 +47,7 @@ func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
 	memberID     string
+	memberIDSet  bool
 	logger       *zap.Logger
 	require      []Characteristic
 	margin       time.Duration
@@ -54,9 +55,13 @@ type options struct {
 	clock        Clock
 }
 
-// WithMemberID sets this Backend's member identity. The default is
+// WithMemberID sets this Backend's member identity: a non-empty UTF-8
+// string of at most 1 KiB (an empty one is an error, not the default).
+// The default is
 // "hostname-pid-random".
-func WithMemberID(id string) Option { return optionFunc(func(o *options) { o.memberID = id }) }
+func WithMemberID(id string) Option {
+	return optionFunc(func(o *options) { o.memberID, o.memberIDSet = id, true })
+}
 
 // WithLogger sets the logger; the default discards everything.
 func WithLogger(l *zap.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
@@ -88,7 +93,7 @@ func WithClock(c Clock) Option { return optionFunc(func(o *options) { o.clock = 
 const DefaultPollInterval = 500 * time.Millisecond
 
 func (o *options) validate() error {
-	if o.memberID == "" {
+	if o.memberID == "" && !o.memberIDSet {
 		o.memberID = defaultMemberID()
 	}
 	if err := checkName("member ID", o.memberID); err != nil {

@@ -70,6 +70,12 @@ type GroupWatch struct {
 	cancel  context.CancelCauseFunc
 	done    chan struct{}
 
+	// Push watches: ready is closed at the first snapshot (or when the
+	// watch could not start: startErr); started is owned by the source.
+	ready    chan struct{}
+	started  bool
+	startErr error
+
 	mu     sync.Mutex
 	err    error
 	srcErr error
@@ -110,9 +116,19 @@ func (w *GroupWatch) Close() {
 // The watch runs until ctx is done, Close is called, the group is deleted
 // or the Backend ends.
 func (b *Backend) WatchGroup(ctx context.Context, group string) (*GroupWatch, error) {
-	initial, err := b.Members(ctx, group)
-	if err != nil {
-		return nil, err
+	_, push := b.conn.(driver.GroupWatcher)
+	var initial []Member
+	if push {
+		// The driver's first snapshot is the starting point: nothing that
+		// happens between a listing and the subscription can be lost.
+		if err := b.pre("group ID", group); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if initial, err = b.Members(ctx, group); err != nil {
+			return nil, err
+		}
 	}
 	wctx, cancel := context.WithCancelCause(ctx)
 	stopB := context.AfterFunc(b.ctx, func() { cancel(context.Cause(b.ctx)) })
@@ -129,13 +145,55 @@ func (b *Backend) WatchGroup(ctx context.Context, group string) (*GroupWatch, er
 	for _, m := range initial {
 		w.view[m.ID] = m
 	}
+	if push {
+		w.ready = make(chan struct{})
+	}
 	go func() {
 		defer done()
 		defer stopB()
 		defer close(w.done)
 		w.run(wctx, b)
 	}()
+	if push {
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+			w.Close()
+			return nil, newError(CodeOf(ctx.Err()), "watch "+group, ctx.Err())
+		}
+		if w.startErr != nil {
+			w.Close()
+			return nil, w.startErr
+		}
+	}
 	return w, nil
+}
+
+// markReady takes the first snapshot of a push watch as its starting
+// point; it reports false once the watch is running.
+func (w *GroupWatch) markReady(ms []Member) bool {
+	if w.ready == nil || w.started {
+		return false
+	}
+	sorted := append([]Member(nil), ms...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	w.mu.Lock()
+	w.initial = sorted
+	for _, m := range sorted {
+		w.view[m.ID] = m
+	}
+	w.mu.Unlock()
+	w.started = true
+	close(w.ready)
+	return true
+}
+
+// failStart ends a push watch that never got its first snapshot; the
+// error goes to WatchGroup's caller.
+func (w *GroupWatch) failStart(err error) {
+	w.startErr = wrap("watch "+w.group, err)
+	w.started = true
+	close(w.ready)
 }
 
 func (w *GroupWatch) run(ctx context.Context, b *Backend) {
@@ -267,6 +325,10 @@ func (w *GroupWatch) pushSource(ctx context.Context, b *Backend, gw driver.Group
 			}
 			switch ev.Type {
 			case driver.GroupSnapshot:
+				if w.markReady(ev.Members) {
+					first = false
+					return
+				}
 				w.snapshot(ev.Members, resync || !first)
 			case driver.MemberJoined:
 				w.joined(ev.Member)
@@ -280,6 +342,13 @@ func (w *GroupWatch) pushSource(ctx context.Context, b *Backend, gw driver.Group
 			}
 			first = false
 		})
+		if !w.started {
+			if err == nil {
+				err = ctx.Err()
+			}
+			w.failStart(err)
+			return w.startErr
+		}
 		switch {
 		case deleted || CodeOf(err) == driver.CodeGroupNotFound:
 			if !deleted {
