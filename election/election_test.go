@@ -20,27 +20,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var drivers = map[string]func(testing.TB) string{
-	"mem":  testutil.MemURL,
-	"file": testutil.FileURL,
-}
-
-func forEachDriver(t *testing.T, f func(t *testing.T, url string)) {
-	for name, mk := range drivers {
-		t.Run(name, func(t *testing.T) { f(t, mk(t)) })
-	}
-}
-
-func open(t *testing.T, url, member string) *backend.Backend {
-	t.Helper()
-	b, err := backend.Open(context.Background(), url, backend.WithMemberID(member), backend.WithPollInterval(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	return b
-}
-
 // tracker records the work periods of every runner and fails on overlap.
 type tracker struct {
 	active  atomic.Int32
@@ -102,14 +81,14 @@ func (tr *tracker) terms() int {
 }
 
 func TestRunSingleLeaderAndGracefulTakeover(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		tr := newTracker()
 		ctx := testutil.Context(t, 20*time.Second)
 		cancels := map[string]context.CancelFunc{}
 		results := map[string]chan error{}
 		for i := range 3 {
 			me := fmt.Sprintf("m%d", i)
-			b := open(t, url, me)
+			b := testutil.Open(t, url, me)
 			rctx, cancel := context.WithCancel(ctx)
 			cancels[me] = cancel
 			res := make(chan error, 1)
@@ -156,7 +135,7 @@ func TestRunLosesLeadershipOnSessionExpiry(t *testing.T) {
 	runs := map[string]*backend.Backend{}
 	errs := make(chan error, 2)
 	for _, me := range []string{"a", "b"} {
-		b := open(t, url, me)
+		b := testutil.Open(t, url, me)
 		runs[me] = b
 		wg.Add(1)
 		go func() {
@@ -223,9 +202,9 @@ func (tr *tracker) check(t *testing.T, workReturned bool) {
 }
 
 func TestCampaignResignObserve(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 20*time.Second)
-		b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+		b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 		e1, err := election.New(b1, "g")
 		if err != nil {
 			t.Fatal(err)
@@ -301,7 +280,7 @@ func TestCampaignResignObserve(t *testing.T) {
 }
 
 func TestOptionsValidated(t *testing.T) {
-	b := open(t, testutil.MemURL(t), "m")
+	b := testutil.Open(t, testutil.MemURL(t), "m")
 	if _, err := election.New(b, "g", election.WithTTL(time.Second), election.WithSafetyMargin(2*time.Second)); !errors.Is(err, backend.ErrInvalidArgument) {
 		t.Fatalf("margin >= TTL accepted: %v", err)
 	}
@@ -316,7 +295,7 @@ func TestOptionsValidated(t *testing.T) {
 
 func TestRunReturnsWorkError(t *testing.T) {
 	ctx := testutil.Context(t, 10*time.Second)
-	b := open(t, testutil.MemURL(t), "m")
+	b := testutil.Open(t, testutil.MemURL(t), "m")
 	boom := errors.New("boom")
 	var elected atomic.Bool
 	err := election.Run(ctx, b, "g", func(context.Context) error { return boom },

@@ -20,32 +20,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// drivers are the local backends every test runs on.
-var drivers = map[string]func(testing.TB) string{
-	"mem":  testutil.MemURL,
-	"file": testutil.FileURL,
-}
-
-func open(t *testing.T, url, member string) *backend.Backend {
-	t.Helper()
-	b, err := backend.Open(context.Background(), url, backend.WithMemberID(member))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	return b
-}
-
-func forEachDriver(t *testing.T, f func(t *testing.T, url string)) {
-	for name, mk := range drivers {
-		t.Run(name, func(t *testing.T) { f(t, mk(t)) })
-	}
-}
-
 func TestTryAcquireRelease(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 10*time.Second)
-		b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+		b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 		l1, err := lock.New(b1, "job")
 		if err != nil {
 			t.Fatal(err)
@@ -98,9 +76,9 @@ func TestTryAcquireRelease(t *testing.T) {
 }
 
 func TestAcquireWaitsAndTimesOut(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 10*time.Second)
-		b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+		b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 		l1, _ := lock.New(b1, "wait")
 		l2, _ := lock.New(b2, "wait", lock.WithMaxPollInterval(20*time.Millisecond))
 		if err := l1.Acquire(ctx); err != nil {
@@ -132,7 +110,7 @@ func TestAcquireWaitsAndTimesOut(t *testing.T) {
 func TestGrantLostOnSessionExpiry(t *testing.T) {
 	url := testutil.MemURL(t)
 	ctx := testutil.Context(t, 10*time.Second)
-	b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+	b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 	l1, _ := lock.New(b1, "expiring")
 	if err := l1.Acquire(ctx); err != nil {
 		t.Fatal(err)
@@ -162,14 +140,14 @@ func TestGrantLostOnSessionExpiry(t *testing.T) {
 }
 
 func TestDoNeverOverlaps(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 30*time.Second)
 		var inside, maxInside atomic.Int32
 		var mu sync.Mutex
 		var tokens []uint64
 		var wg sync.WaitGroup
 		for i := range 4 {
-			b := open(t, url, fmt.Sprintf("m%d", i))
+			b := testutil.Open(t, url, fmt.Sprintf("m%d", i))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -205,7 +183,7 @@ func TestDoNeverOverlaps(t *testing.T) {
 }
 
 func TestOptionsValidated(t *testing.T) {
-	b := open(t, testutil.MemURL(t), "m")
+	b := testutil.Open(t, testutil.MemURL(t), "m")
 	tests := []struct {
 		name string
 		give []lock.Option
@@ -227,9 +205,9 @@ func TestOptionsValidated(t *testing.T) {
 }
 
 func TestSharedUnimplementedOrWorks(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 10*time.Second)
-		b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+		b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 		r1, _ := lock.New(b1, "rw", lock.Shared())
 		r2, _ := lock.New(b2, "rw", lock.Shared())
 		w, _ := lock.New(b2, "rw")

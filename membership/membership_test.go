@@ -17,27 +17,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var drivers = map[string]func(testing.TB) string{
-	"mem":  testutil.MemURL,
-	"file": testutil.FileURL,
-}
-
-func forEachDriver(t *testing.T, f func(t *testing.T, url string)) {
-	for name, mk := range drivers {
-		t.Run(name, func(t *testing.T) { f(t, mk(t)) })
-	}
-}
-
-func open(t *testing.T, url, member string) *backend.Backend {
-	t.Helper()
-	b, err := backend.Open(context.Background(), url, backend.WithMemberID(member), backend.WithPollInterval(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	return b
-}
-
 type caps struct {
 	Role   string `msgpack:"role"`
 	Weight int    `msgpack:"weight"`
@@ -58,9 +37,9 @@ func next(t *testing.T, w *membership.Watch) membership.Event {
 }
 
 func TestJoinWatchLeave(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 20*time.Second)
-		b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+		b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 		g1, err := membership.NewGroup(b1, "workers")
 		if err != nil {
 			t.Fatal(err)
@@ -137,9 +116,9 @@ func TestJoinWatchLeave(t *testing.T) {
 }
 
 func TestOnChangeStopsWithContext(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 20*time.Second)
-		b1, b2 := open(t, url, "m1"), open(t, url, "m2")
+		b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
 		g1, _ := membership.NewGroup(b1, "cb")
 		if err := g1.Create(ctx); err != nil {
 			t.Fatal(err)

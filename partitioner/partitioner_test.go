@@ -19,27 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var drivers = map[string]func(testing.TB) string{
-	"mem":  testutil.MemURL,
-	"file": testutil.FileURL,
-}
-
-func forEachDriver(t *testing.T, f func(t *testing.T, url string)) {
-	for name, mk := range drivers {
-		t.Run(name, func(t *testing.T) { f(t, mk(t)) })
-	}
-}
-
-func open(t *testing.T, url, member string) *backend.Backend {
-	t.Helper()
-	b, err := backend.Open(context.Background(), url, backend.WithMemberID(member), backend.WithPollInterval(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	return b
-}
-
 // ledger checks, from the OnRebalance callbacks of every member, that no
 // partition is ever owned by two members at once and that every
 // Rebalance reports losses before gains.
@@ -127,13 +106,13 @@ func converged(ps []*partitioner.Partitioner, n int) bool {
 }
 
 func TestThreeMembersShareEveryPartition(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 30*time.Second)
 		l := newLedger()
 		var ps []*partitioner.Partitioner
 		for i := range 3 {
 			me := fmt.Sprintf("m%d", i)
-			p, err := partitioner.New(ctx, open(t, url, me), "shards", partitioner.WithPartitions(32), l.callback(me),
+			p, err := partitioner.New(ctx, testutil.Open(t, url, me), "shards", partitioner.WithPartitions(32), l.callback(me),
 				partitioner.WithRetryInterval(5*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
@@ -183,13 +162,13 @@ func TestThreeMembersShareEveryPartition(t *testing.T) {
 // TestExclusiveUnderChurn joins and leaves members over and over: across
 // at least 100 rebalances no partition is ever owned twice.
 func TestExclusiveUnderChurn(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, url string) {
+	testutil.ForEachDriver(t, func(t *testing.T, url string) {
 		ctx := testutil.Context(t, 60*time.Second)
 		l := newLedger()
 		const parts = 16
 		live := map[string]*partitioner.Partitioner{}
 		start := func(me string) {
-			p, err := partitioner.New(ctx, open(t, url, me), "churn", partitioner.WithPartitions(parts), l.callback(me),
+			p, err := partitioner.New(ctx, testutil.Open(t, url, me), "churn", partitioner.WithPartitions(parts), l.callback(me),
 				partitioner.WithRetryInterval(2*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
@@ -230,12 +209,12 @@ func TestExclusiveUnderChurn(t *testing.T) {
 func TestAdvisoryAndWeights(t *testing.T) {
 	ctx := testutil.Context(t, 30*time.Second)
 	url := testutil.MemURL(t)
-	heavy, err := partitioner.New(ctx, open(t, url, "heavy"), "w", partitioner.WithMode(partitioner.Advisory),
+	heavy, err := partitioner.New(ctx, testutil.Open(t, url, "heavy"), "w", partitioner.WithMode(partitioner.Advisory),
 		partitioner.WithPartitions(256), partitioner.WithWeight(3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	light, err := partitioner.New(ctx, open(t, url, "light"), "w", partitioner.WithMode(partitioner.Advisory),
+	light, err := partitioner.New(ctx, testutil.Open(t, url, "light"), "w", partitioner.WithMode(partitioner.Advisory),
 		partitioner.WithPartitions(256))
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +242,7 @@ func TestAdvisoryAndWeights(t *testing.T) {
 }
 
 func TestOptionsValidated(t *testing.T) {
-	b := open(t, testutil.MemURL(t), "m")
+	b := testutil.Open(t, testutil.MemURL(t), "m")
 	tests := []struct {
 		name string
 		give []partitioner.Option

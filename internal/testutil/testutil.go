@@ -10,6 +10,10 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/baton-go/baton/backend"
+	_ "github.com/baton-go/baton/backend/filebackend" // file:// for Drivers
+	_ "github.com/baton-go/baton/backend/membackend"  // mem:// for Drivers
 )
 
 // Unique returns a random suffix for names.
@@ -43,4 +47,31 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Drivers are the local backends the feature packages' tests run on:
+// name → a function returning a fresh, isolated URL.
+var Drivers = map[string]func(testing.TB) string{
+	"mem":  MemURL,
+	"file": FileURL,
+}
+
+// ForEachDriver runs f as a subtest per local driver with a fresh URL.
+func ForEachDriver(t *testing.T, f func(t *testing.T, url string)) {
+	for name, mk := range Drivers {
+		t.Run(name, func(t *testing.T) { f(t, mk(t)) })
+	}
+}
+
+// Open opens a Backend as member on url (with a short poll interval) and
+// closes it when the test ends.
+func Open(t testing.TB, url, member string, opts ...backend.Option) *backend.Backend {
+	t.Helper()
+	opts = append([]backend.Option{backend.WithMemberID(member), backend.WithPollInterval(20 * time.Millisecond)}, opts...)
+	b, err := backend.Open(context.Background(), url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
 }
