@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // nextEvent returns the watch's next event, failing after wait.
@@ -116,7 +117,7 @@ func TestFaultClusterMemberStopped(t *testing.T) {
 func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 	direct := singleURL(t)
 	host := strings.TrimPrefix(direct, "etcd3://")
-	p := newProxy(t, host)
+	p := testutil.StartProxy(t, host)
 	ns := "t-" + unique()
 	viaProxy := "etcd3://" + p.Addr() + "?namespace=" + ns + "&timeout=3"
 	url := direct + "?namespace=" + ns + "&timeout=3"

@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 func TestSessionInfo(t *testing.T) {
@@ -142,7 +143,7 @@ func TestCloseRevokes(t *testing.T) {
 // Opening against a server that does not answer fails with
 // ErrUnavailable within dial_timeout.
 func TestOpenUnreachable(t *testing.T) {
-	p := newProxy(t, "127.0.0.1:1")
+	p := testutil.StartProxy(t, "127.0.0.1:1")
 	p.Blackhole(true)
 	start := time.Now()
 	_, err := backend.Open(testCtx(t), "etcd3://"+p.Addr()+"?dial_timeout=300ms")

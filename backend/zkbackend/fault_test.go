@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // servers runs the server script (BATON_SERVERS) with args.
@@ -187,10 +188,10 @@ func memberIndex(t *testing.T, rawURL, server string) string {
 // can expire its session and hand the lock to the waiter.
 func TestFaultPartitionedHolder(t *testing.T) {
 	raw := standaloneURL(t)
-	p := startProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
+	p := testutil.StartProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
 	ns := randomName(t)
 	opts := url2("namespace", "baton-test/"+ns, "timeout", "2")
-	a := openBackend(t, testScheme+"://"+p.addr()+"?"+opts, "holder")
+	a := openBackend(t, testScheme+"://"+p.Addr()+"?"+opts, "holder")
 	b := openBackend(t, testScheme+"://"+strings.TrimPrefix(raw, "zookeeper://")+"?"+opts, "waiter")
 	ctx := testCtx(t, time.Minute)
 	g, ok, err := a.TryLock(ctx, "l", backend.LockOptions{})
@@ -204,7 +205,7 @@ func TestFaultPartitionedHolder(t *testing.T) {
 		cancelled <- time.Now()
 	}()
 	cutAt := time.Now()
-	p.blackhole()
+	p.Blackhole(true)
 	r := awaitLock(t, waiter, 30*time.Second)
 	var cancelAt time.Time
 	select {
@@ -223,7 +224,7 @@ func TestFaultPartitionedHolder(t *testing.T) {
 	if a.Err() != nil {
 		t.Fatalf("partitioned member ended before it could learn its fate: %v", a.Err())
 	}
-	p.heal() // the member reconnects and learns that its session expired
+	p.Heal() // the member reconnects and learns that its session expired
 	waitCtx(t, a.Context(), 30*time.Second, "the partitioned member's session reported lost")
 	if !errors.Is(a.Err(), backend.ErrLost) {
 		t.Fatalf("partitioned member: Err %v, want ErrLost", a.Err())
@@ -238,8 +239,8 @@ func TestFaultPartitionedHolder(t *testing.T) {
 // group watch re-lists the group (a resync).
 func TestFaultBriefPartitionResumes(t *testing.T) {
 	raw := standaloneURL(t)
-	p := startProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
-	a := openBackend(t, testScheme+"://"+p.addr()+"?"+url2("namespace", "baton-test/"+randomName(t), "timeout", "4"), "m")
+	p := testutil.StartProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
+	a := openBackend(t, testScheme+"://"+p.Addr()+"?"+url2("namespace", "baton-test/"+randomName(t), "timeout", "4"), "m")
 	ctx := testCtx(t, time.Minute)
 	if err := a.JoinCreate(ctx, "g", nil); err != nil {
 		t.Fatal(err)
@@ -255,9 +256,9 @@ func TestFaultBriefPartitionResumes(t *testing.T) {
 	defer w.Close()
 	c := connOf(t, a)
 	sid := c.sess.sessionID()
-	p.blackhole()
+	p.Blackhole(true)
 	wantLostGrant(t, g, 10*time.Second)
-	p.heal()
+	p.Heal()
 	eventually(t, 10*time.Second, "session resumed", c.sess.connected)
 	if a.Err() != nil || c.sess.sessionID() != sid {
 		t.Fatalf("session after a brief partition: err %v, id %x (was %x)", a.Err(), c.sess.sessionID(), sid)

@@ -7,18 +7,19 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // When connection_retry_attempts run out, the session is reported lost
 // at once instead of after the session timeout.
 func TestConnectionRetryAttempts(t *testing.T) {
 	raw := standaloneURL(t)
-	p := startProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
-	u := testScheme + "://" + p.addr() + "?" + url2("namespace", "baton-test/"+randomName(t), "timeout", "10",
+	p := testutil.StartProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
+	u := testScheme + "://" + p.Addr() + "?" + url2("namespace", "baton-test/"+randomName(t), "timeout", "10",
 		"connection_retry_attempts", "2", "connection_retry_delay", "50ms")
 	b := openBackend(t, u, "m")
 	start := time.Now()
-	p.close() // every reconnection is refused
+	p.Close() // every reconnection is refused
 	waitCtx(t, b.Context(), 5*time.Second, "session reported lost")
 	if !errors.Is(b.Err(), backend.ErrLost) || !strings.Contains(b.Err().Error(), "connection attempts") {
 		t.Fatalf("Err %v, want ErrLost naming the connection attempts", b.Err())
@@ -32,11 +33,11 @@ func TestConnectionRetryAttempts(t *testing.T) {
 // the connection has been down that long, server or no server.
 func TestConnectionRetryDeadline(t *testing.T) {
 	raw := standaloneURL(t)
-	p := startProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
-	u := testScheme + "://" + p.addr() + "?" + url2("namespace", "baton-test/"+randomName(t), "timeout", "3",
+	p := testutil.StartProxy(t, strings.TrimPrefix(raw, "zookeeper://"))
+	u := testScheme + "://" + p.Addr() + "?" + url2("namespace", "baton-test/"+randomName(t), "timeout", "3",
 		"connection_retry_deadline", "500ms")
 	b := openBackend(t, u, "m")
-	p.blackhole()
+	p.Blackhole(true)
 	waitCtx(t, b.Context(), 10*time.Second, "session reported lost")
 	if !errors.Is(b.Err(), backend.ErrLost) || !strings.Contains(b.Err().Error(), "connection_retry_deadline") {
 		t.Fatalf("Err %v, want ErrLost naming connection_retry_deadline", b.Err())

@@ -1,4 +1,4 @@
-package zkbackend
+package testutil
 
 import (
 	"net"
@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// proxy is a TCP proxy for cutting one client off its server: once cut,
-// it keeps every connection open but forwards nothing (a black hole, as a
-// network partition looks to both ends); heal forwards again, on new
-// connections.
-type proxy struct {
+// Proxy is an in-process TCP proxy for fault tests: it cuts one client
+// off its server. Once cut it keeps every connection open but forwards
+// nothing (a black hole: requests hang instead of failing fast, as a
+// network partition looks to both ends).
+type Proxy struct {
 	ln       net.Listener
 	upstream string
 
@@ -20,34 +20,35 @@ type proxy struct {
 	wg    sync.WaitGroup
 }
 
-// startProxy listens on a free loopback port and forwards to upstream
+// StartProxy listens on a free loopback port and forwards to upstream
 // until the test ends.
-func startProxy(t testing.TB, upstream string) *proxy {
+func StartProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
 }
 
-// addr returns the proxy's host:port.
-func (p *proxy) addr() string { return p.ln.Addr().String() }
+// Addr returns the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// blackhole stops all forwarding.
-func (p *proxy) blackhole() {
+// Blackhole stops (on) or resumes (off) forwarding on every connection,
+// keeping them open.
+func (p *Proxy) Blackhole(on bool) {
 	p.mu.Lock()
-	p.cut = true
+	p.cut = on
 	p.mu.Unlock()
 }
 
-// heal drops the black-holed connections (as a client would once it gave
-// up on them) and forwards again.
-func (p *proxy) heal() {
+// Heal drops the black-holed connections (as a client would once it gave
+// up on them) and forwards again, on new connections.
+func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
@@ -56,13 +57,13 @@ func (p *proxy) heal() {
 	}
 }
 
-func (p *proxy) isCut() bool {
+func (p *Proxy) isCut() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cut
 }
 
-func (p *proxy) track(c net.Conn) bool {
+func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
@@ -73,7 +74,7 @@ func (p *proxy) track(c net.Conn) bool {
 	return true
 }
 
-func (p *proxy) accept() {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
@@ -99,7 +100,7 @@ func (p *proxy) accept() {
 }
 
 // pipe copies src to dst, dropping everything while the proxy is cut.
-func (p *proxy) pipe(src, dst net.Conn) {
+func (p *Proxy) pipe(src, dst net.Conn) {
 	defer p.wg.Done()
 	defer src.Close()
 	defer dst.Close()
@@ -117,8 +118,9 @@ func (p *proxy) pipe(src, dst net.Conn) {
 	}
 }
 
-// close stops the proxy and waits for its goroutines.
-func (p *proxy) close() {
+// Close stops the proxy (every connection is refused from then on) and
+// waits for its goroutines; calling it again does nothing.
+func (p *Proxy) Close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
 	for c := range p.conns {
