@@ -39,17 +39,9 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 		return driver.Lease{}, false, err
 	}
 	name := encodeName(req.Key)
-	fd, err := c.openLock(name, unix.O_RDWR|unix.O_CREAT)
-	if err != nil {
-		return driver.Lease{}, false, err
-	}
-	ok, err := tryFlock(fd, unix.LOCK_EX)
+	fd, ok, err := c.tryLockFile(name, unix.LOCK_EX)
 	if err != nil || !ok {
-		closeFD(fd)
-		if err != nil {
-			return driver.Lease{}, false, ioErr("flock", err)
-		}
-		return driver.Lease{}, false, nil
+		return driver.Lease{}, false, err
 	}
 	lease, err := c.grantExclusive(fd, req.Key, name, req.Member)
 	if err != nil {
@@ -124,6 +116,25 @@ func (c *conn) register(g *grant) error {
 	}
 	c.grants[grantKey{g.key, g.token}] = g
 	return nil
+}
+
+// tryLockFile opens lock file name anew and takes a non-blocking flock
+// (how: LOCK_EX or LOCK_SH) on it. It returns the descriptor when the lock
+// was taken; otherwise nothing stays open.
+func (c *conn) tryLockFile(name string, how int) (int, bool, error) {
+	fd, err := c.openLock(name, unix.O_RDWR|unix.O_CREAT)
+	if err != nil {
+		return -1, false, err
+	}
+	ok, err := tryFlock(fd, how)
+	if err != nil || !ok {
+		closeFD(fd)
+		if err != nil {
+			return -1, false, ioErr("flock", err)
+		}
+		return -1, false, nil
+	}
+	return fd, true, nil
 }
 
 // openLock opens the file name of the locks directory relative to the
@@ -223,17 +234,9 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 		return driver.Lease{}, false, err
 	}
 	name := encodeName(req.Key)
-	fd, err := c.openLock(name, unix.O_RDWR|unix.O_CREAT)
-	if err != nil {
-		return driver.Lease{}, false, err
-	}
-	ok, err := tryFlock(fd, unix.LOCK_SH)
+	fd, ok, err := c.tryLockFile(name, unix.LOCK_SH)
 	if err != nil || !ok {
-		closeFD(fd)
-		if err != nil {
-			return driver.Lease{}, false, ioErr("flock", err)
-		}
-		return driver.Lease{}, false, nil
+		return driver.Lease{}, false, err
 	}
 	var token uint64
 	err = c.updateShared(ctx, fd, name, func(rec *lockRecord) {
