@@ -2,10 +2,7 @@ package membackend_test
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,30 +10,17 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // wait bounds every wait of the tests on a condition.
 const wait = 10 * time.Second
 
-var storeSeq atomic.Uint64
+// newStore returns the name of a mem:// store no other test uses.
+var newStore = testutil.StoreName
 
-// newStore returns the name of a store no other test uses.
-func newStore(t testing.TB) string {
-	name := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
-			return r
-		}
-		return '.'
-	}, t.Name())
-	return fmt.Sprintf("%s-%d", name, storeSeq.Add(1))
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testCtx returns a context that ends with the test, or after wait.
+func testCtx(t testing.TB) context.Context { return testutil.Context(t, wait) }
 
 // openBackend opens a Backend on store as member and closes it at the end
 // of the test.

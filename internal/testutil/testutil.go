@@ -7,7 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,4 +77,19 @@ func Open(t testing.TB, url, member string, opts ...backend.Option) *backend.Bac
 	}
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	return b
+}
+
+var storeSeq atomic.Uint64
+
+// StoreName returns a mem:// store name no other test uses, readable in
+// failures: the test's name (made URL-safe) and a sequence number.
+func StoreName(t testing.TB) string {
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
+			return r
+		}
+		return '.'
+	}, t.Name())
+	return fmt.Sprintf("%s-%d", name, storeSeq.Add(1))
 }
