@@ -180,12 +180,7 @@ func (b *Backend) Err() error {
 func (b *Backend) Context() context.Context { return b.ctx }
 
 // check returns the error an operation must fail with, if any.
-func (b *Backend) check() error {
-	if err := b.Err(); err != nil {
-		return err
-	}
-	return nil
-}
+func (b *Backend) check() error { return b.Err() }
 
 // Close leaves every group joined through this Backend, releases every
 // grant, stops every watch and ends the session. It blocks until all of

@@ -119,7 +119,19 @@ func wrap(op string, err error) error {
 	return &Error{Code: CodeOf(err), Op: op, Err: err}
 }
 
-// errorf builds a new *Error for a failure found by the portable layer.
+// newError builds a new *Error for a failure found by the portable layer.
 func newError(code Code, op string, err error) error {
 	return &Error{Code: code, Op: op, Err: err}
+}
+
+// endedBy returns why ctx ended, as the error a stream's Err reports: the
+// cause itself when it is already an *Error (the Backend closed or lost,
+// a Close), else the context error coded and wrapped with op.
+func endedBy(ctx context.Context, op string) error {
+	cause := context.Cause(ctx)
+	var be *Error
+	if errors.As(cause, &be) {
+		return cause
+	}
+	return newError(CodeOf(ctx.Err()), op, cause)
 }

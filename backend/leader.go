@@ -115,14 +115,7 @@ func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 	key := leaderLockPrefix + w.group
 	s := leaderStream{ch: w.ch}
 	emit := s.emit
-	endErr := func() error {
-		cause := context.Cause(ctx)
-		var be *Error
-		if errors.As(cause, &be) {
-			return cause
-		}
-		return newError(CodeOf(ctx.Err()), "observe leader of "+w.group, cause)
-	}
+	endErr := func() error { return endedBy(ctx, "observe leader of "+w.group) }
 	if hw, ok := b.conn.(driver.HolderWatcher); ok {
 		for attempt := 0; ; attempt++ {
 			err := hw.WatchHolder(ctx, key, func(h driver.Holder, held bool) {

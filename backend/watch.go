@@ -254,13 +254,7 @@ func (w *GroupWatch) finish(ctx context.Context, err error) {
 	case err != nil && !errors.Is(err, errWatchCtx):
 		w.err = err
 	case ctx.Err() != nil:
-		cause := context.Cause(ctx)
-		var be *Error
-		if errors.As(cause, &be) {
-			w.err = cause
-		} else {
-			w.err = newError(CodeOf(ctx.Err()), "watch "+w.group, cause)
-		}
+		w.err = endedBy(ctx, "watch "+w.group)
 	default:
 		w.err = newError(driver.CodeInternal, "watch "+w.group, errors.New("ended"))
 	}

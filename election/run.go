@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/baton-go/baton/backend"
 )
 
@@ -60,7 +62,7 @@ func (e *Election) Run(ctx context.Context, fn func(ctx context.Context) error) 
 			if berr := e.b.Err(); berr != nil {
 				return berr
 			}
-			e.b.Logger().Warn("campaign failed; retrying")
+			e.b.Logger().Warn("campaign failed; retrying", zap.String("group", e.group), zap.Error(err))
 			t := time.NewTimer(e.o.retryDelay)
 			select {
 			case <-ctx.Done():
@@ -70,17 +72,15 @@ func (e *Election) Run(ctx context.Context, fn func(ctx context.Context) error) 
 			}
 			continue
 		}
-		done, ferr, cause := e.lead(ctx, term, fn)
-		if done {
+		if done, ferr := e.lead(ctx, term, fn); done {
 			return ferr
 		}
-		_ = cause
 	}
 }
 
 // lead runs fn for one term. It reports whether Run must return (and
 // with what), or that the term was lost and Run must campaign again.
-func (e *Election) lead(ctx context.Context, term Term, fn func(context.Context) error) (done bool, err error, cause error) {
+func (e *Election) lead(ctx context.Context, term Term, fn func(context.Context) error) (done bool, err error) {
 	if e.o.onElected != nil {
 		e.o.onElected(term)
 	}
@@ -100,31 +100,30 @@ func (e *Election) lead(ctx context.Context, term Term, fn func(context.Context)
 	lost := term.Context.Err() != nil && !errors.Is(context.Cause(term.Context), backend.ErrReleased)
 	switch {
 	case lost && ctx.Err() == nil:
-		cause = context.Cause(term.Context)
+		cause := context.Cause(term.Context)
 		e.b.Logger().Warn("leadership lost; campaigning again")
 		e.dropLost()
 		if e.o.onDemoted != nil {
 			e.o.onDemoted(cause)
 		}
 		if berr := e.b.Err(); berr != nil {
-			return true, berr, cause
+			return true, berr
 		}
-		return false, nil, cause
+		return false, nil
 	default:
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		rerr := e.Resign(rctx)
 		rcancel()
-		cause = ErrResigned
 		if e.o.onDemoted != nil {
-			e.o.onDemoted(cause)
+			e.o.onDemoted(ErrResigned)
 		}
 		if ctx.Err() != nil {
-			return true, context.Cause(ctx), cause
+			return true, context.Cause(ctx)
 		}
 		if ferr == nil && rerr != nil && !errors.Is(rerr, ErrNotLeader) {
 			ferr = fmt.Errorf("resign after the work returned: %w", rerr)
 		}
-		return true, ferr, cause
+		return true, ferr
 	}
 }
 
