@@ -96,7 +96,7 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 		Scheme: cfg.Scheme, Hosts: append([]string(nil), cfg.Hosts...),
 		Username: cfg.Username, Password: cfg.Password, PasswordSet: cfg.PasswordSet,
 		Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: o.memberID, Logger: b.log, Observer: observer{b},
+		MemberID: o.memberID, Logger: b.log, Observer: observer{b}, Clock: o.clock,
 	}
 	sent := o.clock.Now()
 	conn, err := cfg.Driver.Open(ctx, dcfg)

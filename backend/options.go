@@ -128,25 +128,9 @@ func defaultMemberID() string {
 }
 
 // Clock is the time source of a Backend. Tests may replace it.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a timer firing once after d.
-	NewTimer(d time.Duration) Timer
-}
+type Clock = driver.Clock
 
 // Timer is a stoppable one-shot timer.
-type Timer interface {
-	C() <-chan time.Time
-	Stop() bool
-}
+type Timer = driver.Timer
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
-
-type realTimer struct{ t *time.Timer }
-
-func (t realTimer) C() <-chan time.Time { return t.t.C }
-func (t realTimer) Stop() bool          { return t.t.Stop() }
+type realClock = driver.RealClock

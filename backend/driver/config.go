@@ -35,6 +35,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer receives session state changes; never nil.
 	Observer SessionObserver
+	// Clock is the Backend's time source; never nil. Lease.Sent and every
+	// instant that feeds the timing model come from it.
+	Clock Clock
 }
 
 // OpenFunc opens a connection. It blocks until the connection is usable

@@ -13,12 +13,15 @@ type Conn interface {
 	// right after the driver's Open returns.
 	Session() SessionInfo
 
-	// Renew extends this member's liveness on the backend: TTL keys, a
-	// lease keep-alive, a session touch. The backend calls it every
-	// SessionInfo.RenewInterval when that is positive, having noted the
-	// time before the call; liveness is then assumed until that time plus
-	// SessionInfo.TTL. An error coded CodeLost means the session is gone
-	// for good; any other error is retried until the TTL runs out.
+	// Renew proves to the backend that the server heard this member: one
+	// round trip that extends its liveness (TTL keys, a lease keep-alive,
+	// a session touch) or, for session drivers, a ping on the session's
+	// own connection. The backend notes the time (from Config.Clock)
+	// before the call and, on success, assumes liveness until that time
+	// plus SessionInfo.TTL; grants are put in doubt a safety margin before
+	// that deadline, for TTL and session drivers alike. An error coded
+	// CodeLost means the session is gone for good; any other error is
+	// retried on the timing model's schedule.
 	Renew(ctx context.Context) error
 
 	// Close ends the session: every lock this connection holds is released
@@ -126,18 +129,24 @@ type Member struct {
 	UpdatedAt time.Time
 }
 
-// SessionInfo tells the backend how a Conn's member stays alive.
+// SessionInfo tells the backend how a Conn's member stays alive. The
+// backend's timing model (backend.Timing) validates it together with the
+// safety margin and the RTT allowance, and refuses at Open a combination
+// that leaves no room to renew before grants would be cancelled.
 type SessionInfo struct {
 	// Liveness is LivenessSession when the store keeps a session that the
 	// driver monitors and reports through the SessionObserver, and
 	// LivenessTTL when liveness expires TTL after the last successful
 	// Renew was sent.
 	Liveness Liveness
-	// TTL is how long the store keeps this member alive without renewal:
-	// the session timeout or the lease/key TTL.
+	// TTL is how long the store keeps this member alive without hearing
+	// from it: the session timeout or the lease/key TTL. Zero means the
+	// session cannot expire while the process lives (a held flock, an
+	// in-process store): nothing is renewed and no margin applies.
 	TTL time.Duration
-	// RenewInterval is how often the backend calls Renew; zero when the
-	// driver keeps the session alive itself.
+	// RenewInterval is how often the backend calls Renew. Zero lets the
+	// timing model choose (a third of TTL); drivers set it only from an
+	// explicit option of their URL (tooz's heartbeat settings).
 	RenewInterval time.Duration
 }
 
