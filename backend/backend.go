@@ -42,8 +42,8 @@ type Backend struct {
 	watches   map[int]context.CancelCauseFunc
 	nextWatch int
 	liveUntil time.Time
-	suspended bool // the driver reported its connection lost
-	unheard   bool // nothing heard from the server for the whole TTL
+	suspended bool          // the driver reported its connection lost
+	unheard   bool          // nothing heard from the server for the whole TTL
 	liveCh    chan struct{} // closed and replaced whenever liveness changes
 	// lastRenewErr is the last renewal's error while they fail.
 	lastRenewErr error
