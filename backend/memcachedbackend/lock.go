@@ -56,71 +56,94 @@ func (c *conn) pick(key string) (string, error) {
 	return addr.String(), nil
 }
 
-// nextToken increments the lock's fencing counter with meta arithmetic,
-// creating it (never expiring) on a miss with the server's clock times
-// tokenScale.
-func (c *conn) nextToken(ctx context.Context, name string) (uint64, error) {
-	key := c.ks.counter(name)
-	addr, err := c.pick(key)
-	if err != nil {
-		return 0, err
-	}
-	r, err := c.meta.do(ctx, addr, func(mc *metaConn) (string, []byte, error) {
-		floor := uint64(mc.serverNow()+1) * tokenScale
-		return fmt.Sprintf("ma %s N0 J%d v", key, floor), nil, nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if r.status != "VA" {
-		return 0, protocolError("ma: " + r.status)
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(r.value)), 10, 64)
-}
-
-// TryLock takes a token from the lock's counter, then adds the lock key
-// (ms KEY S T<ttl> ME c) with the token, a nonce, the member and the full
-// name as its value, remembering the CAS value the server returns.
+// TryLock acquires in two round trips. The first is one write of two
+// meta commands: an add of the lock key (ms KEY S T<ttl> ME c) whose value
+// names the member, a nonce and the full lock name, then an increment of
+// the lock's fencing counter (ma COUNTER N0 J<floor> v), created on a miss
+// with the server's clock times tokenScale. The counter lives on the
+// server of the lock key, and the server runs the two commands in order,
+// so a successful add's increment comes after every earlier grant's: the
+// token strictly increases in grant order. The second round trip writes
+// the token into the lock's value, compared with the CAS value the add
+// returned. Holder waits out the short moment between the two.
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
 	ttl := c.lockTTL(req)
-	token, err := c.nextToken(ctx, req.Key)
-	if err != nil {
-		return driver.Lease{}, false, classify(fmt.Errorf("lock %q: fencing counter: %w", req.Key, err))
-	}
-	value, _ := json.Marshal(lockValue{Token: token, Nonce: newNonce(), Member: req.Member, Name: req.Key})
-	key := c.ks.lock(req.Key)
+	v := lockValue{Nonce: newNonce(), Member: req.Member, Name: req.Key}
+	value, _ := json.Marshal(v)
+	key, ckey := c.ks.lock(req.Key), c.ks.counter(req.Key)
 	addr, err := c.pick(key)
 	if err != nil {
 		return driver.Lease{}, false, classify(err)
 	}
+	exp := keyTTL(ttl)
 	var run runID
-	r, err := c.meta.do(ctx, addr, func(mc *metaConn) (string, []byte, error) {
+	rs, err := c.meta.pipeline(ctx, addr, func(mc *metaConn) ([]command, error) {
 		run = mc.run
-		return fmt.Sprintf("ms %s %d T%d ME c", key, len(value), keyTTL(ttl)), value, nil
+		floor := uint64(mc.serverNow()+1) * tokenScale
+		return []command{
+			{line: fmt.Sprintf("ms %s %d T%d ME c", key, len(value), exp), data: value},
+			{line: fmt.Sprintf("ma %s N0 J%d v", ckey, floor)},
+		}, nil
 	})
 	if err != nil {
+		if len(rs) > 0 && rs[0].status == "HD" {
+			if cas, cerr := rs[0].uintFlag('c'); cerr == nil {
+				_, _ = c.compareAndDelete(context.WithoutCancel(ctx), addr, run, key, cas)
+			}
+		}
 		return driver.Lease{}, false, classify(fmt.Errorf("lock %q: %w", req.Key, err))
 	}
-	switch r.status {
+	switch rs[0].status {
 	case "NS":
 		return driver.Lease{}, false, nil
 	case "HD":
 	default:
+		return driver.Lease{}, false, classify(protocolError("ms: " + rs[0].status))
+	}
+	cas, err := rs[0].uintFlag('c')
+	if err != nil {
+		return driver.Lease{}, false, classify(err)
+	}
+	if rs[1].status != "VA" {
+		_, _ = c.compareAndDelete(context.WithoutCancel(ctx), addr, run, key, cas)
+		return driver.Lease{}, false, classify(protocolError("ma: " + rs[1].status))
+	}
+	v.Token, err = strconv.ParseUint(strings.TrimSpace(string(rs[1].value)), 10, 64)
+	if err != nil {
+		_, _ = c.compareAndDelete(context.WithoutCancel(ctx), addr, run, key, cas)
+		return driver.Lease{}, false, classify(protocolError("ma: " + string(rs[1].value)))
+	}
+	value, _ = json.Marshal(v)
+	r, err := c.meta.do(ctx, addr, func(mc *metaConn) (string, []byte, error) {
+		if mc.run != run {
+			return "", nil, errRestarted
+		}
+		return fmt.Sprintf("ms %s %d C%d T%d c", key, len(value), cas, exp), value, nil
+	})
+	switch {
+	case errors.Is(err, errRestarted):
+		return driver.Lease{}, false, nil
+	case err != nil:
+		_, _ = c.compareAndDelete(context.WithoutCancel(ctx), addr, run, key, cas)
+		return driver.Lease{}, false, classify(fmt.Errorf("lock %q: %w", req.Key, err))
+	case r.status == "NF" || r.status == "EX":
+		// Broken (or evicted) between the two round trips.
+		return driver.Lease{}, false, nil
+	case r.status != "HD":
 		return driver.Lease{}, false, classify(protocolError("ms: " + r.status))
 	}
-	cas, err := r.uintFlag('c')
-	if err != nil {
+	if cas, err = r.uintFlag('c'); err != nil {
 		return driver.Lease{}, false, classify(err)
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		_, _ = c.compareAndDelete(ctx, addr, run, key, cas)
+		_, _ = c.compareAndDelete(context.WithoutCancel(ctx), addr, run, key, cas)
 		return driver.Lease{}, false, driver.Errorf(driver.CodeCanceled, "lock %q: connection closed", req.Key)
 	}
-	c.grants[grantID{req.Key, token}] = &grant{addr: addr, run: run, cas: cas, value: value}
+	c.grants[grantID{req.Key, v.Token}] = &grant{addr: addr, run: run, cas: cas, value: value}
 	c.mu.Unlock()
-	return driver.Lease{Token: token, TTL: ttl}, true, nil
+	return driver.Lease{Token: v.Token, TTL: ttl}, true, nil
 }
 
 // compareAndDelete deletes key if its CAS value is still cas, on the run
@@ -229,13 +252,33 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, ttl ti
 }
 
 // Holder reads the lock key.
+// A grant being made (its token not yet written) is read again after a
+// millisecond, for at most holderWait.
 func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
-	v, _, err := c.readLock(ctx, key)
-	if err != nil {
-		return driver.Holder{}, err
+	deadline := time.Now().Add(holderWait)
+	for {
+		v, _, err := c.readLock(ctx, key)
+		if err != nil {
+			return driver.Holder{}, err
+		}
+		if v.Token != 0 {
+			return driver.Holder{Member: v.Member, Token: v.Token}, nil
+		}
+		if time.Now().After(deadline) {
+			return driver.Holder{}, driver.Errorf(driver.CodeUnavailable, "lock %q: a grant is being made; try again", key)
+		}
+		t := time.NewTimer(time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return driver.Holder{}, classify(ctx.Err())
+		case <-t.C:
+		}
 	}
-	return driver.Holder{Member: v.Member, Token: v.Token}, nil
 }
+
+// holderWait bounds how long Holder waits for a grant's token.
+const holderWait = time.Second
 
 // readLock reads a lock key's value and CAS value (CodeNotFound when
 // free).

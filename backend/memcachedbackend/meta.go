@@ -243,49 +243,86 @@ func (r reply) uintFlag(f byte) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-// do sends one meta command (line without CRLF, and data when the command
-// stores a value) to the server of key and reads its reply, with fn
-// deciding from the connection's run whether to send it at all. A
-// connection taken idle from the pool that turns out broken is replaced
-// once by a fresh one (its run read anew), which is how a server restart
-// is noticed.
+// command is one meta command: its line (without CRLF) and, for a
+// command that stores a value, the value.
+type command struct {
+	line string
+	data []byte
+}
+
+// do sends one meta command to addr and reads its reply; check builds the
+// command from the connection it goes over (its run), or refuses.
 func (p *metaPool) do(ctx context.Context, addr string, check func(mc *metaConn) (line string, data []byte, err error)) (reply, error) {
+	rs, err := p.pipeline(ctx, addr, func(mc *metaConn) ([]command, error) {
+		line, data, err := check(mc)
+		return []command{{line: line, data: data}}, err
+	})
+	if err != nil {
+		return reply{}, err
+	}
+	return rs[0], nil
+}
+
+// pipeline sends the commands check builds in one write to addr and reads
+// their replies in order: one round trip. A connection taken idle from
+// the pool that turns out broken is replaced once by a fresh one (its run
+// read anew), which is how a server restart is noticed.
+func (p *metaPool) pipeline(ctx context.Context, addr string, check func(mc *metaConn) ([]command, error)) ([]reply, error) {
 	for attempt := 0; ; attempt++ {
 		mc, reused, err := p.get(ctx, addr)
 		if err != nil {
-			return reply{}, err
+			return nil, err
 		}
-		line, data, err := check(mc)
+		cmds, err := check(mc)
 		if err != nil {
 			p.put(addr, mc, true)
-			return reply{}, err
+			return nil, err
 		}
-		r, err := p.roundTrip(ctx, mc, line, data)
+		rs, err := p.roundTrip(ctx, mc, cmds)
 		var se *serverError
 		broken := err != nil && !errors.As(err, &se)
 		p.put(addr, mc, !broken)
 		if broken && reused && attempt == 0 && ctx.Err() == nil {
 			continue
 		}
-		return r, err
+		return rs, err
 	}
 }
 
-func (p *metaPool) roundTrip(ctx context.Context, mc *metaConn, line string, data []byte) (reply, error) {
+func (p *metaPool) roundTrip(ctx context.Context, mc *metaConn, cmds []command) ([]reply, error) {
 	if err := p.deadline(ctx, mc); err != nil {
-		return reply{}, err
+		return nil, err
 	}
 	w := mc.rw.Writer
-	_, _ = w.WriteString(line)
-	_, _ = w.WriteString("\r\n")
-	if data != nil {
-		_, _ = w.Write(data)
+	for _, c := range cmds {
+		_, _ = w.WriteString(c.line)
 		_, _ = w.WriteString("\r\n")
+		if c.data != nil {
+			_, _ = w.Write(c.data)
+			_, _ = w.WriteString("\r\n")
+		}
 	}
 	if err := w.Flush(); err != nil {
-		return reply{}, err
+		return nil, err
 	}
-	resp, err := readLine(mc.rw.Reader)
+	out := make([]reply, 0, len(cmds))
+	var firstErr error
+	for range cmds {
+		r, err := readReply(mc.rw.Reader)
+		var se *serverError
+		if err != nil && !errors.As(err, &se) {
+			return nil, err
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		out = append(out, r)
+	}
+	return out, firstErr
+}
+
+func readReply(rd *bufio.Reader) (reply, error) {
+	resp, err := readLine(rd)
 	if err != nil {
 		return reply{}, err
 	}
@@ -305,7 +342,7 @@ func (p *metaPool) roundTrip(ctx context.Context, mc *metaConn, line string, dat
 			return reply{}, protocolError(resp)
 		}
 		buf := make([]byte, n+2)
-		if _, err := ioReadFull(mc.rw.Reader, buf); err != nil {
+		if _, err := ioReadFull(rd, buf); err != nil {
 			return reply{}, err
 		}
 		return reply{status: "VA", flags: f[2:], value: buf[:n]}, nil
