@@ -103,44 +103,57 @@ func rawClient(s *settings) *memcache.Client {
 }
 
 // dumpKeys lists the keys of every server of s that start with prefix
-// (lru_crawler metadump).
+// (lru_crawler metadump; one crawl at a time per server, so a busy
+// crawler is asked again).
 func dumpKeys(t testing.TB, s *settings, prefix string) []string {
 	t.Helper()
 	var out []string
 	for _, addr := range s.servers {
-		nc, err := net.DialTimeout("tcp", addr, wait)
-		if err != nil {
-			t.Fatalf("dial %s: %v", addr, err)
-		}
-		_ = nc.SetDeadline(time.Now().Add(wait))
-		fmt.Fprintf(nc, "lru_crawler metadump all\r\n")
-		r := bufio.NewReader(nc)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				_ = nc.Close()
-				t.Fatalf("metadump: %v", err)
-			}
-			line = strings.TrimRight(line, "\r\n")
-			if line == "END" {
-				break
-			}
-			if strings.HasPrefix(line, "ERROR") || strings.HasPrefix(line, "BUSY") {
-				_ = nc.Close()
-				t.Fatalf("metadump: %s", line)
-			}
-			f, _, _ := strings.Cut(line, " ")
-			k, ok := strings.CutPrefix(f, "key=")
-			if !ok {
-				continue
-			}
-			if k, err = url.QueryUnescape(k); err == nil && strings.HasPrefix(k, prefix) {
-				out = append(out, k)
-			}
-		}
-		_ = nc.Close()
+		var keys []string
+		eventually(t, wait, "metadump of "+addr, func() bool {
+			var busy bool
+			keys, busy = metadump(t, addr, prefix)
+			return !busy
+		})
+		out = append(out, keys...)
 	}
 	return out
+}
+
+// metadump runs one lru_crawler metadump; busy reports a crawl under way.
+func metadump(t testing.TB, addr, prefix string) (keys []string, busy bool) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(wait))
+	fmt.Fprintf(nc, "lru_crawler metadump all\r\n")
+	r := bufio.NewReader(nc)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("metadump: %v", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "END":
+			return keys, false
+		case strings.HasPrefix(line, "BUSY"):
+			return nil, true
+		case strings.HasPrefix(line, "ERROR"), strings.HasPrefix(line, "CLIENT_ERROR"), strings.HasPrefix(line, "SERVER_ERROR"):
+			t.Fatalf("metadump: %s", line)
+		}
+		f, _, _ := strings.Cut(line, " ")
+		k, ok := strings.CutPrefix(f, "key=")
+		if !ok {
+			continue
+		}
+		if k, err = url.QueryUnescape(k); err == nil && strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
 }
 
 // expireSession makes b's session lost on the server, as if its liveness
