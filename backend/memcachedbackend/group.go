@@ -53,6 +53,13 @@ func (c *conn) getGroup(ctx context.Context, g string) (*memcache.Item, *groupVa
 	}
 	it, err := c.mc.Get(c.ks.group(g))
 	if errors.Is(err, memcache.ErrCacheMiss) {
+		c.mu.Lock()
+		_, joined := c.joined[g]
+		c.mu.Unlock()
+		if joined {
+			// This member joined it and did not see it deleted.
+			return nil, nil, driver.Errorf(driver.CodeGroupNotFound, "group %q does not exist (this member had joined it; deleted by another member, or %w)", g, errEvicted)
+		}
 		return nil, nil, groupNotFound(g)
 	}
 	if err != nil {
