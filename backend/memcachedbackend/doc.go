@@ -1,0 +1,148 @@
+// Package memcachedbackend is baton's memcached driver, registered for
+// the URL scheme memcached://. Import it for its side effect, or import
+// backend/all. It needs memcached 1.6 or later (for the meta commands)
+// and talks to it with github.com/bradfitz/gomemcache plus a small
+// meta-command connection pool of its own.
+//
+// # Connection strings
+//
+//	memcached://[host[:port]][,host2[:port2]...][?options]
+//
+// The host defaults to localhost and the port to 11211. Several hosts
+// spread the keys over several servers with gomemcache's ServerList
+// (CRC32 of the key modulo the number of servers), as every gomemcache
+// program does: every client must list the same servers in the same
+// order, and a server that goes away takes its keys (and the grants and
+// groups they hold) with it. User information and paths are refused
+// (memcached's text protocol has no authentication).
+//
+// Every option of tooz's memcached driver is accepted with tooz's meaning
+// and defaults: timeout (30 s: the default of membership_timeout,
+// lock_timeout and leader_timeout), membership_timeout, lock_timeout,
+// leader_timeout, max_pool_size (the most connections per server; 0, tooz's
+// None, is no limit) and executor. executor is accepted and changes
+// nothing: tooz runs every call on a one-thread executor, while baton's
+// calls block their caller and the driver is safe for concurrent use.
+// baton adds socket_timeout (every request's deadline; by default the
+// smaller of timeout and a third of membership_timeout, so that a request
+// ends before the next renewal is due) and namespace. Durations are Go
+// durations or a bare number of seconds; memcached counts whole seconds,
+// so every key lives ceil(TTL)+1 seconds and the backend is told TTL.
+//
+// # Data layout
+//
+// Every key is NAMESPACE:KIND:NAME. A name of at most 64 characters of
+// [A-Za-z0-9._-] is kept verbatim after a "v"; any other name (spaces,
+// control characters, unicode, up to baton's 1 KiB names) is replaced by
+// "h" and the unpadded base64url SHA-256 of the name, and the full name is
+// kept in the value and checked on read. Keys thus stay within memcached's
+// 250 bytes without spaces or control characters (the longest, a member
+// record, is 215 bytes), and the two forms never meet.
+//
+//	NS:G                     the list of group names (JSON), no expiry
+//	NS:g:GROUP               a group: name, creation nonce, and for each
+//	                         member its incarnation and session; no expiry
+//	NS:m:GROUP:MEMBER:INC    a member's record: capabilities, joined and
+//	                         updated times; no expiry
+//	NS:s:SESSION             a connection's liveness key (the member ID),
+//	                         expiring after membership_timeout
+//	NS:l:LOCK                a lock: token, nonce, member, full name;
+//	                         expiring after the lock's lease
+//	NS:f:LOCK                the lock's fencing counter, no expiry
+//
+// The layout is not tooz's (tooz's keys start with _TOOZ_), so tooz and
+// baton processes do not see each other's locks or groups.
+//
+// # Locks and fencing tokens
+//
+// An acquire is two round trips. The first is one write of two meta
+// commands, which the server runs in order: an add of the lock key
+// (ms KEY S T<ttl> ME c, which returns the stored item's CAS value) and
+// an increment of the lock's counter (ma COUNTER N0 J<floor> v, which
+// creates a missing counter with the initial value floor). The counter is
+// kept on the server of the lock key. Because a successful add's increment
+// runs after it, every earlier grant's increment ran before it: the token
+// strictly increases in grant order. The second round trip writes the
+// token into the lock's value, compared with the add's CAS value
+// (ms KEY S C<cas> T<ttl> c); Holder waits out the short moment between
+// the two.
+//
+// Release is memcached 1.6's compare-and-delete, md KEY C<cas>, against
+// the CAS value the grant last stored: it deletes the key only while it
+// is still this grant's, never blindly (tooz's release is a get, then a
+// delete of whatever is there by then). Refresh is a compare-and-set of the
+// same value with a new expiry (ms KEY S C<cas> T<ttl> c). gomemcache's
+// classic commands cannot do either (the text protocol's delete has no CAS
+// and its add returns none), hence the driver's own meta connections. CAS
+// values are unique within one run of a server only, so every meta
+// connection reads the server's process id and start time (stats) when it
+// dials, each grant records the run it was made on, and a release or
+// refresh over a connection to another run reports the grant lost without
+// sending anything.
+//
+// The counter's floor is the server's clock (stats "time", kept up to date
+// with the local monotonic clock) in seconds, plus one, times 1,000,000.
+// A counter that was evicted or lost in a restart therefore starts above
+// every earlier token, unless more than a million grants a second were
+// made with the old one, or the server's clock went back. Fencing strength
+// is "evictable" accordingly: tokens may repeat after an eviction or a
+// restart in those cases, and backend.Require(StrongFencing) refuses this
+// driver.
+//
+// A lock's lease is the request's TTL, else lock_timeout (leader_timeout
+// for a leadership, which is a lock of its own key space); the backend
+// refreshes it every third of it. Lock waits poll.
+//
+// # Liveness and membership
+//
+// Each connection has a liveness key, touched (one round trip) every
+// third of membership_timeout. A touch that finds the key gone (expired,
+// evicted, or the server restarted empty) reports the session lost: the
+// Backend ends and every grant is cancelled with that cause.
+//
+// Groups, the list of groups and member records are updated with bounded
+// gets/cas loops: after 64 conflicting writes in a row a call fails with
+// ErrUnavailable ("too many concurrent updates"), never loops forever. A
+// join first writes the incarnation's record, then adds the member to the
+// group (replacing a dead incarnation of the same member ID; a live one is
+// ErrMemberExists). A member is alive while its session's liveness key
+// holds its member ID and its record exists; dead members are dropped from
+// the group whenever it is listed or deleted, so a dead member never
+// blocks DeleteGroup. Deleting a group is a compare-and-delete of its
+// record (md KEY C<cas>) after checking it has no live member.
+//
+// Watches poll: the backend lists the group every poll interval and diffs
+// incarnations, so a member that leaves and joins again between two polls
+// is reported as a departure and a new join.
+//
+// # Eviction
+//
+// memcached may evict any key under memory pressure, groups and locks
+// included (Characteristics().Evictable; Require(NotEvictable) refuses
+// this driver). The driver detects and reports what it loses:
+//
+//   - an evicted lock key: the next refresh finds it gone or replaced and
+//     the grant is lost, its context cancelled with a cause saying the key
+//     is gone (at most a third of the lease after the eviction; until then
+//     another member may take the lock, which is why the fencing token
+//     exists);
+//   - an evicted liveness key: the session is lost at the next renewal;
+//   - an evicted group: every call on it fails with ErrGroupNotFound (the
+//     error says the group may have been evicted when this member had
+//     joined it) and watchers see the group deleted; a Groups listing
+//     drops it;
+//   - an evicted member record: the member is dropped from its group as if
+//     it had left (watchers see it leave), and its own
+//     UpdateCapabilities fails with ErrNotMember;
+//   - an evicted list of groups: Groups lists only groups created (or
+//     re-created: CreateGroup of an existing group lists it again) since.
+//
+// Run memcached with enough memory (-m) for the coordination data, or a
+// memcached of its own, to keep evictions away.
+//
+// # Server restart
+//
+// A restarted memcached is empty: every session is reported lost at its
+// next renewal and every grant at its next refresh, groups are gone, and
+// the counters start again from the clock floor.
+package memcachedbackend
