@@ -49,7 +49,8 @@ type conn struct {
 
 	mu     sync.Mutex
 	grants map[grantID]*grant
-	joined map[string]string // group -> incarnation
+	free   map[string]freeLock // locks this connection released last
+	joined map[string]string   // group -> incarnation
 	closed bool
 }
 
@@ -88,7 +89,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c := &conn{
 		s: s, ks: keyspace{ns: s.namespace}, mc: mc, sl: sl, meta: newMetaPool(s.socketTimeout, s.maxPool),
 		member: cfg.MemberID, sid: newNonce(), clock: clock, log: log,
-		grants: map[grantID]*grant{}, joined: map[string]string{},
+		grants: map[grantID]*grant{}, free: map[string]freeLock{}, joined: map[string]string{},
 	}
 	fail := func(err error) (driver.Conn, error) {
 		c.meta.close()
