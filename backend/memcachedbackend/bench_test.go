@@ -11,9 +11,9 @@ import (
 )
 
 // BenchmarkLock measures an uncontended lock acquire and release through
-// *backend.Backend (three round trips: the add pipelined with the counter
-// increment, the token write, the compare-and-delete), through the driver
-// alone (the same three, without the Backend's grant tracking), and, side
+// *backend.Backend (two round trips: a compare-and-set to held, one to
+// free), through the driver alone (the same two, without the Backend's
+// grant tracking), and, side
 // by side on the same server, the raw gomemcache recipe: add with a TTL,
 // then a blind delete (two round trips, no token, no compare).
 func BenchmarkLock(b *testing.B) {

@@ -46,48 +46,60 @@
 //	                         updated times; no expiry
 //	NS:s:SESSION             a connection's liveness key (the member ID),
 //	                         expiring after membership_timeout
-//	NS:l:LOCK                a lock: token, nonce, member, full name;
-//	                         expiring after the lock's lease
-//	NS:f:LOCK                the lock's fencing counter, no expiry
+//	NS:l:LOCK                a lock: held (token, nonce, member, full
+//	                         name), expiring after the lock's lease; or
+//	                         free (the last token), no expiry
+//	NS:f:LOCK                the lock's epoch counter, no expiry
 //
 // The layout is not tooz's (tooz's keys start with _TOOZ_), so tooz and
 // baton processes do not see each other's locks or groups.
 //
 // # Locks and fencing tokens
 //
-// An acquire is two round trips. The first is one write of two meta
-// commands, which the server runs in order: an add of the lock key
-// (ms KEY S T<ttl> ME c, which returns the stored item's CAS value) and
-// an increment of the lock's counter (ma COUNTER N0 J<floor> v, which
-// creates a missing counter with the initial value floor). The counter is
-// kept on the server of the lock key. Because a successful add's increment
-// runs after it, every earlier grant's increment ran before it: the token
-// strictly increases in grant order. The second round trip writes the
-// token into the lock's value, compared with the add's CAS value
-// (ms KEY S C<cas> T<ttl> c); Holder waits out the short moment between
-// the two.
+// A fencing token is EPOCH<<24 | SEQ. SEQ counts the grants of a lock key
+// and lives in its value; EPOCH is drawn from the lock's counter (meta
+// arithmetic, an incr) whenever the key is created. Every grant and every
+// release changes the key, and with it the CAS value memcached gives it,
+// so an acquire that stores the key compared with the CAS value it read
+// proves that no grant came between, and takes the last token plus one:
 //
-// Release is memcached 1.6's compare-and-delete, md KEY C<cas>, against
-// the CAS value the grant last stored: it deletes the key only while it
-// is still this grant's, never blindly (tooz's release is a get, then a
-// delete of whatever is there by then). Refresh is a compare-and-set of the
-// same value with a new expiry (ms KEY S C<cas> T<ttl> c). gomemcache's
-// classic commands cannot do either (the text protocol's delete has no CAS
-// and its add returns none), hence the driver's own meta connections. CAS
-// values are unique within one run of a server only, so every meta
-// connection reads the server's process id and start time (stats) when it
-// dials, each grant records the run it was made on, and a release or
-// refresh over a connection to another run reports the grant lost without
-// sending anything.
+//   - A connection that released the lock last remembers the key's CAS
+//     value and token, and takes the lock again in one round trip: a
+//     compare-and-set of the key to held (ms KEY S C<cas> T<ttl> c).
+//   - Otherwise it reads the key (mg KEY v c): held means refused; free
+//     is followed by the same compare-and-set.
+//   - An absent key (never used, expired with a dead holder, evicted, lost
+//     in a restart) is added (ms KEY S T<ttl> ME c) and, in the same write,
+//     the counter is incremented (ma COUNTER N0 J<floor> v, creating a
+//     missing counter with the initial value floor). The server runs the
+//     two in order, so the epoch is drawn after the add succeeded: above
+//     every epoch of the key's earlier lives. A second round trip writes
+//     the token into the key; Holder waits out the moment between the two.
 //
-// The counter's floor is the server's clock (stats "time", kept up to date
-// with the local monotonic clock) in seconds, plus one, times 1,000,000.
-// A counter that was evicted or lost in a restart therefore starts above
-// every earlier token, unless more than a million grants a second were
-// made with the old one, or the server's clock went back. Fencing strength
-// is "evictable" accordingly: tokens may repeat after an eviction or a
-// restart in those cases, and backend.Require(StrongFencing) refuses this
-// driver.
+// Release is a compare-and-set of the key to free, keeping the token
+// (ms KEY S C<cas> T0 c): it changes the key only while it is still this
+// grant's, never blindly (tooz's release is a get, then a delete of
+// whatever is there by then). Refresh is a compare-and-set of the same
+// value with a new expiry. An epoch used up (2^24 grants) is ended by a
+// compare-and-delete of the free key (md KEY C<cas>), and breaking a lock
+// is a compare-and-set to free. gomemcache's classic commands cannot do
+// these (the text protocol's add returns no CAS value, and its delete
+// compares nothing), hence the driver's own meta connections. CAS values
+// are unique within one run of a server only, so every meta connection
+// reads the server's process id and start time (stats) when it dials, a
+// grant and a remembered CAS value record the run they come from, and a
+// compare over a connection to another run is never sent: the grant is
+// reported lost.
+//
+// The counter's floor is the server's clock (stats "time", kept up to
+// date with the local monotonic clock) in seconds, plus one, times 256. A
+// counter that was evicted or lost in a restart therefore starts above
+// every earlier epoch, unless more than 256 epochs a second were drawn
+// with the old one (a lock key is created at most once per lease of a
+// dead holder, eviction or restart), or the server's clock went back.
+// Fencing strength is "evictable" accordingly: a token may repeat after
+// an eviction or a restart in those cases, and
+// backend.Require(StrongFencing) refuses this driver.
 //
 // A lock's lease is the request's TTL, else lock_timeout (leader_timeout
 // for a leadership, which is a lock of its own key space); the backend
