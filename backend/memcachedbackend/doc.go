@@ -19,8 +19,9 @@
 // Every option of tooz's memcached driver is accepted with tooz's meaning
 // and defaults: timeout (30 s: the default of membership_timeout,
 // lock_timeout and leader_timeout), membership_timeout, lock_timeout,
-// leader_timeout, max_pool_size (the most connections per server; 0, tooz's
-// None, is no limit) and executor. executor is accepted and changes
+// leader_timeout, max_pool_size (the most meta-command connections per
+// server, and the idle connections gomemcache keeps; 0, tooz's None, is no
+// limit) and executor. executor is accepted and changes
 // nothing: tooz runs every call on a one-thread executor, while baton's
 // calls block their caller and the driver is safe for concurrent use.
 // baton adds socket_timeout (every request's deadline; by default the
@@ -121,7 +122,11 @@
 // holds its member ID and its record exists; dead members are dropped from
 // the group whenever it is listed or deleted, so a dead member never
 // blocks DeleteGroup. Deleting a group is a compare-and-delete of its
-// record (md KEY C<cas>) after checking it has no live member.
+// record (md KEY C<cas>) after checking it has no live member. (These
+// gets/cas loops run over gomemcache's connections, which do not track the
+// server's run: a restart between a gets and its cas could, in theory,
+// meet a new item that got the same CAS value in the new run within that
+// round trip.)
 //
 // Watches poll: the backend lists the group every poll interval and diffs
 // incarnations, so a member that leaves and joins again between two polls

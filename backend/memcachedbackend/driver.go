@@ -91,7 +91,7 @@ func optionSpecs() []driver.OptionSpec {
 		{Key: "socket_timeout", Type: driver.Duration, DefaultDoc: "= min(timeout, membership_timeout/3)", Min: positive,
 			Doc: "Dial, read and write timeout of every request, so that one request always ends well before the next renewal is due."},
 		{Key: "max_pool_size", Type: driver.Int, Default: "0", Min: driver.MinValue(0),
-			Doc: "As in tooz: the most connections to each server; a request waits for a free one. 0 (tooz's None) means no limit; 8 idle connections are kept then."},
+			Doc: "As in tooz: the most connections to each server for meta commands (locks; a request waits for a free one), and the idle connections gomemcache keeps per server. 0 (tooz's None) means no limit, with 8 idle connections kept."},
 		{Key: "namespace", Type: driver.String, Default: defaultNamespace,
 			Doc: "Prefix of every key (NAMESPACE:...): 1 to 64 characters of [A-Za-z0-9._-]."},
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
