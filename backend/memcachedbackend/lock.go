@@ -201,6 +201,7 @@ func (c *conn) setHeld(ctx context.Context, lr *lockReq, run runID, cas, token u
 	case errors.Is(err, errRestarted):
 		return driver.Lease{}, false, nil
 	case err != nil:
+		c.undoLost(ctx, lr)
 		return driver.Lease{}, false, classify(fmt.Errorf("lock %q: %w", lr.req.Key, err))
 	case r.status == "EX" || r.status == "NF":
 		return driver.Lease{}, false, nil
@@ -212,6 +213,29 @@ func (c *conn) setHeld(ctx context.Context, lr *lockReq, run runID, cas, token u
 		return driver.Lease{}, false, classify(err)
 	}
 	return c.granted(ctx, lr, run, newCAS, token, value)
+}
+
+// undoLost frees the lock key if an acquire whose reply was lost (a
+// broken connection, a timeout) did set it held: the key then carries
+// this request's nonce. Best effort, within one request's timeout.
+func (c *conn) undoLost(ctx context.Context, lr *lockReq) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.socketTimeout)
+	defer cancel()
+	v, cas, run, err := c.readLock(ctx, lr.req.Key)
+	if err != nil || !v.Held || v.Nonce != lr.nonce {
+		return
+	}
+	_, _ = c.release(ctx, lr.req.Key, &grant{addr: lr.addr, run: run, cas: cas}, v.Token)
+}
+
+// release ends a grant whose key was read with cas: set free with its
+// token, or deleted (compared) while the token is not yet written, so
+// that the next grant draws a new epoch rather than restarting at 1.
+func (c *conn) release(ctx context.Context, key string, g *grant, token uint64) (bool, error) {
+	if token == 0 {
+		return c.compareAndDelete(ctx, g.addr, g.run, c.ks.lock(key), g.cas)
+	}
+	return c.setFree(ctx, key, g, token)
 }
 
 // create adds an absent lock key and draws a new epoch for it; retry
@@ -499,7 +523,7 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 		if !v.Held {
 			return false, nil
 		}
-		ok, err := c.setFree(ctx, key, &grant{addr: addr, run: run, cas: cas}, v.Token)
+		ok, err := c.release(ctx, key, &grant{addr: addr, run: run, cas: cas}, v.Token)
 		if err != nil {
 			return false, classify(fmt.Errorf("break %q: %w", key, err))
 		}
