@@ -97,7 +97,9 @@
 // counter that was evicted or lost in a restart therefore starts above
 // every earlier epoch, unless more than 256 epochs a second were drawn
 // with the old one (a lock key is created at most once per lease of a
-// dead holder, eviction or restart), or the server's clock went back.
+// dead holder, eviction or restart), the old counter was created less
+// than about two seconds before (the server's clock, as stats reports
+// it, has a resolution of one second), or the server's clock went back.
 // Fencing strength is "evictable" accordingly: a token may repeat after
 // an eviction or a restart in those cases, and
 // backend.Require(StrongFencing) refuses this driver.
