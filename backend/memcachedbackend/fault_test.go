@@ -106,7 +106,10 @@ func TestEvictionReported(t *testing.T) {
 	// every second, which keeps it at the head of the LRU.
 	u := freshURL(t, base, "membership_timeout=3", "lock_timeout=45")
 	a := openBackend(t, u, "a")
-	ctx := testCtx(t)
+	// The locks are refreshed every 15 s: up to that long after the
+	// flood before a loss is seen.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*wait)
+	defer cancel()
 	const n = 40
 	grants := make([]*backend.Grant, n)
 	for i := range grants {
@@ -145,6 +148,7 @@ func TestEvictionReported(t *testing.T) {
 	}
 	// Every grant is eventually either lost with a cause or still the
 	// holder of its lock.
+	flooded := time.Now()
 	lost := 0
 	eventually(t, 3*wait, "every grant lost or truly held", func() bool {
 		lost = 0
@@ -170,9 +174,10 @@ func TestEvictionReported(t *testing.T) {
 		}
 		return true
 	})
+	settled := time.Since(flooded)
 	_, merr := a.Members(ctx, "g")
-	t.Logf("eviction: %d items evicted, %d of %d lock grants reported lost, session lost: %v, group: %v",
-		evicted, lost, n, a.Err() != nil, merr)
+	t.Logf("eviction: %d items evicted, %d of %d lock grants reported lost (all settled %v after the flood; refresh every %v), session lost: %v, group: %v",
+		evicted, lost, n, settled.Round(time.Millisecond), 15*time.Second, a.Err() != nil, merr)
 	if lost == 0 && a.Err() == nil {
 		t.Log("no key of the test was evicted this time")
 	}
