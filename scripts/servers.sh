@@ -483,8 +483,9 @@ start_memcached() {
 	} >"$dir/env"
 }
 
-# memcached-small: -m 2 (two 1 MB slab pages), so that a few thousand
-# small keys make it evict.
+# memcached-small: -m 2. memcached still gives every slab class one 1 MB
+# page, but no class grows past it, so some ten thousand small keys of one
+# size make it evict.
 start_memcached_small() {
 	local dir=$STATE/memcached-small p
 	get_ports 1
