@@ -29,8 +29,10 @@
 #   first (`restart --no-wait zookeeper-ensemble:1`) they only launch it:
 #   an ensemble member cannot be ready while its quorum is gone.
 #
-# NAME: redis memcached mysql postgresql zookeeper zookeeper-ensemble etcd
-#       etcd-cluster consul
+# NAME: redis memcached memcached-small mysql postgresql zookeeper
+#       zookeeper-ensemble etcd etcd-cluster consul
+#       (memcached-small: a second memcached with 2 MB of memory, which
+#       evicts under load, for eviction tests)
 # MEMBER:
 #   single servers     1 (the default)
 #   redis              1 = the first master (the default for `redis`),
@@ -68,7 +70,7 @@ SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPTS_DIR
 SELF="$SCRIPTS_DIR/$(basename "${BASH_SOURCE[0]}")"
 readonly SELF
-readonly ALL_SERVERS=(redis memcached mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
+readonly ALL_SERVERS=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
 readonly READY_TIMEOUT=${BATON_READY_TIMEOUT:-60}
 readonly STOP_TIMEOUT=${BATON_STOP_TIMEOUT:-10}
 readonly PORT_MIN=20000 PORT_MAX=31999 # below Linux's ephemeral range
@@ -478,6 +480,24 @@ start_memcached() {
 	{
 		env_line BATON_TEST_MEMCACHED_URL "memcached://127.0.0.1:$p"
 		env_line BATON_TEST_MEMCACHED_ADDR "127.0.0.1:$p"
+	} >"$dir/env"
+}
+
+# memcached-small: -m 2. memcached still gives every slab class one 1 MB
+# page, but no class grows past it, so some ten thousand small keys of one
+# size make it evict.
+start_memcached_small() {
+	local dir=$STATE/memcached-small p
+	get_ports 1
+	p=${PORTS[0]}
+	echo 1 >"$dir/members"
+	write_cmd "$dir/1" memcached "$p" TERM \
+		memcached -u nobody -l 127.0.0.1 -p "$p" -U 0 -m 2 -c 1024
+	launch "$dir/1"
+	wait_ready "$dir/1"
+	{
+		env_line BATON_TEST_MEMCACHED_SMALL_URL "memcached://127.0.0.1:$p"
+		env_line BATON_TEST_MEMCACHED_SMALL_ADDR "127.0.0.1:$p"
 	} >"$dir/env"
 }
 
