@@ -20,7 +20,7 @@ const wait = 20 * time.Second
 
 // testTimeout is the timeout option (request timeout and TTLs) of test
 // connections unless a test sets its own.
-const testTimeout = "timeout=4"
+const testTimeout = "timeout=6"
 
 // serverURL returns the URL of a running etcd from the environment; the
 // test fails, with a hint, when it is not set.
