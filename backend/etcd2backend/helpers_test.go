@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/backend/driver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -152,4 +154,19 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// driverConfig turns a parsed URL into the driver's configuration.
+func driverConfig(cfg *backend.Config) *driver.Config {
+	return &driver.Config{
+		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Username: cfg.Username, Password: cfg.Password,
+		PasswordSet: cfg.PasswordSet, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
+		MemberID: "m", Logger: zap.NewNop(), Clock: driver.RealClock{},
+	}
+}
+
+// isInvalid reports whether err is a driver error coded invalid argument.
+func isInvalid(err error) bool {
+	c, ok := driver.CodeOf(err)
+	return ok && c == driver.CodeInvalidArgument
 }
