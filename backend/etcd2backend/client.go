@@ -192,6 +192,53 @@ func (c *client) wait(ctx context.Context, key string, index uint64, recursive b
 	return c.do(ctx, http.MethodGet, key, q, true)
 }
 
+// retry sends an idempotent request (a read, a refresh) with a deadline
+// of attempt per try, trying the next endpoint after a try that got no
+// answer, timed out or met a server without a leader, until one answers
+// or ctx ends. A proposal forwarded to a leader that then died is never
+// answered before etcd's own request timeout (seconds): a short try
+// moves on instead of spending the grant's remaining lease on it.
+func (c *client) retry(ctx context.Context, method, key string, params url.Values, attempt time.Duration) (*response, error) {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		resp, err := c.do(actx, method, key, params, true)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return resp, err
+		}
+		c.cur.Add(1)
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// transient reports whether a request that failed with err may succeed
+// when sent again, maybe to another endpoint.
+func transient(err error) bool {
+	var te *transportError
+	var se *statusError
+	var ee *etcdError
+	switch {
+	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &se):
+		return se.Status >= 500
+	case errors.As(err, &ee):
+		return ee.Code >= 300 && ee.Code < 400 // Raft: no leader, timeouts
+	}
+	return false
+}
+
 // do sends one request, trying the endpoints in turn while the request
 // may be repeated: always for reads, only when nothing was sent for
 // writes.

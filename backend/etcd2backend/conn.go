@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -74,8 +75,15 @@ func (c *conn) refresh(ctx context.Context, key string, ttl time.Duration, cmp .
 	for i := 0; i+1 < len(cmp); i += 2 {
 		f.Set(cmp[i], cmp[i+1])
 	}
-	_, err := c.cl.put(ctx, key, f)
+	_, err := c.cl.retry(ctx, http.MethodPut, key, f, attemptTimeout(ttl))
 	return err
+}
+
+// attemptTimeout is the deadline of one try of a renewal or refresh of a
+// TTL: a sixth of it (half the renewal interval), so a try that meets a
+// dead or leaderless member leaves time for more tries elsewhere.
+func attemptTimeout(ttl time.Duration) time.Duration {
+	return max(ttl/6, 200*time.Millisecond)
 }
 
 // Renew restarts the TTL of the session key, of every member key and of
