@@ -57,12 +57,10 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Session reports TTL liveness: the session and member keys' TTL,
-// renewed every third of it. (The interval is the timing model's default;
-// it is set explicitly because the Backend starts no renewal loop for a
-// zero interval.)
+// Session reports TTL liveness: the session and member keys' TTL; the
+// Backend's timing model picks the renewal interval.
 func (c *conn) Session() driver.SessionInfo {
-	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.sessionTTL, RenewInterval: c.sessionTTL / 3}
+	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.sessionTTL}
 }
 
 // refresh restarts the TTL of key without changing its value or waking
