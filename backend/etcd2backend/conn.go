@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -57,10 +58,12 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Session reports TTL liveness: the session and member keys' TTL; the
-// Backend's timing model picks the renewal interval.
+// Session reports TTL liveness: the session and member keys' TTL,
+// renewed at the timing model's default interval. (The interval is given
+// explicitly because Backend.Session reports the driver's value as is,
+// and the conformance suite wants a TTL session's interval set.)
 func (c *conn) Session() driver.SessionInfo {
-	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.sessionTTL}
+	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.sessionTTL, RenewInterval: c.sessionTTL / backend.DefaultIntervalDivisor}
 }
 
 // refresh restarts the TTL of key without changing its value or waking
