@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -381,6 +380,3 @@ func (c *conn) waitGone(ctx context.Context, key string, after uint64) error {
 		after = ev.Node.ModifiedIndex
 	}
 }
-
-// tokenString formats a token for keys and logs.
-func tokenString(t uint64) string { return strconv.FormatUint(t, 10) }
