@@ -678,7 +678,7 @@ start_etcd_cluster() {
 	for i in 1 2 3; do
 		# 50/500 ms: 10/100 makes a 3-member cluster on 2 busy cores
 		# change leader now and then.
-		etcd_member "$dir/$i" "n$i" "${ports[i - 1]}" "${ports[i + 2]}" "$cluster" "baton-${ports[0]}" 50 500
+		etcd_member "$dir/$i" "n$i" "${ports[i - 1]}" "${ports[i + 2]}" "$cluster" "baton-${ports[0]}" 50 500 --enable-v2=true
 		launch "$dir/$i"
 	done
 	for i in 1 2 3; do
@@ -686,6 +686,7 @@ start_etcd_cluster() {
 	done
 	{
 		env_line BATON_TEST_ETCD_CLUSTER_URL "etcd3://$addrs"
+		env_line BATON_TEST_ETCD2_CLUSTER_URL "etcd://$addrs"
 		env_line BATON_TEST_ETCD_CLUSTER_ADDRS "$addrs"
 	} >"$dir/env"
 }
