@@ -1,0 +1,27 @@
+package etcdgwbackend
+
+import (
+	"testing"
+
+	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/backend/drivertest"
+)
+
+// harness runs the conformance suite in a fresh namespace of the servers
+// base returns; ExpireSession revokes the member's lease as an operator
+// (or an expiry) would.
+func harness(base func(testing.TB) string) drivertest.Harness {
+	return drivertest.Harness{
+		NewURL: func(t testing.TB) string { return nsURL(base(t)) },
+		ExpireSession: func(t testing.TB, b *backend.Backend) {
+			t.Helper()
+			if n := revokeMember(t, b.Config().Redacted, b.MemberID()); n == 0 {
+				t.Fatalf("no session of member %q found to revoke", b.MemberID())
+			}
+		},
+	}
+}
+
+func TestConformanceSingle(t *testing.T) { drivertest.Run(t, harness(singleURL)) }
+
+func TestConformanceCluster(t *testing.T) { drivertest.Run(t, harness(clusterURL)) }
