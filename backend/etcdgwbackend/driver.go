@@ -142,7 +142,7 @@ func (c *conn) apiPath(ctx context.Context, apiVersion string) error {
 	}
 	p, err := apiPathFor(v.Server)
 	if err != nil {
-		return driver.Wrap(driver.CodeInvalidArgument, err)
+		return fmt.Errorf("%w: %w", errNotEtcd, err)
 	}
 	c.cli.prefix = "/" + p + "/"
 	return nil
@@ -162,5 +162,5 @@ func (c *conn) explainPath(ctx context.Context, err error) error {
 	} else {
 		msg += "; it does not answer GET /version as etcd does"
 	}
-	return driver.Wrap(driver.CodeInvalidArgument, fmt.Errorf("%s: %w", msg, err))
+	return fmt.Errorf("%s: %w", msg, err)
 }
