@@ -73,6 +73,11 @@ type client struct {
 	endpoints []string // host:port
 	cur       atomic.Uint32
 	prefix    string // API path, e.g. "/v3/"
+	// attempt bounds one attempt of a call on one endpoint (0: none), so
+	// that a member that accepts connections but never answers (a
+	// partition, a black hole) costs a fraction of the lease TTL before
+	// the call moves on to the next endpoint.
+	attempt time.Duration
 
 	username, password string
 	mu                 sync.Mutex
@@ -146,7 +151,7 @@ func (c *client) call(ctx context.Context, path string, in, out any, idempotent 
 	var last error
 	for attempt := 0; attempt < len(c.endpoints); attempt++ {
 		i, ep := c.endpoint()
-		err := c.post(ctx, ep, path, body, out)
+		err := c.postAttempt(ctx, ep, path, body, out)
 		if err == nil {
 			return nil
 		}
@@ -186,6 +191,20 @@ func (c *client) call(ctx context.Context, path string, in, out any, idempotent 
 func notSent(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// postAttempt is post bounded by the attempt timeout.
+func (c *client) postAttempt(ctx context.Context, ep, path string, body []byte, out any) error {
+	if c.attempt <= 0 {
+		return c.post(ctx, ep, path, body, out)
+	}
+	actx, cancel := context.WithTimeout(ctx, c.attempt)
+	defer cancel()
+	err := c.post(actx, ep, path, body, out)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("%s gave no answer within %v: %w", ep, c.attempt, err)
+	}
+	return err
 }
 
 // post sends one request to endpoint ep.
@@ -323,7 +342,12 @@ func (c *client) version(ctx context.Context) (serverVersion, error) {
 	var last error
 	for attempt := 0; attempt < len(c.endpoints); attempt++ {
 		i, ep := c.endpoint()
-		v, err := c.getVersion(ctx, ep)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if c.attempt > 0 {
+			actx, cancel = context.WithTimeout(ctx, c.attempt)
+		}
+		v, err := c.getVersion(actx, ep)
+		cancel()
 		if err == nil {
 			return v, nil
 		}

@@ -79,6 +79,9 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return nil, err
 	}
 	cli := newClient(s.scheme, s.endpoints, s.tls, s.dialTimeout, s.username, s.password)
+	if len(s.endpoints) > 1 {
+		cli.attempt = min(s.requestTimeout, max(s.leaseTTL/4, minAttempt))
+	}
 	c := &conn{
 		cli:      cli,
 		log:      cfg.Logger,
@@ -128,6 +131,9 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	go c.watchSession(wctx, put.Header.Revision)
 	return c, nil
 }
+
+// minAttempt is the least time one attempt on one endpoint is given.
+const minAttempt = 500 * time.Millisecond
 
 // apiPath sets the client's gateway path: the api_version option, or,
 // with auto, the path the server's version serves.

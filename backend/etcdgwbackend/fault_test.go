@@ -362,3 +362,55 @@ func TestFaultHolderProcessKilled(t *testing.T) {
 	}
 	t.Logf("holder killed; taken over %v later (TTL %v), token %d → %d", after.Round(time.Millisecond), ttl, acquired.Token, g.Token())
 }
+
+// A watch stream on an endpoint that goes silent (black-holed, never
+// closed) is found stalled by its watchdog and resumed on the other
+// endpoint from its last revision: every change arrives, in order, with
+// no resync, and the member's grant survives.
+func TestFaultWatchStreamBlackholed(t *testing.T) {
+	direct := strings.TrimPrefix(singleURL(t), "etcd3+http://")
+	p := testutil.StartProxy(t, direct)
+	ns := "t-" + unique()
+	// The proxy is the first endpoint: the watch starts there.
+	viaProxy := "etcd3+http://" + p.Addr() + "," + direct + "?namespace=" + ns + "&timeout=3"
+	url := "etcd3+http://" + direct + "?namespace=" + ns + "&" + testTimeout
+	ctx := testCtx(t)
+	w := openBackend(t, viaProxy, "w")
+	m := openBackend(t, url, "m")
+	g, ok, err := w.TryLock(ctx, "x", backend.LockOptions{})
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	if err := m.CreateGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := w.WatchGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	p.Blackhole(true)
+	cut := time.Now()
+	if err := m.Join(ctx, "g", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UpdateCapabilities(ctx, "g", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Leave(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []backend.EventType{backend.EventJoined, backend.EventCapabilitiesChanged, backend.EventLeft} {
+		if ev := nextEvent(t, gw); ev.Type != want || ev.Member.ID != "m" {
+			t.Fatalf("event = %v, want %v of m (resumed elsewhere, no resync)", ev, want)
+		}
+	}
+	t.Logf("stream black-holed; all changes delivered %v later through the other endpoint", time.Since(cut).Round(time.Millisecond))
+	if err := g.Context().Err(); err != nil {
+		t.Fatalf("the grant was cancelled: %v", context.Cause(g.Context()))
+	}
+	if err := g.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Heal()
+}

@@ -128,3 +128,29 @@ func TestDeadEndpointSkipped(t *testing.T) {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
 }
+
+// A first endpoint that accepts connections but never answers (a black
+// hole) costs one attempt timeout, not the request timeout: Open,
+// renewals and locks go to the live endpoint.
+func TestBlackholedEndpointSkipped(t *testing.T) {
+	host := singleURL(t)[len("etcd3+http://"):]
+	p := testutil.StartProxy(t, host)
+	p.Blackhole(true)
+	url := nsURL("etcd3+http://"+p.Addr()+","+host, "timeout=4")
+	ctx := testCtx(t)
+	start := time.Now()
+	c, _ := openConn(t, url, "m")
+	if c.cli.attempt != time.Second {
+		t.Fatalf("attempt timeout %v, want TTL/4 = 1s", c.cli.attempt)
+	}
+	for range 3 {
+		if err := c.Renew(ctx); err != nil {
+			t.Fatalf("Renew = %v", err)
+		}
+	}
+	if _, ok, err := c.TryLock(ctx, driver.LockRequest{Key: "k", Member: "m"}); err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	t.Logf("open, 3 renewals and a lock past a black-holed endpoint: %v", time.Since(start).Round(time.Millisecond))
+	p.Heal()
+}

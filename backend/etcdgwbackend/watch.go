@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -81,12 +84,35 @@ func (c *conn) watchOnce(ctx context.Context, create watchCreateRequest, rev int
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	create.StartRevision = rev + 1
+	// The stream must open within an attempt: a silent endpoint would
+	// hold it forever.
+	opening := time.AfterFunc(c.probeLimit(), cancel)
 	body, ep, err := c.cli.openStream(wctx, "watch", watchRequest{Create: create}, requireLeader)
+	if !opening.Stop() && err == nil {
+		body.Close()
+		err = errors.New("the watch stream did not open in time")
+	}
 	if err != nil {
 		c.cli.advance(ep)
+		if ctx.Err() != nil {
+			return rev, false, ctx.Err()
+		}
 		return rev, false, err
 	}
 	defer body.Close()
+	var heard atomic.Bool // a message arrived since the watchdog's last look
+	var stalled atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if c.watchdog(wctx, ep, &heard) {
+			stalled.Store(true)
+			cancel()
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
 	dec := json.NewDecoder(body)
 	for {
 		var msg streamMessage[watchResponse]
@@ -95,8 +121,12 @@ func (c *conn) watchOnce(ctx context.Context, create watchCreateRequest, rev int
 				return rev, false, ctx.Err()
 			}
 			c.cli.advance(ep)
+			if stalled.Load() {
+				return rev, false, fmt.Errorf("watch stream stalled: %s does not answer", c.cli.endpoints[ep])
+			}
 			return rev, false, fmt.Errorf("watch stream ended: %w", err)
 		}
+		heard.Store(true)
 		if msg.Error != nil {
 			c.cli.advance(ep)
 			return rev, false, &Error{Code: msg.Error.GRPCCode, Message: msg.Error.Message}
@@ -120,6 +150,54 @@ func (c *conn) watchOnce(ctx context.Context, create watchCreateRequest, rev int
 			// A progress notification: every change up to its revision
 			// was delivered.
 			rev = max(rev, wr.Header.Revision)
+		}
+	}
+}
+
+// probeLimit is how long an endpoint may take to answer a probe or to
+// open a watch stream: the attempt timeout, or with a single endpoint the
+// smaller of the request timeout and a third of the TTL.
+func (c *conn) probeLimit() time.Duration {
+	if c.cli.attempt > 0 {
+		return c.cli.attempt
+	}
+	if c.ttl > 0 {
+		return min(c.timeout, c.ttl/3)
+	}
+	return c.timeout
+}
+
+// watchdog looks after a watch stream on endpoint ep until ctx ends: when
+// nothing arrived on it for a probe interval, it asks the same endpoint a
+// one-key count; no answer within the attempt timeout means the stream
+// sits on a connection nobody serves (a partition, a black hole, a frozen
+// member), and it returns true so that the stream is cut and resumed
+// elsewhere. An idle but healthy stream costs one small read per interval.
+func (c *conn) watchdog(ctx context.Context, ep int, heard *atomic.Bool) bool {
+	every := c.ttl / 3
+	if every <= 0 {
+		every = c.timeout
+	}
+	limit := c.probeLimit()
+	probe := &rangeRequest{Key: []byte(c.keys.session(c.lease)), CountOnly: true}
+	body, _ := json.Marshal(probe)
+	for {
+		t := c.clock.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C():
+		}
+		if heard.Swap(false) {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, limit)
+		err := c.cli.post(pctx, c.cli.endpoints[ep], "kv/range", body, nil)
+		stalled := err != nil && pctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if stalled {
+			return true
 		}
 	}
 }
