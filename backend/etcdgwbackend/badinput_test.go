@@ -65,9 +65,9 @@ func TestNotAGateway(t *testing.T) {
 func TestPasswordNeverEchoed(t *testing.T) {
 	for _, u := range []string{
 		"etcd3+http://user:hunter2@" + strings.TrimPrefix(singleURL(t), "etcd3+http://") + "?timeout=2", // no auth on the server
-		"etcd3+http://user:hunter2@127.0.0.1:1?timeout=1",                                                // nothing listens
-		"etcd3+http://user:hunter2@127.0.0.1:1?timeout=1&bogus=1",                                        // bad option
-		"etcd3+http://user:hunter2@127.0.0.1:1/path",                                                     // bad path
+		"etcd3+http://user:hunter2@127.0.0.1:1?timeout=1",                                               // nothing listens
+		"etcd3+http://user:hunter2@127.0.0.1:1?timeout=1&bogus=1",                                       // bad option
+		"etcd3+http://user:hunter2@127.0.0.1:1/path",                                                    // bad path
 	} {
 		_, err := backend.Open(testCtx(t), u)
 		if err == nil {

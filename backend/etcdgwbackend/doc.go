@@ -46,7 +46,24 @@
 // retried there at once, and so is any request that could not be
 // connected. A transaction that may have reached the server is not
 // retried (the Backend decides); a lock entry it may have written is
-// deleted by the next renewal.
+// deleted by the next renewal. With several endpoints each attempt has a
+// deadline of a quarter of the lease TTL (at least 0.5 s, at most
+// timeout), so a member that accepts connections but never answers costs
+// a fraction of the TTL, not the whole request timeout.
+//
+// A watch stream that carries nothing for a third of the TTL is checked
+// by a one-key count on the same endpoint; when that gets no answer
+// within the attempt deadline the stream sits on a silent connection (a
+// partition, a frozen member) and is cut and resumed elsewhere from its
+// last revision. TCP keep-alive (10 s idle, 3 probes 5 s apart) ends
+// connections to hosts that vanished.
+//
+// TLS: etcd3+https:// verifies the server against ca_cert (or the
+// system's pool) and presents cert_cert/cert_key when given. etcd's
+// gateway dials its own server with the server certificate as a client
+// certificate, so that certificate needs both the server and the client
+// extended key usage, or every gateway call fails with "connection
+// closed" (etcd's requirement, not the driver's).
 //
 // # Data layout and semantics: etcd3://'s
 //

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	
 )
 
 // escape encodes a name for use as one key segment: '%' becomes "%25" and
