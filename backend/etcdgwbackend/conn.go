@@ -44,11 +44,10 @@ var (
 	_ driver.HolderWatcher = (*conn)(nil)
 )
 
-// Session reports TTL liveness: the granted lease TTL, renewed every
-// third of it (the timing model's default, stated explicitly: the
-// Backend renews only when RenewInterval is set).
+// Session reports TTL liveness: the granted lease TTL. The renewal
+// interval is left to the Backend's timing model.
 func (c *conn) Session() driver.SessionInfo {
-	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl, RenewInterval: c.ttl / 3}
+	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl}
 }
 
 // reqCtx bounds one request by the timeout option.
