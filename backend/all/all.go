@@ -6,6 +6,7 @@ package all
 import (
 	_ "github.com/baton-go/baton/backend/etcd2backend"     // etcd://
 	_ "github.com/baton-go/baton/backend/etcdbackend"      // etcd3://
+	_ "github.com/baton-go/baton/backend/etcdgwbackend"    // etcd3+http://, etcd3+https://
 	_ "github.com/baton-go/baton/backend/filebackend"      // file://
 	_ "github.com/baton-go/baton/backend/membackend"       // mem://
 	_ "github.com/baton-go/baton/backend/memcachedbackend" // memcached://
