@@ -43,8 +43,17 @@ const (
 
 // pingRound is one ping's outcome, shared by every Renew waiting on it.
 type pingRound struct {
+	once sync.Once
 	done chan struct{}
 	err  error
+}
+
+// finish answers the round once; later answers are dropped.
+func (r *pingRound) finish(err error) {
+	r.once.Do(func() {
+		r.err = err
+		close(r.done)
+	})
 }
 
 func newSession(c *conn, pc *pgx.Conn, locked time.Time) *session {
@@ -133,22 +142,20 @@ func (s *session) doPing(r *pingRound) {
 	if err == nil {
 		s.lastOK = sent
 		s.mu.Unlock()
-		close(r.done)
+		r.finish(nil)
 		return
 	}
 	stopped := s.state != sessLive
 	s.mu.Unlock()
 	if stopped {
-		r.err = s.err()
-		close(r.done)
+		r.finish(s.err())
 		return
 	}
 	if ctx.Err() != nil {
 		err = fmt.Errorf("no answer to a ping within the session timeout %v: %w", s.ttl, err)
 	}
 	s.lose(fmt.Errorf("session connection: %w", err))
-	r.err = s.err()
-	close(r.done)
+	r.finish(s.err())
 }
 
 // lose ends the session for good: the connection is closed (freeing the
@@ -169,8 +176,7 @@ func (s *session) lose(cause error) {
 	_ = s.conn.Close(ctx)
 	cancel()
 	if r != nil {
-		r.err = s.lostErr
-		close(r.done)
+		r.finish(s.err())
 	}
 	s.c.cfg.Observer.Lost(cause)
 	s.c.cancel()
@@ -190,8 +196,7 @@ func (s *session) close(ctx context.Context) error {
 	s.stop()
 	<-s.done
 	if r != nil {
-		r.err = s.err()
-		close(r.done)
+		r.finish(s.err())
 	}
 	if !live {
 		return nil
