@@ -135,7 +135,7 @@ func (c *conn) poolConfig() *pgxpool.Config {
 
 // connectError classifies a failure to open.
 func (c *conn) connectError(err error) error {
-	return classify(fmt.Errorf("connect to %s: %w", c.s.redacted, err))
+	return classify(err)
 }
 
 // Session reports a session whose liveness is the session connection.

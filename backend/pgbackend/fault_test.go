@@ -160,10 +160,13 @@ func TestFaultServerRestart(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("lock: %v %v", ok, err)
 	}
+	lost := make(chan time.Time, 1)
+	go func() { <-g1.Context().Done(); lost <- time.Now() }()
 	start := time.Now()
 	servers(t, "restart", "postgresql")
 	restarted := time.Since(start)
-	lostAt := wantLost(t, g1, wait)
+	wantLost(t, g1, wait)
+	lostAt := <-lost
 	waitCtx(t, doneCtx(b1), wait, "Backend reports its session lost")
 	if !errors.Is(b1.Err(), backend.ErrLost) {
 		t.Fatalf("Err %v after the restart, want ErrLost", b1.Err())

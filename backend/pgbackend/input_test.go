@@ -33,6 +33,7 @@ func TestWrongPassword(t *testing.T) {
 		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'baton_password_test') THEN
 			CREATE ROLE baton_password_test LOGIN PASSWORD 'right-horse-battery';
 		END IF; END $$`)
+	admin(t, `GRANT CREATE ON DATABASE baton TO baton_password_test`)
 	addr := os.Getenv("BATON_TEST_POSTGRESQL_ADDR")
 	url := "postgresql://baton_password_test:wrong-staple-secret@" + addr + "/baton?sslmode=disable"
 	_, err := backend.Open(testutil.Context(t, wait), url, backend.WithMemberID("m"))
@@ -49,8 +50,12 @@ func TestWrongPassword(t *testing.T) {
 		t.Errorf("error %q does not say the password was refused", err)
 	}
 	t.Logf("wrong password: %v", err)
-	b := openBackend(t, "postgresql://baton_password_test:right-horse-battery@"+addr+"/baton?sslmode=disable&namespace=pw_"+unique(), "m")
-	_ = b
+	schema := "pw_" + unique()
+	t.Cleanup(func() { dropSchema(t, serverURL(t), schema) })
+	b := openBackend(t, "postgresql://baton_password_test:right-horse-battery@"+addr+"/baton?sslmode=disable&namespace="+schema, "m")
+	if err := b.CreateGroup(testutil.Context(t, wait), "g"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A role without the right to create the schema gets an error naming the

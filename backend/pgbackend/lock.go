@@ -12,20 +12,23 @@ import (
 )
 
 // TryLock takes the exclusive lock req.Key in one statement: the lock's
-// row is inserted or, when it is free or its holders' sessions ended,
-// updated with this session as holder and its counter (the fencing token)
-// bumped. Locks live as long as the session (Lease.TTL 0).
+// row, when it is free or its holders' sessions ended, is updated with
+// this session as holder and its counter (the fencing token) bumped; a
+// name never taken before gets its row inserted (a second statement).
+// Locks live as long as the session (Lease.TTL 0).
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
-	return c.tryLock(ctx, c.q.tryLock, req)
+	return c.tryLock(ctx, c.q.tryLock, req, 0)
 }
 
 // TryLockShared takes a shared hold of req.Key: it coexists with other
 // shared holds and excludes exclusive ones.
 func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
-	return c.tryLock(ctx, c.q.tryLockShared, req)
+	return c.tryLock(ctx, c.q.tryLockShared, req, -1)
 }
 
-func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest) (driver.Lease, bool, error) {
+// tryLock runs an acquisition; waiting (0 or 1) is how many waiters the
+// grant takes off the row's count (-1: the shared form, which has none).
+func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, waiting int) (driver.Lease, bool, error) {
 	if err := c.check(); err != nil {
 		return driver.Lease{}, false, err
 	}
@@ -38,7 +41,15 @@ func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest) 
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.ttl)
 	defer cancel()
 	var token int64
-	err := c.pool.QueryRow(actx, sql, req.Key, c.sid, req.Member).Scan(&token)
+	args := []any{req.Key, c.sid, req.Member}
+	if waiting >= 0 {
+		args = append(args, int32(waiting))
+	}
+	err := c.pool.QueryRow(actx, sql, args...).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) && waiting >= 0 {
+		// Held, or never taken: the row does not exist yet.
+		err = c.pool.QueryRow(actx, c.q.createLock, req.Key, c.sid, req.Member).Scan(&token)
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return driver.Lease{}, false, nil
@@ -54,16 +65,44 @@ func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest) 
 }
 
 // WaitLock blocks until req.Key is granted: it tries, and after a failed
-// try waits for the lock's release notification (sent by the releasing
-// statement, or by a janitor that cleared the hold of an ended session).
-// A try is also made every timeout, in case a notification was lost with
-// the listener connection (its reconnection wakes every waiter too).
+// try counts itself as a waiter on the lock's row (so that releases
+// notify), tries again, and waits for the release notification (sent by
+// the releasing statement, or by a janitor that cleared the hold of an
+// ended session) before each further try. A try is also made every
+// timeout, in case a notification was lost with the listener connection
+// (its reconnection wakes every waiter too). The grant takes the waiter
+// off the count in the same statement.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	sent := c.clock.Now()
+	lease, ok, err := c.TryLock(ctx, req)
+	switch {
+	case ctx.Err() != nil:
+		return driver.Lease{}, ctx.Err()
+	case err != nil:
+		return driver.Lease{}, err
+	case ok:
+		lease.Sent = sent
+		return lease, nil
+	}
 	s := c.hub.subscribeLock(req.Key)
 	defer c.hub.remove(s)
+	if _, err := c.pool.Exec(ctx, c.q.wait, req.Key); err != nil {
+		if ctx.Err() != nil {
+			return driver.Lease{}, ctx.Err()
+		}
+		return driver.Lease{}, c.classify(fmt.Errorf("wait for lock: %w", err))
+	}
+	counted := true
+	defer func() {
+		if counted {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.ttl)
+			_, _ = c.pool.Exec(uctx, c.q.unwait, req.Key)
+			cancel()
+		}
+	}()
 	for {
 		sent := c.clock.Now()
-		lease, ok, err := c.TryLock(ctx, req)
+		lease, ok, err := c.tryLock(ctx, c.q.tryLock, req, 1)
 		if ctx.Err() != nil {
 			return driver.Lease{}, ctx.Err()
 		}
@@ -71,6 +110,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			return driver.Lease{}, err
 		}
 		if ok {
+			counted = false
 			lease.Sent = sent
 			return lease, nil
 		}

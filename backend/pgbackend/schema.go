@@ -46,8 +46,9 @@ func ddl(q, chanLit string) []string {
 			token bigint NOT NULL,
 			sid integer,
 			member text COLLATE "C",
-			shared jsonb NOT NULL DEFAULT '{}')`,
-		`CREATE INDEX IF NOT EXISTS locks_sid ON S.locks (sid) WHERE sid IS NOT NULL`,
+			shared jsonb NOT NULL DEFAULT '{}',
+			waiters integer NOT NULL DEFAULT 0)
+			WITH (fillfactor = 50)`,
 		`CREATE INDEX IF NOT EXISTS locks_shared ON S.locks (name) WHERE shared <> '{}'::jsonb`,
 		// member_event builds one notification for a row of members: kind
 		// j (joined), l (left) or u (updated), the transaction ID, and

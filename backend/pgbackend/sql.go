@@ -10,7 +10,7 @@ import (
 // that pgx prepares and caches each once per connection.
 type queries struct {
 	tryLock, tryLockShared, unlock, holder, held  string
-	breakLock                                     string
+	breakLock, wait, unwait, createLock           string
 	createGroup, deleteGroup, groups, groupExists string
 	join, leave, members, update, caps            string
 	registerSession, janitor, closeSession        string
@@ -31,11 +31,14 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 		key: key,
 		// An exclusive grant: the row is free, or its holders' sessions are
 		// gone; the counter is bumped in the same statement.
-		tryLock: `INSERT INTO S.locks AS l (name, token, sid, member) VALUES ($1, 1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET token = l.token + 1, sid = EXCLUDED.sid, member = EXCLUDED.member, shared = '{}'
-			WHERE (l.sid IS NULL OR ` + dead("l.sid") + `)
-			AND NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `)
+		tryLock: `UPDATE S.locks l SET token = l.token + 1, sid = $2, member = $3, shared = '{}',
+				waiters = greatest(l.waiters - $4::integer, 0)
+			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
+			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
 			RETURNING token`,
+		// The first grant of a name creates its row; a conflict means
+		// someone created it meanwhile, and holds it.
+		createLock: `INSERT INTO S.locks (name, token, sid, member) VALUES ($1, 1, $2, $3) ON CONFLICT DO NOTHING RETURNING token`,
 		tryLockShared: `INSERT INTO S.locks AS l (name, token, shared)
 			VALUES ($1, 1, jsonb_build_object('1', jsonb_build_array($2::integer, $3::text)))
 			ON CONFLICT (name) DO UPDATE SET token = l.token + 1, sid = NULL, member = NULL,
@@ -47,8 +50,12 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 					member = CASE WHEN l.sid = $2 AND l.token = $3 THEN NULL ELSE l.member END,
 					shared = l.shared - ($3::bigint)::text
 				WHERE l.name = $1 AND ((l.sid = $2 AND l.token = $3) OR (l.shared -> (($3::bigint)::text) ->> 0)::integer = $2)
-				RETURNING l.name)
-			SELECT pg_notify(CHAN, 'L' || md5(name)) FROM u`,
+				RETURNING l.name, l.waiters)
+			SELECT CASE WHEN waiters > 0 THEN pg_notify(CHAN, 'L' || md5(name)) END FROM u`,
+		// A waiter counts itself on the lock's row before its last try, so
+		// that a release it could miss sees it and notifies.
+		wait:   `INSERT INTO S.locks AS l (name, token, waiters) VALUES ($1, 0, 1) ON CONFLICT (name) DO UPDATE SET waiters = l.waiters + 1`,
+		unwait: `UPDATE S.locks SET waiters = greatest(waiters - 1, 0) WHERE name = $1`,
 		held: `SELECT EXISTS (SELECT 1 FROM S.locks l WHERE l.name = $1
 			AND ((l.sid = $2 AND l.token = $3) OR (l.shared -> (($3::bigint)::text) ->> 0)::integer = $2))`,
 		holder: `SELECT l.member, l.token FROM S.locks l WHERE l.name = $1 AND l.sid IS NOT NULL AND NOT ` + dead("l.sid") + `
@@ -106,7 +113,7 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 			dss AS (DELETE FROM S.sessions WHERE sid = $1 RETURNING 1)
 			SELECT pg_notify(CHAN, 'L' || md5(name)) FROM (SELECT name FROM dl UNION SELECT name FROM ds) x`,
 	}
-	for _, p := range []*string{&q.tryLock, &q.tryLockShared, &q.unlock, &q.held, &q.holder, &q.breakLock, &q.createGroup, &q.deleteGroup,
+	for _, p := range []*string{&q.tryLock, &q.tryLockShared, &q.unlock, &q.held, &q.holder, &q.breakLock, &q.wait, &q.unwait, &q.createLock, &q.createGroup, &q.deleteGroup,
 		&q.groups, &q.groupExists, &q.join, &q.leave, &q.update, &q.members, &q.caps, &q.registerSession, &q.janitor, &q.closeSession} {
 		*p = r.Replace(*p)
 	}
