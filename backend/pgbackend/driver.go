@@ -82,9 +82,10 @@ many locks it holds, so the server's lock table (max_locks_per_transaction ×
 max_connections) is not a limit. A Backend uses one session connection, one
 listener connection and a small pool (pool_size) for everything else.
 
-Locks: a lock is granted by one INSERT ... ON CONFLICT statement on its row
-that bumps the row's counter (the fencing token) and records the holder in
-the same transaction; release clears the holder and notifies the waiters.
+Locks: a lock is granted by one UPDATE of its row (an INSERT for a name
+never taken before) that bumps the row's counter (the fencing token) and
+records the holder in the same transaction; release clears the holder and,
+when waiters have counted themselves on the row, notifies them.
 Tokens survive restarts and never go back (strong, with the server's
 synchronous_commit on; a crash with it off can lose the last commits).
 Blocking acquisitions wait for the release notification (or the janitor's,
