@@ -116,7 +116,11 @@ func TestFaultKillHolder(t *testing.T) {
 		}
 		got <- g
 	}()
-	time.Sleep(0) // the waiter is blocked: the holder is alive
+	select {
+	case <-got:
+		t.Fatal("the waiter got the lock while its holder was alive")
+	case <-time.After(300 * time.Millisecond): // the waiter is blocked
+	}
 	killed := child.Kill()
 	var g *backend.Grant
 	select {
