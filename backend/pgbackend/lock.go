@@ -46,8 +46,9 @@ func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, 
 		args = append(args, int32(waiting))
 	}
 	err := c.pool.QueryRow(actx, sql, args...).Scan(&token)
-	if errors.Is(err, pgx.ErrNoRows) && waiting >= 0 {
-		// Held, or never taken: the row does not exist yet.
+	if errors.Is(err, pgx.ErrNoRows) && waiting == 0 {
+		// Held, or never taken: the row does not exist yet (a waiter
+		// counted itself on the row, which therefore exists).
 		err = c.pool.QueryRow(actx, c.q.createLock, req.Key, c.sid, req.Member).Scan(&token)
 	}
 	switch {
