@@ -565,6 +565,9 @@ start_postgresql() {
 	reachable_by postgres "$m"
 	(cd "$m" && "${as_pg[@]}" "$bin/initdb" -D "$m/data" -U postgres --auth=trust --no-sync \
 		--encoding=UTF8 --locale=C) >>"$m/log" 2>&1 || fail_member "$m" "initdb failed"
+	# Trust for everyone but one role, which must give its password (the
+	# driver's tests check how a wrong password is reported).
+	sed -i '1i host all baton_password_test 127.0.0.1/32 scram-sha-256' "$m/data/pg_hba.conf"
 	launch "$m"
 	wait_ready "$m"
 	psql -h 127.0.0.1 -p "$p" -U postgres -d postgres -qc 'CREATE DATABASE baton' >>"$m/log" 2>&1 ||
@@ -572,6 +575,7 @@ start_postgresql() {
 	{
 		env_line BATON_TEST_POSTGRESQL_URL "postgresql://postgres@127.0.0.1:$p/baton"
 		env_line BATON_TEST_POSTGRESQL_ADDR "127.0.0.1:$p"
+		env_line BATON_TEST_POSTGRESQL_SOCKET_DIR "$m"
 	} >"$dir/env"
 }
 

@@ -10,6 +10,7 @@ import (
 	_ "github.com/baton-go/baton/backend/filebackend"      // file://
 	_ "github.com/baton-go/baton/backend/membackend"       // mem://
 	_ "github.com/baton-go/baton/backend/memcachedbackend" // memcached://
+	_ "github.com/baton-go/baton/backend/pgbackend"        // postgresql://, postgres://
 	_ "github.com/baton-go/baton/backend/redisbackend"     // redis://, rediss://
 	_ "github.com/baton-go/baton/backend/zkbackend"        // zookeeper://, kazoo://
 )
