@@ -243,8 +243,10 @@ func (c *conn) takeGrantsLocked() []*grant {
 // Close ends the session: it releases every lock, leaves every group and
 // removes the session semaphore. The last connection of the namespace
 // (no other live session) also removes the namespace's free lock
-// semaphores, its segment and its mutex. It blocks only on the namespace
-// mutex (honouring ctx). Closing twice is a no-op.
+// semaphores and, when no group is left, its segment and its mutex:
+// groups outlive their members, as on a server, until deleted (or until
+// RemoveNamespace). It blocks only on the namespace mutex (honouring
+// ctx). Closing twice is a no-op.
 func (c *conn) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -261,23 +263,29 @@ func (c *conn) Close(ctx context.Context) error {
 		}
 	}
 	if err := c.st.lock(ctx); err != nil {
-		if !isCode(err, driver.CodeLost) {
+		if isCode(err, driver.CodeLost) {
+			c.removeOrphans(ctx)
+		} else {
 			errs = append(errs, err)
 		}
 	} else {
-		last := false
+		empty := false
 		s, err := c.st.readLocked()
 		if err == nil {
 			c.dropSession(s)
 			prune(s)
-			if last = len(s.Sessions) == 0; !last {
+			last := len(s.Sessions) == 0
+			if empty = last && len(s.Groups) == 0; !empty {
 				err = c.st.writeLocked(s)
+			}
+			if last {
+				c.st.removeLockSems()
 			}
 		}
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if last {
+		if empty {
 			c.st.removeAll(c.log) // removes the mutex too
 		} else {
 			c.st.unlock()
@@ -289,6 +297,45 @@ func (c *conn) Close(ctx context.Context) error {
 	c.useMu.Unlock()
 	c.log.Debug("ipc session closed", zap.String("session", c.sessHex))
 	return errors.Join(errs...)
+}
+
+// removeOrphans runs when Close finds the namespace removed under this
+// connection (its session had been expired and the other connections
+// closed, the last one removing the namespace): the lock semaphores this
+// connection created or used may have been held then and left behind.
+// Under the mutex of the namespace as it is now (created afresh if
+// needed), when no baton session is alive, the idle ones are removed, and
+// the namespace too when it holds nothing.
+func (c *conn) removeOrphans(ctx context.Context) {
+	st, err := openStore(ctx, c.s)
+	if err != nil {
+		return
+	}
+	defer st.detach()
+	s, err := st.readLocked()
+	if err != nil {
+		st.unlock()
+		return
+	}
+	prune(s)
+	if len(s.Sessions) > 0 {
+		st.unlock()
+		return
+	}
+	c.locksMu.Lock()
+	for _, ls := range c.locks {
+		if id, err := semget(ls.semKey, 0, 0); err == nil && lockSemIdle(id) {
+			_ = semRemove(id)
+		}
+	}
+	c.locksMu.Unlock()
+	if len(s.Groups) == 0 {
+		st.removeAll(c.log)
+		return
+	}
+	st.removeLockSems()
+	_ = st.writeLocked(s)
+	st.unlock()
 }
 
 // lockSemIdle reports whether a lock semaphore set is free with nobody

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/baton-go/baton/backend/ipcbackend"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -72,10 +73,19 @@ func newObjects(before, after map[string]bool) []string {
 }
 
 // newURL returns an ipc:// URL of a fresh namespace, with query appended.
+// The namespace is removed when the test ends (after every Backend the
+// test opened later has closed): the groups a test created outlive its
+// connections.
 func newURL(t testing.TB, query string) string {
 	q := url.Values{"namespace": {"t-" + testutil.Unique()}}.Encode()
 	if query != "" {
 		q += "&" + query
 	}
-	return "ipc://?" + q
+	u := "ipc://?" + q
+	t.Cleanup(func() {
+		if err := ipcbackend.RemoveNamespace(u); err != nil {
+			t.Errorf("remove namespace: %v", err)
+		}
+	})
+	return u
 }

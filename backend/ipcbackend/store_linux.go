@@ -426,13 +426,11 @@ func ctxErr(err error) error {
 	return driver.Wrap(driver.CodeCanceled, err)
 }
 
-// removeAll removes every IPC object of the namespace when its last
-// session closes: the lock semaphores that are free and have no waiter
-// (a lock held or awaited by a process outside baton, such as tooz, is
-// left alone), the segment (destroyed when the last process detaches)
-// and, last, the mutex, which the caller holds: processes waiting for it
-// get EIDRM and start the namespace anew.
-func (st *store) removeAll(log *zap.Logger) {
+// removeLockSems removes the namespace's lock semaphores that are free
+// and have no waiter; a lock held or awaited by a process outside baton
+// (tooz) is left alone. The caller holds the mutex and knows that no
+// baton session is alive. The lock table keeps the last tokens.
+func (st *store) removeLockSems() {
 	for i := 0; i < st.slots; i++ {
 		if atomic.LoadUint32(st.u32(st.slotOff(i)+slotUsed)) == 0 {
 			continue
@@ -445,6 +443,15 @@ func (st *store) removeAll(log *zap.Logger) {
 			_ = semRemove(id)
 		}
 	}
+}
+
+// removeAll removes every IPC object of the namespace: the free lock
+// semaphores, the segment (destroyed when the last process detaches)
+// and, last, the mutex, which the caller holds: processes waiting for it
+// get EIDRM and start the namespace anew. The caller knows that no baton
+// session is alive.
+func (st *store) removeAll(log *zap.Logger) {
+	st.removeLockSems()
 	_, _ = unix.SysvShmCtl(st.segID, unix.IPC_RMID, nil)
 	_ = semRemove(st.mutexID)
 	log.Debug("ipc namespace removed", zap.String("namespace", st.k.ns))

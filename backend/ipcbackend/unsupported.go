@@ -29,3 +29,9 @@ func errUnsupported() error {
 func ExpireSession(rawURL, memberID string) error {
 	return &backend.Error{Code: driver.CodeUnimplemented, Op: "expire session", Err: errUnsupported()}
 }
+
+// RemoveNamespace is not supported on this system: it returns a
+// *backend.Error coded unimplemented.
+func RemoveNamespace(rawURL string) error {
+	return &backend.Error{Code: driver.CodeUnimplemented, Op: "remove ipc namespace", Err: errUnsupported()}
+}
