@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -41,11 +43,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ipcObjects lists the semaphore sets and shared memory segments of the
-// host as "sem KEY ID" and "shm KEY ID" (from /proc/sysvipc, what ipcs
-// reads).
+// ipcObjects lists the semaphore sets of the host and the shared memory
+// segments of the namespaces the tests used, as "sem KEY ID" and "shm
+// KEY ID" (from /proc/sysvipc, what ipcs reads). Other segments are not
+// the tests' (a database server's, for instance); every semaphore set is
+// counted.
 func ipcObjects() map[string]bool {
 	out := map[string]bool{}
+	segs := map[string]bool{}
+	for _, ns := range usedNamespaces() {
+		segs[strconv.Itoa(int(ipcbackend.SegmentKey(ns)))] = true
+	}
 	for _, kind := range []string{"sem", "shm"} {
 		data, err := os.ReadFile("/proc/sysvipc/" + kind)
 		if err != nil {
@@ -53,7 +61,7 @@ func ipcObjects() map[string]bool {
 		}
 		for i, line := range strings.Split(string(data), "\n") {
 			f := strings.Fields(line)
-			if i == 0 || len(f) < 2 {
+			if i == 0 || len(f) < 2 || (kind == "shm" && !segs[f[0]]) {
 				continue
 			}
 			out[kind+" key="+f[0]+" id="+f[1]] = true
@@ -72,12 +80,28 @@ func newObjects(before, after map[string]bool) []string {
 	return left
 }
 
+var (
+	namespacesMu sync.Mutex
+	namespaces   = []string{""} // the default one, used by the tooz test
+)
+
+// usedNamespaces returns the namespaces of every newURL so far.
+func usedNamespaces() []string {
+	namespacesMu.Lock()
+	defer namespacesMu.Unlock()
+	return append([]string(nil), namespaces...)
+}
+
 // newURL returns an ipc:// URL of a fresh namespace, with query appended.
 // The namespace is removed when the test ends (after every Backend the
 // test opened later has closed): the groups a test created outlive its
 // connections.
 func newURL(t testing.TB, query string) string {
-	q := url.Values{"namespace": {"t-" + testutil.Unique()}}.Encode()
+	ns := "t-" + testutil.Unique()
+	namespacesMu.Lock()
+	namespaces = append(namespaces, ns)
+	namespacesMu.Unlock()
+	q := url.Values{"namespace": {ns}}.Encode()
 	if query != "" {
 		q += "&" + query
 	}
