@@ -6,6 +6,7 @@ package all
 import (
 	_ "github.com/baton-go/baton/backend/etcdbackend"  // etcd3://
 	_ "github.com/baton-go/baton/backend/filebackend"  // file://
+	_ "github.com/baton-go/baton/backend/ipcbackend"   // ipc://
 	_ "github.com/baton-go/baton/backend/membackend"   // mem://
 	_ "github.com/baton-go/baton/backend/redisbackend" // redis://, rediss://
 	_ "github.com/baton-go/baton/backend/zkbackend"    // zookeeper://, kazoo://
