@@ -80,7 +80,8 @@ func info() driver.Info {
 			"writing leaves the previous state intact. Fencing tokens are kept in the segment's lock table and are " +
 			"the larger of the previous token plus one and the wall clock in microseconds: they strictly increase, " +
 			"also after the last process closed and the segment was removed, unless the clock is set back (strong on " +
-			"one host). Watches are polled. The last connection of a namespace to close removes its semaphores and segment.",
+			"one host). Watches are polled. The last connection of a namespace to close removes its semaphores and, when no group is left, " +
+			"its segment; groups outlive their members until deleted (or RemoveNamespace).",
 		URLForm: "ipc://[?options]",
 		Examples: []string{
 			"ipc://",
