@@ -17,7 +17,7 @@ import (
 // toozScript drives tooz's ipc driver: "hold NAME" takes the lock, says
 // "held", waits for a line on stdin, releases (tooz removes the
 // semaphore) and says "released"; "try NAME" tries once without blocking
-// and says "acquired" (then releases) or "busy".
+// and says "acquired" (once it released again) or "busy".
 const toozScript = `
 import sys
 from tooz import coordination
@@ -33,9 +33,9 @@ if mode == "hold":
     print("released", flush=True)
 else:
     ok = lock.acquire(blocking=False)
-    print("acquired" if ok else "busy", flush=True)
     if ok:
         lock.release()
+    print("acquired" if ok else "busy", flush=True)
 coord.stop()
 `
 
