@@ -34,10 +34,10 @@ func BenchmarkSemopPair(b *testing.B) {
 	p := []sembuf{{num: 0, op: -1, flg: ipcNoWait | semUndo}}
 	v := []sembuf{{num: 0, op: 1, flg: semUndo}}
 	for b.Loop() {
-		if err := semop(id, p, nil); err != nil {
+		if err := semopNoWait(id, p); err != nil {
 			b.Fatal(err)
 		}
-		if err := semop(id, v, nil); err != nil {
+		if err := semopNoWait(id, v); err != nil {
 			b.Fatal(err)
 		}
 	}

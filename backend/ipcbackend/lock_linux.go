@@ -204,7 +204,7 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 		if err != nil {
 			return driver.Lease{}, false, err
 		}
-		err = semop(ls.id, exclusiveOps(ls, ipcNoWait), nil)
+		err = semopNoWait(ls.id, exclusiveOps(ls, ipcNoWait))
 		switch {
 		case err == nil:
 			lease, err := c.grantExclusive(ls)
@@ -288,7 +288,7 @@ func (c *conn) unlockSem(ls *lockSem, shared bool) {
 	if shared && ls.nsems == 2 {
 		op = sembuf{num: 1, op: -1, flg: semUndo}
 	}
-	_ = semop(ls.id, []sembuf{op}, nil)
+	_ = semopNoWait(ls.id, []sembuf{op})
 }
 
 // TryLockShared tries once to take key shared: one non-blocking semop
@@ -303,7 +303,7 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 		if err != nil {
 			return driver.Lease{}, false, err
 		}
-		err = semop(ls.id, sharedOps(ls), nil)
+		err = semopNoWait(ls.id, sharedOps(ls))
 		switch {
 		case err == nil:
 			lease, err := c.grantShared(ctx, ls)

@@ -60,6 +60,23 @@ func semop(id int, ops []sembuf, timeout *unix.Timespec) error {
 	}
 }
 
+// semopNoWait performs ops that never block (IPC_NOWAIT, or only
+// increments) as a raw system call, without telling the scheduler: the
+// lock's fast path.
+func semopNoWait(id int, ops []sembuf) error {
+	for {
+		_, _, errno := unix.RawSyscall6(unix.SYS_SEMTIMEDOP, uintptr(id), uintptr(unsafe.Pointer(&ops[0])),
+			uintptr(len(ops)), 0, 0, 0)
+		switch errno {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return errno
+	}
+}
+
 // semctl runs a semctl command that takes no buffer (GETVAL, SETVAL,
 // GETPID, GETNCNT, IPC_RMID) and returns its result.
 func semctl(id, num, cmd, arg int) (int, error) {
