@@ -197,9 +197,13 @@ func (c *conn) lose(cause error) {
 			c.log.Debug("release after session loss", zap.String("key", g.key), zap.Error(err))
 		}
 	}
-	if err := c.st.update(ctx, func(s *state) error { c.dropSession(s); return nil }); err != nil {
-		c.log.Debug("leave after session loss", zap.Error(err))
+	c.useMu.RLock()
+	if c.st.mem != nil {
+		if err := c.st.update(ctx, func(s *state) error { c.dropSession(s); return nil }); err != nil {
+			c.log.Debug("leave after session loss", zap.Error(err))
+		}
 	}
+	c.useMu.RUnlock()
 	c.log.Warn("ipc session lost", zap.Error(cause))
 	c.obs.Lost(driver.Wrap(driver.CodeLost, cause))
 }

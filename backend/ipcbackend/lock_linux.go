@@ -50,6 +50,11 @@ func (c *conn) resolve(ctx context.Context, key string) (*lockSem, error) {
 	if ok {
 		return ls, nil
 	}
+	c.useMu.RLock()
+	defer c.useMu.RUnlock()
+	if c.st.mem == nil {
+		return nil, c.check(ctx)
+	}
 	ls = &lockSem{key: key, semKey: c.s.keys.lock(key)}
 	hash := keyHash(key)
 	for {
@@ -348,7 +353,7 @@ func (c *conn) grantShared(ctx context.Context, ls *lockSem) (driver.Lease, erro
 	}
 	c.mu.Unlock()
 	if err != nil {
-		_ = c.release(context.Background(), &grant{key: ls.key, ls: ls, token: token, shared: true})
+		_ = c.releaseLocked(context.Background(), &grant{key: ls.key, ls: ls, token: token, shared: true})
 		return driver.Lease{}, err
 	}
 	return driver.Lease{Token: token}, nil
@@ -378,6 +383,11 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 func (c *conn) release(ctx context.Context, g *grant) error {
 	c.useMu.RLock()
 	defer c.useMu.RUnlock()
+	return c.releaseLocked(ctx, g)
+}
+
+// releaseLocked is release for a caller that holds useMu (read).
+func (c *conn) releaseLocked(ctx context.Context, g *grant) error {
 	defer c.unlockSem(g.ls, g.shared)
 	if c.st.mem == nil {
 		return nil
