@@ -8,6 +8,7 @@ import (
 	_ "github.com/baton-go/baton/backend/etcdbackend"      // etcd3://
 	_ "github.com/baton-go/baton/backend/etcdgwbackend"    // etcd3+http://, etcd3+https://
 	_ "github.com/baton-go/baton/backend/filebackend"      // file://
+	_ "github.com/baton-go/baton/backend/ipcbackend"       // ipc://
 	_ "github.com/baton-go/baton/backend/membackend"       // mem://
 	_ "github.com/baton-go/baton/backend/memcachedbackend" // memcached://
 	_ "github.com/baton-go/baton/backend/pgbackend"        // postgresql://, postgres://
