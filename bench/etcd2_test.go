@@ -144,7 +144,7 @@ func newV2Elector(tb testing.TB, s *site, _ bool, name string) elector {
 // includes the join's own round trips: two for etcd://, one transaction
 // for etcd3://), etcd:// (long-poll) against etcd3:// (gRPC watch stream)
 // on the same server, one after the other.
-func BenchmarkWatchLatency(b *testing.B) {
+func BenchmarkWatchLatencyEtcd2(b *testing.B) {
 	for _, name := range []string{"etcd2", "etcd2-cluster"} {
 		b.Run(name, func(b *testing.B) {
 			measureOnce(b, func(b *testing.B) []metric {

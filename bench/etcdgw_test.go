@@ -63,7 +63,7 @@ func toozGatewayURL(s *site) string {
 // WatchGroup reports it; from before the Join call to the event. The
 // gateway (etcd3+http://) and gRPC (etcd3://) run in alternating rounds
 // on the same server (BATON_BENCH_ROUNDS × 10 events each).
-func BenchmarkWatchLatency(b *testing.B) {
+func BenchmarkWatchLatencyGateway(b *testing.B) {
 	measureOnce(b, func(b *testing.B) []metric {
 		s := newSite(b, targetNamed("etcd3+http"))
 		sides := []string{s.batonURL(false), grpcSite(s).batonURL(false)}
