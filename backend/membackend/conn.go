@@ -62,6 +62,8 @@ type conn struct {
 	clock   driver.Clock
 	ttl     time.Duration // lease mode when positive
 	lockTTL time.Duration
+	// sessionLiveness: lease mode reported as a session backend's timeout.
+	sessionLiveness bool
 }
 
 // open is the driver's OpenFunc.
@@ -80,10 +82,12 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		clock:   cfg.Clock,
 		ttl:     cfg.Options.Duration(optTTL),
 		lockTTL: cfg.Options.Duration(optLockTTL),
-		changed: make(chan struct{}),
-		gone:    make(chan struct{}),
-		grants:  map[*grant]struct{}{},
-		joined:  map[string]struct{}{},
+
+		sessionLiveness: cfg.Options.String(optLiveness) == "session",
+		changed:         make(chan struct{}),
+		gone:            make(chan struct{}),
+		grants:          map[*grant]struct{}{},
+		joined:          map[string]struct{}{},
 	}
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
@@ -102,7 +106,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 // mode it reports TTL liveness of the ttl option.
 func (c *conn) Session() driver.SessionInfo {
 	if c.leaseMode() {
-		return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl}
+		l := driver.LivenessTTL
+		if c.sessionLiveness {
+			l = driver.LivenessSession
+		}
+		return driver.SessionInfo{Liveness: l, TTL: c.ttl}
 	}
 	return driver.SessionInfo{Liveness: driver.LivenessSession}
 }

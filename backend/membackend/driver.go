@@ -35,7 +35,7 @@ func info() driver.Info {
 
 		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
 			c := characteristics
-			if v.Duration(optTTL) > 0 {
+			if v.Duration(optTTL) > 0 && v.String(optLiveness) != "session" {
 				c.Liveness = driver.LivenessTTL
 				c.NonTimeoutBased = false
 			}

@@ -23,8 +23,9 @@ import (
 
 // Options of the mem:// driver.
 const (
-	optTTL     = "ttl"
-	optLockTTL = "lock_ttl"
+	optTTL      = "ttl"
+	optLockTTL  = "lock_ttl"
+	optLiveness = "liveness"
 )
 
 func options() []driver.OptionSpec {
@@ -34,6 +35,13 @@ func options() []driver.OptionSpec {
 			Doc: "0 (the default): a session that never times out, ended only by Close or ExpireSession. " +
 				"Positive: lease mode, for tests of TTL paths: the member's liveness is a TTL renewed by the Backend " +
 				"(Renew), and expires ttl after the store last received a renewal, on the connection's clock.",
+		},
+		{
+			Key: optLiveness, Type: driver.String, Default: "ttl", Enum: []string{"ttl", "session"},
+			Doc: "Lease mode only: how the Backend treats the lease. ttl: a TTL session (Redis, etcd), lost for good " +
+				"when renewals fail for the whole TTL. session: a session backend's timeout (ZooKeeper, a database " +
+				"session), whose renewals are pings: grants are cancelled when nothing was heard for TTL − margin, " +
+				"and the session is suspended, not lost, until the store expires it.",
 		},
 		{
 			Key: optLockTTL, Type: driver.Duration, Default: "0", Min: driver.MinValue(0),
