@@ -7,6 +7,7 @@ import (
 	_ "github.com/baton-go/baton/backend/etcdbackend"  // etcd3://
 	_ "github.com/baton-go/baton/backend/filebackend"  // file://
 	_ "github.com/baton-go/baton/backend/membackend"   // mem://
+	_ "github.com/baton-go/baton/backend/mysqlbackend" // mysql://
 	_ "github.com/baton-go/baton/backend/redisbackend" // redis://, rediss://
 	_ "github.com/baton-go/baton/backend/zkbackend"    // zookeeper://, kazoo://
 )
