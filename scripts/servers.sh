@@ -503,14 +503,15 @@ start_mysql() {
 	wait_ready "$m"
 	mariadb --no-defaults --socket="$m/sock" -uroot >>"$m/log" 2>&1 <<-'EOF' || fail_member "$m" "creating the baton database failed"
 		CREATE DATABASE IF NOT EXISTS baton;
-		CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton';
+		CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton-pw';
 		GRANT ALL PRIVILEGES ON baton.* TO 'baton'@'%';
 		CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
 		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 		FLUSH PRIVILEGES;
 	EOF
 	{
-		env_line BATON_TEST_MYSQL_URL "mysql://baton:baton@127.0.0.1:$p/baton"
+		env_line BATON_TEST_MYSQL_URL "mysql://baton:baton-pw@127.0.0.1:$p/baton"
+		env_line BATON_TEST_MYSQL_SOCKET "$m/sock"
 		env_line BATON_TEST_MYSQL_ROOT_URL "mysql://root@127.0.0.1:$p/baton"
 		env_line BATON_TEST_MYSQL_ADDR "127.0.0.1:$p"
 	} >"$dir/env"

@@ -280,7 +280,8 @@ func (c *conn) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.sess != nil {
 		if alive {
-			if _, err := c.sess.ExecContext(ctx, "DO RELEASE_ALL_LOCKS()"); err != nil {
+			// A session connection that dropped already freed its locks.
+			if _, err := c.sess.ExecContext(ctx, "DO RELEASE_ALL_LOCKS()"); err != nil && !connectionError(err) {
 				errs = append(errs, classify(err))
 			}
 		}
