@@ -493,7 +493,7 @@ start_mysql() {
 		mariadbd --no-defaults --datadir="$m/data" --port="$p" --bind-address=127.0.0.1 \
 		--socket="$m/sock" --pid-file="$m/mariadbd.pid" --user=mysql --skip-name-resolve \
 		--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --innodb-buffer-pool-size=64M \
-		--skip-log-bin --max-connections=500
+		--skip-log-bin --max-connections=3000
 	chown mysql: "$m"
 	reachable_by mysql "$m"
 	mariadb-install-db --no-defaults --datadir="$m/data" --user=mysql \

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -211,3 +212,5 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
