@@ -202,7 +202,7 @@ func TestScale(t *testing.T) {
 		t.Skip("scale test")
 	}
 	u := isolate(t, mysqlURL(t))
-	ctx := testCtx(t, 5*time.Minute)
+	ctx := testCtx(t, 20*time.Minute)
 	root := rawDB(t, mysqlURL(t))
 	count := func() int {
 		var n int
@@ -224,6 +224,9 @@ func TestScale(t *testing.T) {
 		grants = append(grants, g)
 	}
 	t.Logf("%d locks taken in %v", nLocks, time.Since(start).Round(time.Millisecond))
+	if n := count() - before; n > 1+2*defaultPoolSizeForTest {
+		t.Fatalf("%d connections for one Backend holding %d locks", n, nLocks)
+	}
 	w := openBackend(t, u, "watcher")
 	if _, ok, err := w.TryLock(ctx, "lock-9999", backend.LockOptions{}); err != nil || ok {
 		t.Fatalf("a held lock was granted again: %v %v", ok, err)
@@ -238,14 +241,11 @@ func TestScale(t *testing.T) {
 		if err := m.Join(ctx, "big", nil); err != nil {
 			t.Fatal(err)
 		}
-		if i == 0 {
-			// Each member Backend costs its session connection plus
-			// pooled ones; keep the test's footprint bounded.
-			_ = m
-		}
 		if (i+1)%100 == 0 {
-			if n := count() - before; n > 2+3*(i+1)+20 {
-				t.Fatalf("%d connections for %d members", n, i+1)
+			// Each Backend keeps its session connection and at most one
+			// idle pooled connection once its queries are done.
+			if n := count() - before; n > 2*(i+1)+2+defaultPoolSizeForTest {
+				t.Fatalf("%d connections for %d members and the holder", n, i+1)
 			}
 		}
 	}
@@ -261,3 +261,6 @@ func TestScale(t *testing.T) {
 		}
 	}
 }
+
+// defaultPoolSizeForTest is the pool_size default.
+const defaultPoolSizeForTest = 8
