@@ -201,7 +201,9 @@ func TestScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	u := isolate(t, mysqlURL(t))
+	// A generous session timeout: 1,001 Backends in one test process
+	// (under -race, on a shared machine) must not miss pings.
+	u := isolate(t, mysqlURL(t), "timeout", "30")
 	ctx := testCtx(t, 20*time.Minute)
 	root := rawDB(t, mysqlURL(t))
 	count := func() int {

@@ -62,8 +62,8 @@ func optionSpecs() []driver.OptionSpec {
 		{Key: optSSLKey, Type: driver.String, Secret: true, Doc: "PEM private key of ssl_cert."},
 		{Key: optSSLCipher, Type: driver.String,
 			Doc: "Colon-separated cipher suites allowed for TLS 1.2, by OpenSSL name (ECDHE-RSA-AES128-GCM-SHA256) or IANA name; enables TLS."},
-		{Key: optSSLVerifyMode, Type: driver.String, Enum: []string{"none", "optional", "required"},
-			Doc: "Certificate verification, as PyMySQL's ssl_verify_mode: none skips it; optional and required verify the server's chain (a server always presents one). Default: required when ssl_ca or ssl_capath is given, else none."},
+		{Key: optSSLVerifyMode, Type: driver.String, Enum: []string{"none", "optional", "required", "false", "no", "0", "true", "yes", "1"},
+			Doc: "Certificate verification, as PyMySQL's ssl_verify_mode: none (or false, no, 0) skips it; optional and required (or true, yes, 1) verify the server's chain (a server always presents one). Default: required when ssl_ca or ssl_capath is given, else none (PyMySQL verifies nothing with ssl_capath alone; baton does)."},
 		{Key: optSSLCheckHost, Type: driver.Bool, Default: "true",
 			Doc: "Check that the server certificate names the host (when the chain is verified)."},
 	}
@@ -249,6 +249,12 @@ func tlsConfig(o driver.Values, serverName string) (*tls.Config, error) {
 		tc.CipherSuites = ids
 	}
 	mode := o.String(optSSLVerifyMode)
+	switch mode {
+	case "false", "no", "0":
+		mode = "none"
+	case "true", "yes", "1":
+		mode = "required"
+	}
 	if mode == "" {
 		mode = "none"
 		if pool != nil {
