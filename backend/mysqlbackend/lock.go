@@ -3,6 +3,7 @@ package mysqlbackend
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"errors"
 	"time"
 
@@ -262,14 +263,56 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 	return *found, nil
 }
 
-// WaitLock blocks until req.Key is granted. While another connection
-// holds the key's GET_LOCK it waits on the server: one statement on a
-// connection of the wait pool, GET_LOCK(name, t) then RELEASE_LOCK(name),
+// WaitLock blocks until req.Key is granted, waiting on the server. A
+// waiter takes a connection of the wait pool and first queues on the
+// key's queue lock (GET_LOCK on "baton:q:..."), so waiters of all
+// Backends line up in the server's FIFO and only the head waits for the
+// lock itself: one statement, GET_LOCK(name, t) then RELEASE_LOCK(name),
 // returns the moment the holder releases (or its connection drops), and
-// the session connection then tries again. Only a wait on shared holders
-// (rows, which the server cannot signal) is polled.
+// the session connection then takes the lock. The queue lock is released
+// once the lock is granted, or with the connection when ctx ends. Only a
+// wait on shared holders (rows, which the server cannot signal) is
+// polled.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	sent := c.clock.Now()
+	lease, why, err := c.tryLock(ctx, req)
+	if err != nil {
+		return driver.Lease{}, err
+	}
+	if why == notBusy {
+		lease.Sent = sent
+		return lease, nil
+	}
+	w, err := c.waitDB.Conn(ctx)
+	if err != nil {
+		return driver.Lease{}, classify(err)
+	}
+	lease, err = c.waitOn(ctx, w, req)
+	if err != nil {
+		// The connection may hold the queue lock or be mid-statement:
+		// discard it; the server frees its locks.
+		_ = w.Raw(func(any) error { return sqldriver.ErrBadConn })
+		_ = w.Close()
+		if ctx.Err() != nil {
+			return driver.Lease{}, classify(ctx.Err())
+		}
+		return driver.Lease{}, err
+	}
+	_ = w.Close()
+	return lease, nil
+}
+
+// waitOn queues on the key's queue lock through w and waits until the
+// lock is granted.
+func (c *conn) waitOn(ctx context.Context, w *sql.Conn, req driver.LockRequest) (driver.Lease, error) {
 	name := lockName(c.dbName, c.s.tablePrefix, c.ns, req.Key)
+	queue := "baton:q:" + name[len("baton:l:"):]
+	var got sql.NullInt64
+	for !got.Valid || got.Int64 != 1 {
+		if err := w.QueryRowContext(ctx, "SELECT GET_LOCK(?, 3600)", queue).Scan(&got); err != nil {
+			return driver.Lease{}, classify(err)
+		}
+	}
 	poll := 5 * time.Millisecond
 	for {
 		sent := c.clock.Now()
@@ -279,6 +322,12 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		if why == notBusy {
 			lease.Sent = sent
+			var rel sql.NullInt64
+			if err := w.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", queue).Scan(&rel); err != nil {
+				// Granted, but w may still hold the queue lock: discard
+				// it, and the server frees the queue lock.
+				_ = w.Raw(func(any) error { return sqldriver.ErrBadConn })
+			}
 			return lease, nil
 		}
 		if why == busyShared {
@@ -293,14 +342,8 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			continue
 		}
 		poll = 5 * time.Millisecond
-		var got, rel sql.NullInt64
-		// A cancelled ctx closes the waiting connection; the server then
-		// drops its wait.
-		err = c.waitDB.QueryRowContext(ctx, "SELECT GET_LOCK(?, 3600), RELEASE_LOCK(?)", name, name).Scan(&got, &rel)
-		if err != nil {
-			if ctx.Err() != nil {
-				return driver.Lease{}, classify(ctx.Err())
-			}
+		var rel sql.NullInt64
+		if err := w.QueryRowContext(ctx, "SELECT GET_LOCK(?, 3600), RELEASE_LOCK(?)", name, name).Scan(&got, &rel); err != nil {
 			return driver.Lease{}, classify(err)
 		}
 	}
