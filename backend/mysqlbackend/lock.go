@@ -43,35 +43,54 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	var token uint64
 	var why busy
 	err := c.onSessionLocked(ctx, func(ctx context.Context, s *sql.Conn) error {
-		res, err := s.ExecContext(ctx, `INSERT INTO `+c.t.locks+` (ns, lid, name, token, holder_sess, holder_member)
-SELECT ?, ?, ?, LAST_INSERT_ID(1), ?, ? FROM DUAL
-WHERE GET_LOCK(?, 0) = 1
-  AND NOT EXISTS (SELECT 1 FROM `+c.t.shared+` s WHERE s.ns = ? AND s.lid = ? AND IS_USED_LOCK(s.sess) IS NOT NULL)
-ON DUPLICATE KEY UPDATE token = LAST_INSERT_ID(token + 1), holder_sess = VALUES(holder_sess), holder_member = VALUES(holder_member)`,
-			c.ns, lid, []byte(req.Key), c.sessName, []byte(req.Member), name, c.ns, lid)
-		if err != nil {
-			return err
+		for attempt := 0; ; attempt++ {
+			// One statement: take the GET_LOCK without waiting and, only
+			// if taken and no live shared holder exists, bump the
+			// counter and record the holder. The shared-holder subquery
+			// runs only while the row counts shared holds.
+			res, err := s.ExecContext(ctx, `UPDATE `+c.t.locks+` l SET token = LAST_INSERT_ID(token + 1), holder_sess = ?, holder_member = ?
+WHERE ns = ? AND lid = ? AND GET_LOCK(?, 0) = 1
+  AND (shared_n <= 0 OR NOT EXISTS (SELECT 1 FROM `+c.t.shared+` s WHERE s.ns = l.ns AND s.lid = l.lid AND IS_USED_LOCK(s.sess) IS NOT NULL))`,
+				c.sessName, []byte(req.Member), c.ns, lid, name)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				id, err := res.LastInsertId()
+				token = uint64(id)
+				return err
+			}
+			// Not granted: give back the GET_LOCK if the statement took
+			// it (live shared holders), and learn why.
+			var rel sql.NullInt64
+			if err := s.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel); err != nil {
+				return err
+			}
+			switch {
+			case rel.Valid && rel.Int64 == 1:
+				why = busyShared
+				return nil
+			case rel.Valid:
+				why = busyExcl
+				return nil
+			case attempt >= 10:
+				// Taken and released by others between our two
+				// statements, again and again: report it taken.
+				why = busyExcl
+				return nil
+			}
+			// The GET_LOCK is free: either the name has no row yet (the
+			// statement never evaluated GET_LOCK), or another connection
+			// held it and released it since. Create the row (counter 0)
+			// unless it exists, and try again.
+			if err := c.ensureLockRow(ctx, s, lid, req.Key); err != nil {
+				return err
+			}
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			id, err := res.LastInsertId()
-			token = uint64(id)
-			return err
-		}
-		// Not granted: give back the GET_LOCK if the statement took it
-		// (live shared holders), and learn why.
-		var rel sql.NullInt64
-		if err := s.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel); err != nil {
-			return err
-		}
-		why = busyShared
-		if rel.Valid && rel.Int64 == 0 {
-			why = busyExcl
-		}
-		return nil
 	})
 	if err != nil || why != notBusy {
 		return driver.Lease{}, why, err
@@ -99,10 +118,8 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 		// Another shared acquirer holds the GET_LOCK only for a round
 		// trip: try again while the holder is not an exclusive one.
 		for attempt := 0; ; attempt++ {
-			res, err := s.ExecContext(ctx, `INSERT INTO `+c.t.locks+` (ns, lid, name, token, holder_sess, holder_member)
-SELECT ?, ?, ?, LAST_INSERT_ID(1), '', '' FROM DUAL WHERE GET_LOCK(?, 0) = 1
-ON DUPLICATE KEY UPDATE token = LAST_INSERT_ID(token + 1), holder_sess = '', holder_member = ''`,
-				c.ns, lid, []byte(req.Key), name)
+			res, err := s.ExecContext(ctx, `UPDATE `+c.t.locks+` SET token = LAST_INSERT_ID(token + 1), holder_sess = '', holder_member = '', shared_n = shared_n + 1
+WHERE ns = ? AND lid = ? AND GET_LOCK(?, 0) = 1`, c.ns, lid, name)
 			if err != nil {
 				return err
 			}
@@ -129,7 +146,13 @@ ON DUPLICATE KEY UPDATE token = LAST_INSERT_ID(token + 1), holder_sess = '', hol
 			var excl sql.NullBool
 			err = s.QueryRowContext(ctx, `SELECT IS_USED_LOCK(?) = IS_USED_LOCK(NULLIF(holder_sess, '')) FROM `+c.t.locks+` WHERE ns = ? AND lid = ?`,
 				name, c.ns, lid).Scan(&excl)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				if err := c.ensureLockRow(ctx, s, lid, req.Key); err != nil {
+					return err
+				}
+				continue
+			case err != nil:
 				return err
 			}
 			if (excl.Valid && excl.Bool) || attempt >= 100 {
@@ -186,17 +209,44 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 		}
 		return nil
 	}
-	res, err := c.db.ExecContext(ctx, `DELETE FROM `+c.t.shared+` WHERE ns = ? AND lid = ? AND token = ? AND sess = ?`,
-		c.ns, hash(key), token, c.sessName)
+	var n int64
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = c.dropShared(ctx, tx, hash(key), `token = ? AND sess = ?`, token, c.sessName)
+		return err
+	})
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	delete(h.shared, token)
 	c.forget(key, h)
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return notHeld
 	}
 	return nil
+}
+
+// dropShared deletes the shared rows of lid matching cond and takes them
+// off the row's count of shared holds, in tx.
+func (c *conn) dropShared(ctx context.Context, tx *sql.Tx, lid []byte, cond string, args ...any) (int64, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM `+c.t.shared+` WHERE ns = ? AND lid = ? AND `+cond, append([]any{c.ns, lid}, args...)...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE `+c.t.locks+` SET shared_n = shared_n - ? WHERE ns = ? AND lid = ?`, n, c.ns, lid)
+	return n, err
+}
+
+// ensureLockRow creates the row of a lock name (counter 0) unless it
+// exists.
+func (c *conn) ensureLockRow(ctx context.Context, s *sql.Conn, lid []byte, key string) error {
+	_, err := s.ExecContext(ctx, `INSERT IGNORE INTO `+c.t.locks+` (ns, lid, name, token, holder_sess, holder_member, shared_n) VALUES (?, ?, ?, 0, '', '', 0)`,
+		c.ns, lid, []byte(key))
+	return err
 }
 
 // forget drops key from held once nothing of it is held. mu is held.
@@ -253,8 +303,12 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 	}
 	rows.Close()
 	if dead {
-		if _, err := c.db.ExecContext(ctx, `DELETE FROM `+c.t.shared+` WHERE ns = ? AND lid = ? AND IS_FREE_LOCK(sess) = 1`, c.ns, lid); err != nil {
-			return driver.Holder{}, classify(err)
+		err := c.tx(ctx, func(tx *sql.Tx) error {
+			_, err := c.dropShared(ctx, tx, lid, `IS_FREE_LOCK(sess) = 1`)
+			return err
+		})
+		if err != nil {
+			return driver.Holder{}, err
 		}
 	}
 	if found == nil {

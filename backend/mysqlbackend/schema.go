@@ -57,6 +57,7 @@ func (t tables) ddl() []string {
 	token BIGINT UNSIGNED NOT NULL,
 	holder_sess VARBINARY(64) NOT NULL DEFAULT '',
 	holder_member BLOB NOT NULL,
+	shared_n INT NOT NULL DEFAULT 0,
 	PRIMARY KEY (ns, lid)
 ) ENGINE=InnoDB`,
 		`CREATE TABLE IF NOT EXISTS ` + t.shared + ` (
