@@ -85,10 +85,34 @@ WHERE ns = ? AND lid = ? AND GET_LOCK(?, 0) = 1
 			}
 			// The GET_LOCK is free: either the name has no row yet (the
 			// statement never evaluated GET_LOCK), or another connection
-			// held it and released it since. Create the row (counter 0)
-			// unless it exists, and try again.
-			if err := c.ensureLockRow(ctx, s, lid, req.Key); err != nil {
+			// held it and released it since. Insert the row holding the
+			// lock, or update it as above if it exists by now.
+			res, err = s.ExecContext(ctx, `INSERT INTO `+c.t.locks+` (ns, lid, name, token, holder_sess, holder_member, shared_n)
+SELECT ?, ?, ?, LAST_INSERT_ID(1), ?, ?, 0 FROM DUAL
+WHERE GET_LOCK(?, 0) = 1
+  AND NOT EXISTS (SELECT 1 FROM `+c.t.shared+` s WHERE s.ns = ? AND s.lid = ? AND IS_USED_LOCK(s.sess) IS NOT NULL)
+ON DUPLICATE KEY UPDATE token = LAST_INSERT_ID(token + 1), holder_sess = VALUES(holder_sess), holder_member = VALUES(holder_member)`,
+				c.ns, lid, []byte(req.Key), c.sessName, []byte(req.Member), name, c.ns, lid)
+			if err != nil {
 				return err
+			}
+			if n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			if n > 0 {
+				id, err := res.LastInsertId()
+				token = uint64(id)
+				return err
+			}
+			if err := s.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel); err != nil {
+				return err
+			}
+			if rel.Valid {
+				why = busyExcl
+				if rel.Int64 == 1 {
+					why = busyShared
+				}
+				return nil
 			}
 		}
 	})
