@@ -2,6 +2,8 @@ package mysqlbackend
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -61,10 +63,22 @@ func classify(err error) error {
 		}
 		return bdriver.Wrap(bdriver.CodeInternal, err)
 	}
+	if tlsError(err) {
+		return bdriver.Errorf(bdriver.CodeInvalidArgument, "TLS (check the ssl_* options against the server's certificate): %w", err)
+	}
 	if connectionError(err) {
 		return bdriver.Wrap(bdriver.CodeUnavailable, err)
 	}
 	return bdriver.Wrap(bdriver.CodeInternal, err)
+}
+
+// tlsError reports a certificate the TLS options reject.
+func tlsError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &ve)
 }
 
 // connectionError reports whether err means the connection is unusable.
