@@ -46,9 +46,6 @@ type conn struct {
 	stateMu sync.Mutex
 	lostErr error // set once the session connection is gone
 	closed  bool
-
-	stop chan struct{}
-	done chan struct{}
 }
 
 // hold is what this connection holds of one lock key.
@@ -75,7 +72,7 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	c := &conn{
 		s: s, t: newTables(s.tablePrefix), ns: s.namespace, dbName: s.mysql.DBName,
 		obs: cfg.Observer, clock: cfg.Clock, log: cfg.Logger, memberID: cfg.MemberID,
-		held: map[string]*hold{}, stop: make(chan struct{}), done: make(chan struct{}),
+		held: map[string]*hold{},
 	}
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
@@ -109,7 +106,6 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 		c.closeDBs()
 		return nil, err
 	}
-	go c.keepalive()
 	return c, nil
 }
 
@@ -151,37 +147,25 @@ func (c *conn) Session() driver.SessionInfo {
 	return driver.SessionInfo{Liveness: driver.LivenessSession, TTL: c.s.sessionTTL}
 }
 
-// keepalive pings the session connection every third of the session
-// timeout, each ping bounded by that interval. A failed ping means the
-// connection is gone or in doubt: the driver closes it (the server frees
-// its locks once it notices, at the latest after wait_timeout) and
-// reports the session lost, which cancels every grant first.
-func (c *conn) keepalive() {
-	defer close(c.done)
-	interval := c.s.sessionTTL / 3
-	for {
-		t := c.clock.NewTimer(interval)
-		select {
-		case <-c.stop:
-			t.Stop()
-			return
-		case <-t.C():
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
-		err := c.ping(ctx)
-		cancel()
-		if err != nil {
-			return
-		}
-	}
-}
-
 // ping is one round trip on the session connection.
 func (c *conn) ping(ctx context.Context) error {
+	ctx = context.WithValue(ctx, pingKey{}, true)
 	return c.onSession(ctx, func(ctx context.Context, s *sql.Conn) error { return s.PingContext(ctx) })
 }
 
-// Renew pings the session connection.
+// pingKey marks the ping's context: only the ping honours its caller's
+// deadline on the session connection.
+type pingKey struct{}
+
+func pingDeadline(ctx context.Context) bool { v, _ := ctx.Value(pingKey{}).(bool); return v }
+
+// Renew pings the session connection: one round trip, which also resets
+// the server's wait_timeout. The backend calls it every renew interval
+// (a third of the session timeout by default). A failed ping closes the
+// connection (its outcome is unknown), so the session is reported lost:
+// the server frees its locks once it notices the closed connection, or
+// wait_timeout after the last command it heard, which is after the
+// backend's loss deadline (last successful ping sent + timeout - margin).
 func (c *conn) Renew(ctx context.Context) error { return c.ping(ctx) }
 
 // lost returns the session's loss, if any, as a CodeLost error.
@@ -235,10 +219,15 @@ func (c *conn) onSessionLocked(ctx context.Context, f func(context.Context, *sql
 	}
 	// A statement cut by its context would close the connection (the
 	// client cannot tell how far the server got), ending the session: so
-	// statements on it run to completion, bounded by the ping interval,
-	// whatever happens to the caller's context. None of them blocks on
-	// the server.
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.sessionTTL/3)
+	// the caller's context does not cut statements on it (a caller's short
+	// deadline must not end the session). They are bounded by a third of
+	// the session timeout, or, for the ping, by Renew's deadline if
+	// earlier; none blocks on the server.
+	limit := c.s.sessionTTL / 3
+	if d, ok := ctx.Deadline(); ok && pingDeadline(ctx) && time.Until(d) < limit {
+		limit = max(time.Until(d), time.Millisecond)
+	}
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
 	defer cancel()
 	err := f(octx, c.sess)
 	if err == nil {
@@ -255,9 +244,9 @@ func (c *conn) onSessionLocked(ctx context.Context, f func(context.Context, *sql
 	return classify(err)
 }
 
-// Close leaves the member's groups, drops its shared holds, closes the
-// session connection (the server then frees every GET_LOCK it held) and
-// both pools, and waits for the keepalive goroutine.
+// Close leaves the member's groups, drops its shared holds, and closes
+// the session connection (the server then frees every GET_LOCK it held)
+// and both pools. The driver starts no goroutine of its own.
 func (c *conn) Close(ctx context.Context) error {
 	c.stateMu.Lock()
 	if c.closed {
@@ -267,8 +256,6 @@ func (c *conn) Close(ctx context.Context) error {
 	alive := c.lostErr == nil
 	c.closed = true
 	c.stateMu.Unlock()
-	close(c.stop)
-	<-c.done
 	var errs []error
 	if alive {
 		for _, tbl := range []string{c.t.members, c.t.shared} {

@@ -57,12 +57,15 @@ Liveness: each Backend holds one dedicated session connection, which holds a
 GET_LOCK on a random session name for its whole life and has its
 wait_timeout set to the timeout option (10 s). Member rows and shared-lock
 rows record that name; a row whose session lock is free belongs to a dead
-session and is ignored, and deleted by the next reader. The driver pings the
-session connection every third of the timeout; a failed ping closes it and
-reports the session lost, which cancels every grant before the server (which
-waits wait_timeout after the last ping it heard) can free the locks. A
-crashed process's connection drops and its locks and members go with it; a
-server restart loses every session.
+session and is ignored, and deleted by the next reader. The Backend renews
+the session by a ping on the session connection every third of the timeout
+and cancels grants a safety margin before the last successful ping's send
+time plus the timeout; the server frees the session's locks only
+wait_timeout after the last command it heard, which is later. A failed ping
+or statement on the session connection closes it and reports the session
+lost (a MySQL session cannot be resumed). A crashed process's connection
+drops and its locks and members go with it at once; a server restart loses
+every session.
 
 Locks: an exclusive lock is a GET_LOCK on the session connection, on a name
 of 60 characters ("baton:l:" plus the base32 SHA-256 of database, table
