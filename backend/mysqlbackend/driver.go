@@ -42,7 +42,7 @@ func Info() driver.Info {
 }
 
 const summary = `
-MySQL 5.7+ or MariaDB 10.3+, one server, through
+MySQL 5.7+ or MariaDB 10.5+ (tested on MariaDB 10.11), one server, through
 github.com/go-sql-driver/mysql. The URL is tooz's: the path names the
 database; unix_socket replaces the host; the ssl_* options are PyMySQL's.
 The user needs SELECT, INSERT, UPDATE and DELETE on the database, and
