@@ -29,8 +29,10 @@
 #   first (`restart --no-wait zookeeper-ensemble:1`) they only launch it:
 #   an ensemble member cannot be ready while its quorum is gone.
 #
-# NAME: redis memcached mysql postgresql zookeeper zookeeper-ensemble etcd
-#       etcd-cluster consul
+# NAME: redis memcached memcached-small mysql postgresql zookeeper
+#       zookeeper-ensemble etcd etcd-cluster consul
+#       (memcached-small: a second memcached with 2 MB of memory, which
+#       evicts under load, for eviction tests)
 # MEMBER:
 #   single servers     1 (the default)
 #   redis              1 = the first master (the default for `redis`),
@@ -68,7 +70,7 @@ SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPTS_DIR
 SELF="$SCRIPTS_DIR/$(basename "${BASH_SOURCE[0]}")"
 readonly SELF
-readonly ALL_SERVERS=(redis memcached mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
+readonly ALL_SERVERS=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
 readonly READY_TIMEOUT=${BATON_READY_TIMEOUT:-60}
 readonly STOP_TIMEOUT=${BATON_STOP_TIMEOUT:-10}
 readonly PORT_MIN=20000 PORT_MAX=31999 # below Linux's ephemeral range
@@ -481,6 +483,24 @@ start_memcached() {
 	} >"$dir/env"
 }
 
+# memcached-small: -m 2. memcached still gives every slab class one 1 MB
+# page, but no class grows past it, so some ten thousand small keys of one
+# size make it evict.
+start_memcached_small() {
+	local dir=$STATE/memcached-small p
+	get_ports 1
+	p=${PORTS[0]}
+	echo 1 >"$dir/members"
+	write_cmd "$dir/1" memcached "$p" TERM \
+		memcached -u nobody -l 127.0.0.1 -p "$p" -U 0 -m 2 -c 1024
+	launch "$dir/1"
+	wait_ready "$dir/1"
+	{
+		env_line BATON_TEST_MEMCACHED_SMALL_URL "memcached://127.0.0.1:$p"
+		env_line BATON_TEST_MEMCACHED_SMALL_ADDR "127.0.0.1:$p"
+	} >"$dir/env"
+}
+
 start_mysql() {
 	local dir=$STATE/mysql p m
 	get_ports 1
@@ -569,6 +589,9 @@ start_postgresql() {
 	reachable_by postgres "$m"
 	(cd "$m" && "${as_pg[@]}" "$bin/initdb" -D "$m/data" -U postgres --auth=trust --no-sync \
 		--encoding=UTF8 --locale=C) >>"$m/log" 2>&1 || fail_member "$m" "initdb failed"
+	# Trust for everyone but one role, which must give its password (the
+	# driver's tests check how a wrong password is reported).
+	sed -i '1i host all baton_password_test 127.0.0.1/32 scram-sha-256' "$m/data/pg_hba.conf"
 	launch "$m"
 	wait_ready "$m"
 	psql -h 127.0.0.1 -p "$p" -U postgres -d postgres -qc 'CREATE DATABASE baton' >>"$m/log" 2>&1 ||
@@ -576,6 +599,7 @@ start_postgresql() {
 	{
 		env_line BATON_TEST_POSTGRESQL_URL "postgresql://postgres@127.0.0.1:$p/baton"
 		env_line BATON_TEST_POSTGRESQL_ADDR "127.0.0.1:$p"
+		env_line BATON_TEST_POSTGRESQL_SOCKET_DIR "$m"
 	} >"$dir/env"
 }
 
@@ -682,7 +706,7 @@ start_etcd_cluster() {
 	for i in 1 2 3; do
 		# 50/500 ms: 10/100 makes a 3-member cluster on 2 busy cores
 		# change leader now and then.
-		etcd_member "$dir/$i" "n$i" "${ports[i - 1]}" "${ports[i + 2]}" "$cluster" "baton-${ports[0]}" 50 500
+		etcd_member "$dir/$i" "n$i" "${ports[i - 1]}" "${ports[i + 2]}" "$cluster" "baton-${ports[0]}" 50 500 --enable-v2=true
 		launch "$dir/$i"
 	done
 	for i in 1 2 3; do
@@ -690,6 +714,7 @@ start_etcd_cluster() {
 	done
 	{
 		env_line BATON_TEST_ETCD_CLUSTER_URL "etcd3://$addrs"
+		env_line BATON_TEST_ETCD2_CLUSTER_URL "etcd://$addrs"
 		env_line BATON_TEST_ETCD_CLUSTER_ADDRS "$addrs"
 	} >"$dir/env"
 }
