@@ -513,7 +513,9 @@ start_mysql() {
 		mariadbd --no-defaults --datadir="$m/data" --port="$p" --bind-address=127.0.0.1 \
 		--socket="$m/sock" --pid-file="$m/mariadbd.pid" --user=mysql --skip-name-resolve \
 		--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --innodb-buffer-pool-size=64M \
-		--skip-log-bin --max-connections=500
+		--skip-log-bin --max-connections=3000 \
+		--ssl-ca="$m/tls/ca.pem" --ssl-cert="$m/tls/server.pem" --ssl-key="$m/tls/server.key"
+	mysql_certs "$m/tls"
 	chown mysql: "$m"
 	reachable_by mysql "$m"
 	mariadb-install-db --no-defaults --datadir="$m/data" --user=mysql \
@@ -523,17 +525,39 @@ start_mysql() {
 	wait_ready "$m"
 	mariadb --no-defaults --socket="$m/sock" -uroot >>"$m/log" 2>&1 <<-'EOF' || fail_member "$m" "creating the baton database failed"
 		CREATE DATABASE IF NOT EXISTS baton;
-		CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton';
+		CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton-pw';
 		GRANT ALL PRIVILEGES ON baton.* TO 'baton'@'%';
 		CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
 		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 		FLUSH PRIVILEGES;
 	EOF
 	{
-		env_line BATON_TEST_MYSQL_URL "mysql://baton:baton@127.0.0.1:$p/baton"
+		env_line BATON_TEST_MYSQL_URL "mysql://baton:baton-pw@127.0.0.1:$p/baton"
+		env_line BATON_TEST_MYSQL_SOCKET "$m/sock"
+		env_line BATON_TEST_MYSQL_TLS_DIR "$m/tls"
 		env_line BATON_TEST_MYSQL_ROOT_URL "mysql://root@127.0.0.1:$p/baton"
 		env_line BATON_TEST_MYSQL_ADDR "127.0.0.1:$p"
 	} >"$dir/env"
+}
+
+# mysql_certs DIR: a test CA, a server certificate for 127.0.0.1 and
+# localhost, and a client certificate, all signed by the CA (TLS tests).
+mysql_certs() {
+	local d=$1
+	mkdir -p "$d"
+	(
+		cd "$d" &&
+			openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=baton-test-ca \
+				-keyout ca.key -out ca.pem &&
+			openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext &&
+			openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+				-extfile server.ext -out server.pem &&
+			openssl req -newkey rsa:2048 -nodes -subj /CN=baton-client -keyout client.key -out client.csr &&
+			openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -out client.pem
+	) >>"$d.log" 2>&1 || die "creating the test certificates in $d failed"
+	chown -R mysql: "$d"
+	chmod -R go+r "$d"
 }
 
 reachable_by() { # USER DIR: the server's own user must be able to write DIR

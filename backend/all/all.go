@@ -11,6 +11,7 @@ import (
 	_ "github.com/baton-go/baton/backend/ipcbackend"       // ipc://
 	_ "github.com/baton-go/baton/backend/membackend"       // mem://
 	_ "github.com/baton-go/baton/backend/memcachedbackend" // memcached://
+	_ "github.com/baton-go/baton/backend/mysqlbackend"     // mysql://
 	_ "github.com/baton-go/baton/backend/pgbackend"        // postgresql://, postgres://
 	_ "github.com/baton-go/baton/backend/redisbackend"     // redis://, rediss://
 	_ "github.com/baton-go/baton/backend/zkbackend"        // zookeeper://, kazoo://
