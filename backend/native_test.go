@@ -123,4 +123,3 @@ func TestRedisNativeError(t *testing.T) {
 		t.Fatalf("the error shows the password: %v", err)
 	}
 }
-
