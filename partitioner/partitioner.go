@@ -63,7 +63,8 @@ var ErrRevoked = errors.New("partition revoked")
 
 // ErrStopped is the context cause of the partitions given up when the
 // partitioner stops (Close, its context ended, its Backend closed).
-var ErrStopped = errors.New("partitioner stopped")
+// It wraps ErrRevoked.
+var ErrStopped = fmt.Errorf("partitioner stopped: %w", ErrRevoked)
 
 // ownership is one owned partition.
 type ownership struct {
