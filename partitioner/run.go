@@ -127,6 +127,7 @@ func (p *Partitioner) rebalance(ctx context.Context) {
 				p.b.Logger().Warn("partition lock lost", zap.String("group", p.group.ID()), zap.Int("partition", part), zap.Error(causes[part]))
 			}
 		}
+		p.cancelWork(lost, causes)
 		p.notify(Rebalance{Lost: lost, Causes: causes, Members: members})
 		p.release(lost, ErrRevoked)
 	}
@@ -231,6 +232,8 @@ func (p *Partitioner) releaseAll() {
 	p.mu.RUnlock()
 	slices.Sort(lost)
 	slices.Sort(rest)
+	p.cancelWork(lost, causes)
+	p.cancelWork(rest, causes)
 	if len(lost) > 0 {
 		p.notify(Rebalance{Lost: lost, Causes: pick(causes, lost), Members: members})
 	}
@@ -239,6 +242,19 @@ func (p *Partitioner) releaseAll() {
 	}
 	p.release(lost, ErrStopped)
 	p.release(rest, ErrStopped)
+}
+
+// cancelWork cancels the contexts of partitions being given up, with
+// their causes, before the callback hears of them (a context already
+// ended keeps its cause).
+func (p *Partitioner) cancelWork(parts []int, causes map[int]error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, part := range parts {
+		if own := p.owned[part]; own != nil {
+			own.cancel(causes[part])
+		}
+	}
 }
 
 func pick(m map[int]error, keys []int) map[int]error {
