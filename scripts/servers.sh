@@ -679,9 +679,15 @@ consul_bin() {
 }
 
 # Consul agents accept sessions down to a 1 s TTL (session_ttl_min) so
-# fault tests need not wait for the production minimum of 10 s.
+# fault tests need not wait for the production minimum of 10 s. ACLs are
+# on with an allow-all default: requests without a token work, and an
+# unknown token is refused as in production ("ACL not found").
 readonly CONSUL_HCL='disable_update_check = true
-session_ttl_min = "1s"'
+session_ttl_min = "1s"
+acl {
+  enabled = true
+  default_policy = "allow"
+}'
 
 start_consul() {
 	local dir=$STATE/consul bin
