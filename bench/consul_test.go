@@ -178,7 +178,9 @@ func BenchmarkConsulWatchLatency(b *testing.B) {
 				leaves = append(leaves, next(backend.EventLeft).Sub(t1))
 			}
 			b.StopTimer()
-			ms := func(ds []time.Duration, q float64) float64 { return float64(quantile(ds, q)) / float64(time.Millisecond) }
+			ms := func(ds []time.Duration, q float64) float64 {
+				return float64(quantile(ds, q)) / float64(time.Millisecond)
+			}
 			b.ReportMetric(ms(joins, 0.5), "join-p50-ms")
 			b.ReportMetric(ms(joins, 0.99), "join-p99-ms")
 			b.ReportMetric(ms(leaves, 0.5), "leave-p50-ms")
