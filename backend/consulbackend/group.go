@@ -74,7 +74,7 @@ type groupState struct {
 	dead    api.KVPairs
 }
 
-func (c *conn) readGroup(ctx context.Context, op, g string, pairs api.KVPairs, index uint64) groupState {
+func (c *conn) readGroup(g string, pairs api.KVPairs, index uint64) groupState {
 	gk := c.keys.group(g)
 	st := groupState{index: index}
 	for _, p := range pairs {
@@ -97,7 +97,7 @@ func (c *conn) group(ctx context.Context, op, g string) (groupState, error) {
 	if err != nil {
 		return groupState{}, err
 	}
-	return c.readGroup(ctx, op, g, pairs, index), nil
+	return c.readGroup(g, pairs, index), nil
 }
 
 // DeleteGroup deletes an empty group's record, if unchanged since it was

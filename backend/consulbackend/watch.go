@@ -17,8 +17,9 @@ import (
 // shows as a new incarnation: a departure then a join, never nothing. A
 // reply whose index went backwards (a snapshot restore, a restarted dev
 // agent) is emitted as a fresh snapshot, and the backend reports a
-// resync. GroupDeleted when the group record goes; CodeGroupNotFound when
-// the group does not exist at the start.
+// resync. GroupDeleted when the group record goes (or was replaced: deleted
+// and created again between two replies); CodeGroupNotFound when the group
+// does not exist at the start.
 func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.GroupEvent)) error {
 	op := fmt.Sprintf("watch group %q", group)
 	pfx := c.keys.group(group)
@@ -31,6 +32,7 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 	}
 	emit(driver.GroupEvent{Type: driver.GroupSnapshot, Members: st.members})
 	view := byID(st.members)
+	created := st.record.CreateIndex
 	index := max(st.index, 1)
 	for {
 		pairs, got, err := c.block(ctx, op, pfx, index)
@@ -39,14 +41,15 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 		}
 		var reset bool
 		index, reset = nextIndex(index, got)
-		next := c.readGroup(ctx, op, group, pairs, got)
-		if next.record == nil {
+		next := c.readGroup(group, pairs, got)
+		if next.record == nil || (!reset && next.record.CreateIndex != created) {
+			// Gone, or deleted and created again in between.
 			emit(driver.GroupEvent{Type: driver.GroupDeleted})
 			return nil
 		}
 		if reset {
 			emit(driver.GroupEvent{Type: driver.GroupSnapshot, Members: next.members})
-			view = byID(next.members)
+			view, created = byID(next.members), next.record.CreateIndex
 			continue
 		}
 		for _, ev := range diff(view, next.members) {
