@@ -195,7 +195,7 @@ func TestFaultClusterLeaderLost(t *testing.T) {
 	if follower == "" {
 		t.Fatal("no follower in the cluster")
 	}
-	url := nsURL("consul://"+follower, "ttl=3")
+	url := nsURL("consul://"+follower, "ttl=8")
 	a, b, g, w := setupHolder(t, url)
 	stopAt := time.Now()
 	srv.run("stop-one", "consul-cluster:leader")

@@ -146,6 +146,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	op := fmt.Sprintf("wait for lock %q", req.Key)
 	pfx := c.keys.lockPrefix(req.Key)
 	b := newBackoff()
+	free := 0 // consecutive tries that failed while the lock looked free
 	for {
 		sent := c.clock.Now()
 		lease, ok, err := c.TryLock(ctx, req)
@@ -161,13 +162,15 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			return driver.Lease{}, err
 		}
 		if !anyHeld(pairs) {
-			// Free, yet not taken: a lock-delay, or a holder that came
-			// and went. Try again soon.
-			if !b.wait(ctx, c.clock) {
+			// Free, yet not taken: released in between (try again at
+			// once), or a lock-delay (try again with backoff).
+			free++
+			if free > 1 && !b.wait(ctx, c.clock) {
 				return driver.Lease{}, classify(ctx, nil, op, ctx.Err())
 			}
 			continue
 		}
+		free = 0
 		b.reset()
 		index = max(index, 1)
 		for anyHeld(pairs) {
