@@ -41,8 +41,13 @@
 // A lock-delay above 0 is enforced by Consul only on its acquire endpoint
 // (PUT /v1/kv/...?acquire), not in transactions; with lock_delay set,
 // exclusive locks are therefore taken there and read back for their
-// token (two round trips instead of one). It delays exclusive locks and
-// leaderships only: each shared grant has its own key.
+// token (two round trips instead of one). The delay is therefore honoured
+// by the Backends that set lock_delay (and by every client of the acquire
+// endpoint, such as api.Lock), not by a Backend without it: give every
+// Backend of an application the same option. It delays exclusive locks
+// and leaderships only: each shared grant has its own key. The timing
+// model needs no allowance for it: a lock-delay only postpones the next
+// holder, after the former one's grants were already cancelled.
 //
 // # Data layout
 //
