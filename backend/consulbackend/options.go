@@ -53,7 +53,7 @@ var optionSpecs = []driver.OptionSpec{
 	},
 	{
 		Key: "lock_delay", Type: driver.Duration, Default: "0", Min: driver.MinValue(0),
-		Doc: "Consul's session lock-delay (at most 60 s): after the session is invalidated, its exclusive locks and leaderships cannot be taken for this long. 0 hands them over at once; baton's grants already end a safety margin before the session can expire.",
+		Doc: "Consul's session lock-delay (at most 60 s): after the session is invalidated, its exclusive locks and leaderships cannot be taken for this long by Backends that set lock_delay too (Consul checks it only on its acquire endpoint, which they then use). 0 hands them over at once; baton's grants already end a safety margin before the session can expire.",
 	},
 	{
 		Key: "protocol", Type: driver.String, Default: "http", Enum: []string{"http", "https"},
