@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 
+	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -92,8 +93,12 @@ func (c *conn) createSession(ctx context.Context, s *settings, ns string) error 
 // than its TTL after the server received the last renewal (it waits up
 // to twice the TTL), so the backend's deadline, measured from when the
 // renewal was sent, is conservative.
+//
+// RenewInterval is the timing model's default (a third of the TTL), set
+// here because Backend.Session reports the driver's SessionInfo as is and
+// the conformance suite expects a TTL session to state its interval.
 func (c *conn) Session() driver.SessionInfo {
-	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl}
+	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl, RenewInterval: c.ttl / backend.DefaultIntervalDivisor}
 }
 
 // reqCtx bounds one request by the timeout option.

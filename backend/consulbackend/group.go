@@ -185,15 +185,13 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	}
 }
 
-// Leave deletes this member's key if this session holds it:
+// Leave deletes this member's key, whichever connection of the member
+// joined (a twin with the same member ID may leave on its behalf):
 // CodeNotMember, or CodeGroupNotFound when the group is absent too.
 func (c *conn) Leave(ctx context.Context, group string) error {
 	op := fmt.Sprintf("leave group %q", group)
 	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
-	ok, _, err := c.txn(ctx, op, api.TxnOps{
-		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: mk, Session: c.session}},
-		kvOp(api.KVDelete, mk),
-	})
+	ok, _, err := c.txn(ctx, op, api.TxnOps{kvOp(api.KVGet, mk), kvOp(api.KVDelete, mk)})
 	if err != nil {
 		return err
 	}
