@@ -103,17 +103,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	}
 	if err := c.createSession(ctx, s, s.namespace); err != nil {
 		tr.CloseIdleConnections()
-		return nil, withAddress(err, cfg.Redacted)
+		return nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	c.stopWatch = stop
 	c.wg.Add(1)
 	go c.watchSession(wctx)
 	return c, nil
-}
-
-// withAddress names the agent in an Open error, keeping its code.
-func withAddress(err error, redacted string) error {
-	code, _ := driver.CodeOf(err)
-	return driver.Errorf(code, "open %s: %w", redacted, err)
 }
