@@ -16,8 +16,10 @@ import (
 
 // The Consul targets: baton's consul:// driver against consul/api's own
 // api.Lock (the recipe Consul documents, and the one `consul lock` runs)
-// and against tooz's consul driver, on the dev agent and on the 3-server
-// cluster (every client talks to its first member).
+// on the dev agent and on the 3-server cluster (every client talks to its
+// first member). tooz 3.1's consul driver does not run with Debian's
+// python-consul 0.7.1 (it passes a token argument that
+// Consul.Session.create lacks), so there is no tooz column here.
 func init() {
 	for _, tg := range []*target{
 		{
@@ -25,14 +27,12 @@ func init() {
 			crashOpts: "ttl=2",
 			lockPeer:  "consul/api api.Lock", newLockPeer: newConsulLocker,
 			electPeer: "consul/api api.Lock", newElectPeer: newConsulElector, crashPeer: true,
-			toozURL: func(s *site) string { return "consul://" + s.hosts[0] },
 		},
 		{
 			name: "consul-cluster", env: "BATON_TEST_CONSUL_CLUSTER_URL", server: "consul-cluster",
 			crashOpts: "ttl=2",
 			lockPeer:  "consul/api api.Lock", newLockPeer: newConsulLocker,
 			electPeer: "consul/api api.Lock", newElectPeer: newConsulElector, crashPeer: true,
-			toozURL: func(s *site) string { return "consul://" + s.hosts[0] },
 		},
 	} {
 		targets = append(targets, tg)
