@@ -183,6 +183,7 @@ main() {
 		mysql) backends+=(mariadb) ;;
 		postgres) backends+=(postgresql) ;;
 		zookeeper-ensemble) backends+=(zookeeper) ;;
+		memcached-small) backends+=(memcached) ;;
 		etcd-cluster) backends+=(etcd) ;;
 		consul-cluster) backends+=(consul) ;;
 		tooz) backends+=(tooz) ;;
