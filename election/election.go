@@ -72,6 +72,9 @@ func New(b *backend.Backend, group string, opts ...Option) (*Election, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("election %q: %w", group, err)
 	}
+	if err := b.CheckLockOptions(o.lockOptions()); err != nil {
+		return nil, fmt.Errorf("election %q: %w", group, err)
+	}
 	return &Election{b: b, group: group, o: o}, nil
 }
 

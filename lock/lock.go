@@ -61,6 +61,9 @@ func New(b *backend.Backend, name string, opts ...Option) (*Lock, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("lock %q: %w", name, err)
 	}
+	if err := b.CheckLockOptions(o.lockOptions()); err != nil {
+		return nil, fmt.Errorf("lock %q: %w", name, err)
+	}
 	return &Lock{b: b, name: name, o: o}, nil
 }
 
