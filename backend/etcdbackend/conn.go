@@ -20,6 +20,7 @@ import (
 type conn struct {
 	cli      *clientv3.Client
 	log      *zap.Logger
+	clock    driver.Clock // times the driver's own waits (handover window)
 	obs      driver.SessionObserver
 	memberID string
 	keys     keyspace

@@ -93,6 +93,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c := &conn{
 		cli:      cli,
 		log:      cfg.Logger,
+		clock:    clockOf(cfg),
 		obs:      cfg.Observer,
 		memberID: cfg.MemberID,
 		keys:     newKeyspace(s.namespace),
@@ -132,3 +133,12 @@ const (
 	keepAliveTime    = 10 * time.Second
 	keepAliveTimeout = 5 * time.Second
 )
+
+// clockOf returns the configuration's clock (never nil from the backend;
+// a test opening the driver directly may leave it unset).
+func clockOf(cfg *driver.Config) driver.Clock {
+	if cfg.Clock != nil {
+		return cfg.Clock
+	}
+	return driver.RealClock{}
+}
