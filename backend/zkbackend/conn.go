@@ -22,6 +22,7 @@ type conn struct {
 	s      *settings
 	member string
 	log    *zap.Logger
+	clock  driver.Clock // times the driver's own waits (handover window, Lease.Sent)
 	zk     *client
 	events <-chan zk.Event // closed when go-zookeeper's goroutines end
 	acl    []zk.ACL
@@ -74,7 +75,10 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{s: s, member: cfg.MemberID, log: cfg.Logger, grants: map[grantID]string{}}
+	c := &conn{s: s, member: cfg.MemberID, log: cfg.Logger, clock: cfg.Clock, grants: map[grantID]string{}}
+	if c.clock == nil {
+		c.clock = driver.RealClock{} // a test opening the driver directly
+	}
 	c.acl = zk.WorldACL(zk.PermAll)
 	if s.auth {
 		c.acl = zk.DigestACL(zk.PermAll, s.user, s.password)
