@@ -84,7 +84,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		TLS:                  s.tls,
 		DialTimeout:          s.dialTimeout,
 		DialKeepAliveTime:    keepAliveTime,
-		DialKeepAliveTimeout: keepAliveTimeout,
+		DialKeepAliveTimeout: keepAliveTimeout(s.leaseTTL),
 		Logger:               cfg.Logger.Named("etcd-client"),
 	})
 	if err != nil {
@@ -127,12 +127,18 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 }
 
 // gRPC keep-alive of the client connection: it finds a dead TCP
-// connection (a partition, a blackholed proxy) so that the balancer moves
-// to another endpoint. etcd refuses pings more frequent than every 5 s.
-const (
-	keepAliveTime    = 10 * time.Second
-	keepAliveTimeout = 5 * time.Second
-)
+// connection (a partition, a blackholed proxy, a frozen member) so that
+// the balancer stops sending requests to it. gRPC never pings more often
+// than every 10 s (and etcd refuses pings more frequent than every 5 s),
+// so the ping interval is that floor; the wait for the ping's answer is a
+// third of the lease TTL, between 1 s and 5 s. Within the TTL, the
+// per-attempt timeouts of idempotent requests (conn.idempotent) move them
+// to another member long before the keep-alive gives up on one.
+const keepAliveTime = 10 * time.Second
+
+func keepAliveTimeout(ttl time.Duration) time.Duration {
+	return min(max(ttl/3, time.Second), 5*time.Second)
+}
 
 // clockOf returns the configuration's clock (never nil from the backend;
 // a test opening the driver directly may leave it unset).

@@ -258,26 +258,42 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 	}
 }
 
-// Unlock deletes the grant's own entry. An entry key belongs to one
-// attempt until it is known to be deleted (see entry), so deleting it by
-// name can never release another grant. CodeNotHeld when the grant is unknown to this
-// connection or its entry is gone (lease lost, lock broken). When the
-// server cannot be reached the entry is deleted later, by Renew.
+// Unlock deletes the grant's own entry, compared by its create revision
+// (the token), so a repeated attempt can never delete anything else. An
+// entry key belongs to one attempt until it is known to be deleted (see
+// entry). Attempts are repeated on the endpoints until one answers (see
+// idempotent): a release interrupted by a leader change completes on
+// another member instead of leaving the lock held until the lease
+// expires. CodeNotHeld when the grant is unknown to this connection or
+// its entry is gone (lease lost, lock broken). When no member answers in
+// time the entry is deleted later, by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	op := fmt.Sprintf("unlock %q", key)
 	e, ok := c.forget(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
-	rctx, cancel := c.reqCtx(ctx)
-	defer cancel()
-	resp, err := c.cli.Delete(rctx, e.key)
+	deleted, ambiguous := false, false
+	err := c.idempotent(ctx, op, func(actx context.Context) error {
+		tx, err := c.cli.Txn(actx).
+			If(clientv3.Compare(clientv3.CreateRevision(e.key), "=", int64(token))).
+			Then(clientv3.OpDelete(e.key)).
+			Commit()
+		if err != nil {
+			ambiguous = true
+			return err
+		}
+		// After an attempt whose reply was lost, "not found" may be that
+		// attempt's own deletion.
+		deleted = tx.Succeeded || ambiguous
+		return nil
+	})
 	if err != nil {
 		c.orphan(e)
-		return classify(ctx, rctx, op, err)
+		return err
 	}
 	c.release(e)
-	if resp.Deleted == 0 {
+	if !deleted {
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
 	}
 	return nil
