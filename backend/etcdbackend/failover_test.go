@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/baton-go/baton/backend"
 )
 
@@ -156,6 +158,21 @@ func faultRounds(t *testing.T, rounds int, fault, repair func(srv *privateServer
 	srv := startPrivate(t, "etcd-cluster")
 	url := nsURL(srv.URL("BATON_TEST_ETCD_CLUSTER_URL"), "timeout=3")
 	c := startChurn(t, url, 3)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		admin, ks := newAdminClient(t, url), newKeyspace(namespaceOf(t, url))
+		defer admin.Close()
+		resp, err := admin.Get(context.Background(), ks.lockPrefix("l/churn"), clientv3.WithPrefix())
+		if err != nil {
+			t.Logf("dump: %v", err)
+			return
+		}
+		for _, kv := range resp.Kvs {
+			t.Logf("entry %s create %d mod %d version %d lease %x", kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease)
+		}
+	})
 	var idles []time.Duration
 	for range rounds {
 		c.await(10, wait, "grants before the fault")
