@@ -117,6 +117,19 @@ func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, el
 	return resp, classify(ctx, rctx, op, err)
 }
 
+// lockTxn commits one transaction of the lock path under the attempt
+// timeout: a member that stopped answering fails it quickly with
+// CodeUnavailable, and the backend tries again (on another endpoint)
+// instead of waiting for the request timeout. Callers handle a lost
+// reply as they do for txn (the entry is orphaned, or skipped by the
+// waiter behind it if it was queued).
+func (c *conn) lockTxn(ctx context.Context, op string, cmps []clientv3.Cmp, then []clientv3.Op) (*clientv3.TxnResponse, error) {
+	actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.attemptTimeout())
+	defer cancel()
+	resp, err := c.cli.Txn(actx).If(cmps...).Then(then...).Commit()
+	return resp, classify(ctx, actx, op, err)
+}
+
 // get reads, attempt by attempt (see idempotent).
 func (c *conn) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	var resp *clientv3.GetResponse

@@ -26,10 +26,9 @@ import (
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
 	pfx := c.keys.lockPrefix(req.Key)
 	e := c.newEntry(req.Key)
-	resp, err := c.txn(ctx, fmt.Sprintf("try lock %q", req.Key),
+	resp, err := c.lockTxn(ctx, fmt.Sprintf("try lock %q", req.Key),
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()},
-		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
-		nil)
+		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
 	if err != nil {
 		c.orphan(e) // the transaction may have been applied
 		return driver.Lease{}, false, err
@@ -66,12 +65,12 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	pfx := c.keys.lockPrefix(req.Key)
 	for {
 		e := c.newEntry(req.Key)
-		resp, err := c.txn(ctx, op,
+		resp, err := c.lockTxn(ctx, op,
 			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", 0)},
 			[]clientv3.Op{
 				clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease)),
 				clientv3.OpGet(pfx, clientv3.WithFirstCreate()...),
-			}, nil)
+			})
 		if err != nil {
 			c.orphan(e)
 			return driver.Lease{}, err
@@ -99,10 +98,9 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		// Confirm: the entry must still exist (the lease may have been
 		// lost, the lock broken, or the entry skipped as a dead candidate
 		// while this member was too slow).
-		tx, err := c.txn(ctx, op,
+		tx, err := c.lockTxn(ctx, op,
 			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", rev)},
-			[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
-			nil)
+			[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
 		if err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
@@ -185,10 +183,10 @@ func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 			}
 			deadline = headSince.Add(c.handoverWindow())
 			if !c.clock.Now().Before(deadline) {
-				if _, err := c.txn(ctx, op, []clientv3.Cmp{
+				if _, err := c.lockTxn(ctx, op, []clientv3.Cmp{
 					clientv3.Compare(clientv3.CreateRevision(string(pred.Key)), "=", pred.CreateRevision),
 					clientv3.Compare(clientv3.Version(string(pred.Key)), "=", 1),
-				}, []clientv3.Op{clientv3.OpDelete(string(pred.Key))}, nil); err != nil && ctx.Err() != nil {
+				}, []clientv3.Op{clientv3.OpDelete(string(pred.Key))}); err != nil && ctx.Err() != nil {
 					return err
 				}
 				c.log.Debug("skipped a queued candidate that did not confirm its turn", zap.String("entry", string(pred.Key)))
