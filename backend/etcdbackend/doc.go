@@ -177,4 +177,3 @@
 // (fairness is kept otherwise); two dead candidates in a row still cost a
 // lease TTL.
 package etcdbackend
-package etcdbackend
