@@ -141,7 +141,8 @@ func (c *conn) handoverWindow() time.Duration {
 
 // waitTurn returns when no entry older than rev is left under pfx, or
 // with ctx's error. It reads the (at most) two entries just before rev and
-// watches them; an entry seen with an older one before it was written
+// watches them (re-reading at least every third of the TTL); an entry
+// seen with an older one before it was written
 // behind it, hence is pending until confirmed (version 2): once it is the
 // oldest and still pending after the handover window, waitTurn deletes it.
 func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
@@ -193,6 +194,12 @@ func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 				continue
 			}
 		}
+		// Re-read at least every third of the TTL: a watch stream opened on
+		// a member that froze delivers nothing until the keep-alive gives
+		// up on it, while a read moves to a live member.
+		if poll := c.clock.Now().Add(c.ttl / 3); deadline.IsZero() || poll.Before(deadline) {
+			deadline = poll
+		}
 		if err := c.waitChange(ctx, watch, resp.Header.Revision, deadline); err != nil {
 			if ctx.Err() != nil {
 				return classify(ctx, nil, op, err)
@@ -220,7 +227,21 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for wr := range wch {
+			// Not "range wch": a stream stuck on a frozen member closes its
+			// channel only when the connection is abandoned, and this
+			// goroutine must end with waitChange.
+			for {
+				var wr clientv3.WatchResponse
+				var ok bool
+				select {
+				case wr, ok = <-wch:
+				case <-wctx.Done():
+					return
+				}
+				if !ok {
+					changed <- errors.New("watch closed")
+					return
+				}
 				if err := wr.Err(); err != nil {
 					if isCompacted(err) {
 						changed <- nil // re-read: the change may be what was compacted
@@ -234,7 +255,6 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 					return
 				}
 			}
-			changed <- errors.New("watch closed")
 		}()
 	}
 	var timeout <-chan time.Time
