@@ -42,8 +42,18 @@ type Backend struct {
 	watches   map[int]context.CancelCauseFunc
 	nextWatch int
 	liveUntil time.Time
-	suspended bool
+	suspended bool          // the driver reported its connection lost
+	unheard   bool          // nothing heard from the server for the whole TTL
 	liveCh    chan struct{} // closed and replaced whenever liveness changes
+	// lastRenewErr is the last renewal's error while they fail.
+	lastRenewErr error
+	// watchMargin is the largest margin among grants bound to the session.
+	watchMargin time.Duration
+
+	timing      Timing
+	listeners   listeners
+	deliverMu   sync.Mutex
+	deliverDone chan struct{}
 
 	wg sync.WaitGroup // every goroutine the Backend starts
 }
@@ -90,7 +100,11 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 		joined:  map[string]struct{}{},
 		watches: map[int]context.CancelCauseFunc{},
 		liveCh:  make(chan struct{}),
+
+		deliverDone: make(chan struct{}),
 	}
+	b.listeners.subs = map[int]*subscriber{}
+	b.listeners.wake = make(chan struct{}, 1)
 	b.ctx, b.cancel = context.WithCancelCause(context.Background())
 	dcfg := &driver.Config{
 		Scheme: cfg.Scheme, Hosts: append([]string(nil), cfg.Hosts...),
@@ -112,18 +126,26 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 	}
 	b.session = conn.Session()
 	b.liveUntil = sent.Add(b.session.TTL)
-	if o.margin > 0 && b.session.Liveness == driver.LivenessTTL && o.margin >= b.session.TTL {
+	timing, err := NewTiming(b.session.TTL, b.session.RenewInterval, o.margin, o.rtt)
+	if err != nil {
 		_ = conn.Close(ctx)
 		b.cancel(ErrClosed)
-		return nil, newError(driver.CodeInvalidArgument, "open "+cfg.Redacted,
-			fmt.Errorf("safety margin %v is not below the session TTL %v", o.margin, b.session.TTL))
+		return nil, wrap("open "+cfg.Redacted, err)
 	}
-	if b.session.RenewInterval > 0 {
+	b.timing = timing
+	b.wg.Add(1)
+	go b.deliverLoop()
+	b.emit(SessionConnected, nil)
+	if timing.TTL > 0 || b.session.RenewInterval > 0 {
 		b.wg.Add(1)
 		go b.renewLoop()
 	}
+	if timing.TTL > 0 {
+		b.wg.Add(1)
+		go b.watchdog()
+	}
 	b.log.Debug("opened", zap.String("url", cfg.Redacted), zap.Stringer("liveness", b.session.Liveness),
-		zap.Duration("ttl", b.session.TTL))
+		zap.Stringer("timing", b.timing))
 	return b, nil
 }
 
@@ -212,7 +234,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	// A session lost while closing is not Close's failure: the store
 	// dropped the grants and memberships with it.
 	for _, g := range grants {
-		if err := g.Release(ctx); err != nil && alive && !errors.Is(err, ErrNotHeld) && !errors.Is(err, ErrLost) {
+		if err := g.release(ctx, ErrClosed); err != nil && alive && !errors.Is(err, ErrNotHeld) && !errors.Is(err, ErrLost) {
 			errs = append(errs, err)
 		}
 	}
@@ -229,6 +251,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	}
 	if alive {
 		b.cancel(ErrClosed)
+		b.emit(SessionClosed, ErrClosed)
 	}
 	b.wg.Wait()
 	if err := b.conn.Close(ctx); err != nil && alive && CodeOf(err) != driver.CodeLost {

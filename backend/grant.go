@@ -18,16 +18,23 @@ import (
 // lease (measured from when the acquiring request was sent) may expire
 // within the safety margin. Work done under a grant must run under its
 // Context. A Grant is safe for concurrent use.
+//
+// A timer fires late after a process pause (SIGSTOP, a long GC, a VM
+// stall), so Context().Err() and Valid() also compare the clock with the
+// loss deadline: a process resumed past it sees the loss on its first
+// check. Check Valid (or Context().Err()) right before each write to the
+// outside world, and make the write carry Token, so that the store can
+// refuse a writer whose grant ended while it was paused after the check.
 type Grant struct {
 	b      *Backend
 	key    string
 	name   string
 	token  uint64
 	ttl    time.Duration // own lease; 0 when bound to the session
-	margin time.Duration
-	sent   time.Time // when the acquiring request was sent
+	timing Timing        // the lease's timing model (session's when ttl == 0)
+	sent   time.Time     // when the acquiring request was sent
 
-	ctx    context.Context
+	ctx    *grantCtx
 	cancel context.CancelCauseFunc
 	stop   context.CancelFunc // stops the grant's goroutine
 	done   chan struct{}
@@ -35,13 +42,41 @@ type Grant struct {
 	mu         sync.Mutex
 	validUntil time.Time // own lease: last refresh sent + ttl
 	lastSent   time.Time
+	lastErr    error // of the last refresh, while they fail
 	released   bool
 }
+
+// grantCtx is a grant's context: a cancel-cause context whose Err also
+// compares the clock with the loss deadline, so a paused process sees the
+// loss before the timer that would report it had a chance to run. Its
+// Value exposes the inner context, so children created with the context
+// package attach to it directly, without a goroutine.
+type grantCtx struct {
+	context.Context
+	g *Grant
+}
+
+// Err returns the context's error; past the loss deadline it first
+// cancels the grant (with a cause matching ErrExpired).
+func (c *grantCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.g.checkDeadline() {
+		return c.Context.Err()
+	}
+	return nil
+}
+
+// String names the context for debugging.
+func (c *grantCtx) String() string { return fmt.Sprintf("backend.Grant(%q).Context", c.g.name) }
 
 // errReleased is the cause of a grant's context after Release.
 var errReleased = errors.New("released")
 
-// ErrReleased is the context cause of a grant released by its holder.
+// ErrReleased is the context cause of a grant released by its holder (or
+// revoked by the program, as the partitioner does with a partition it
+// gives up). It is coded canceled, not lost.
 var ErrReleased = &Error{Code: driver.CodeCanceled, Op: "grant", Err: errReleased}
 
 // Token returns the grant's fencing token: it is greater than the token of
@@ -56,6 +91,12 @@ func (g *Grant) Name() string { return g.name }
 // in doubt, or released. context.Cause says why.
 func (g *Grant) Context() context.Context { return g.ctx }
 
+// Valid reports whether the grant is still held and its lease cannot
+// have expired: false once lost, in doubt or released, and false as soon
+// as the clock passes the loss deadline even if no timer has run yet
+// (after a process pause). It does not block.
+func (g *Grant) Valid() bool { return g.ctx.Err() == nil }
+
 // AcquiredAt returns when the request that acquired the grant was sent.
 func (g *Grant) AcquiredAt() time.Time { return g.sent }
 
@@ -63,16 +104,81 @@ func (g *Grant) AcquiredAt() time.Time { return g.sent }
 // session.
 func (g *Grant) TTL() time.Duration { return g.ttl }
 
+// Timing returns the timing model the grant is kept by: its own lease's,
+// or the session's when it lives as long as the session.
+func (g *Grant) Timing() Timing { return g.timing }
+
+// Deadline returns the instant the grant is cancelled unless its lease is
+// renewed or refreshed first; ok is false when it has none (a session
+// that cannot expire while the process lives).
+func (g *Grant) Deadline() (t time.Time, ok bool) {
+	t = g.lossAt()
+	return t, !t.IsZero()
+}
+
 // Lost reports whether the grant was lost or put in doubt (not released).
 func (g *Grant) Lost() bool {
-	return g.ctx.Err() != nil && !errors.Is(context.Cause(g.ctx), errReleased)
+	return g.ctx.Err() != nil && CodeOf(context.Cause(g.ctx)) == driver.CodeLost
 }
+
+// lossAt returns the loss deadline: the lease's end minus the margin; zero
+// when there is none.
+func (g *Grant) lossAt() time.Time {
+	if g.ttl > 0 {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.validUntil.Add(-g.timing.Margin)
+	}
+	if g.timing.TTL == 0 {
+		return time.Time{}
+	}
+	g.b.mu.Lock()
+	defer g.b.mu.Unlock()
+	return g.b.liveUntil.Add(-g.timing.Margin)
+}
+
+// checkDeadline cancels the grant when the clock has passed its loss
+// deadline; it reports whether it did.
+func (g *Grant) checkDeadline() bool {
+	at := g.lossAt()
+	if at.IsZero() || g.b.o.clock.Now().Before(at) {
+		return false
+	}
+	g.lose(g.expiry(at))
+	return true
+}
+
+// expiry builds the cause of a grant whose loss deadline at has passed.
+func (g *Grant) expiry(at time.Time) error {
+	var last error
+	what := "lease"
+	if g.ttl > 0 {
+		g.mu.Lock()
+		last = g.lastErr
+		g.mu.Unlock()
+	} else {
+		what = "session"
+		g.b.mu.Lock()
+		last = g.b.lastRenewErr
+		g.b.mu.Unlock()
+	}
+	detail := fmt.Sprintf("%s valid until %s, margin %v", what, at.Add(g.timing.Margin).Format(time.RFC3339Nano), g.timing.Margin)
+	return lost(g.op(), ErrExpired, detail, last)
+}
+
+func (g *Grant) op() string { return fmt.Sprintf("grant %q", g.name) }
 
 // Release gives the grant up. It blocks until the server confirms or ctx
 // is done. It returns an error matching ErrNotHeld when the grant was no
 // longer held (lost, expired, broken, or released before); the grant's
 // Context is cancelled either way.
 func (g *Grant) Release(ctx context.Context) error {
+	return g.release(ctx, ErrReleased)
+}
+
+// release gives the grant up, cancelling its context with cause unless it
+// ended already.
+func (g *Grant) release(ctx context.Context, cause error) error {
 	g.mu.Lock()
 	if g.released {
 		g.mu.Unlock()
@@ -86,7 +192,7 @@ func (g *Grant) Release(ctx context.Context) error {
 	}
 	// Cancel first: a refresh under way then fails quietly, and the
 	// unlock need not wait for the grant's goroutine to exit.
-	g.cancel(ErrReleased)
+	g.cancel(cause)
 	g.stop()
 	defer func() { <-g.done }()
 	g.b.removeGrant(g)
@@ -116,11 +222,14 @@ func (g *Grant) Release(ctx context.Context) error {
 // need not wait for a TTL (or, for a lock bound to a session that
 // survives, forever).
 func (g *Grant) lose(cause error) {
-	if g.ctx.Err() != nil {
+	if g.ctx.Context.Err() != nil {
 		return
 	}
-	g.b.log.Warn("grant lost", zap.String("name", g.name), zap.Uint64("token", g.token), zap.Error(cause))
 	g.cancel(cause)
+	if context.Cause(g.ctx) != cause {
+		return // someone else ended it first
+	}
+	g.b.log.Warn("grant lost", zap.String("name", g.name), zap.Uint64("token", g.token), zap.Error(cause))
 	b := g.b
 	b.mu.Lock()
 	if b.closed || b.ctx.Err() != nil {
@@ -144,7 +253,7 @@ func (b *Backend) releaseLost(g *Grant) {
 	for {
 		liveCh, _, suspended := b.liveness()
 		if !suspended {
-			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+			ctx, cancel := context.WithTimeout(b.ctx, b.attemptTimeout())
 			err := b.conn.Unlock(ctx, g.key, g.token)
 			cancel()
 			switch CodeOf(err) {
@@ -170,32 +279,32 @@ func (b *Backend) releaseLost(g *Grant) {
 	}
 }
 
-// newGrant registers a grant and starts its goroutine.
+// attemptTimeout bounds one request of the portable layer's own (a
+// background release): the renew interval when the session has a TTL,
+// else 5s.
+func (b *Backend) attemptTimeout() time.Duration {
+	if b.timing.Interval > 0 {
+		return b.timing.Interval
+	}
+	return 5 * time.Second
+}
+
+// newGrant registers a grant and, for an own lease, starts its goroutine.
 func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time, margin time.Duration) (*Grant, error) {
 	if !lease.Sent.IsZero() {
 		sent = lease.Sent
 	}
+	timing, err := b.lockTiming(lease.TTL, margin)
+	if err != nil {
+		return nil, err
+	}
 	g := &Grant{
-		b: b, key: key, name: name, token: lease.Token, ttl: lease.TTL,
+		b: b, key: key, name: name, token: lease.Token, ttl: lease.TTL, timing: timing,
 		sent: sent, lastSent: sent, validUntil: sent.Add(lease.TTL), done: make(chan struct{}),
 	}
-	ref := lease.TTL
-	if ref == 0 && b.session.Liveness == driver.LivenessTTL {
-		ref = b.session.TTL
-	}
-	switch {
-	case margin == 0 && b.o.margin > 0:
-		margin = b.o.margin
-	case margin == 0:
-		margin = ref / 5
-	}
-	if ref > 0 && margin >= ref {
-		return nil, newError(driver.CodeInvalidArgument, fmt.Sprintf("grant %q", name),
-			fmt.Errorf("safety margin %v is not below the lease %v", margin, ref))
-	}
-	g.margin = margin
-	g.ctx, g.cancel = context.WithCancelCause(b.ctx)
-	runCtx, stop := context.WithCancel(g.ctx)
+	inner, cancel := context.WithCancelCause(b.ctx)
+	g.ctx, g.cancel = &grantCtx{Context: inner, g: g}, cancel
+	runCtx, stop := context.WithCancel(inner)
 	g.stop = stop
 	b.mu.Lock()
 	if b.closed {
@@ -206,20 +315,21 @@ func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time,
 	}
 	b.grants[g] = struct{}{}
 	suspended := b.suspended
-	// A grant bound to a session the driver monitors has nothing to time
-	// or refresh: the observer cancels it. Only leases need a goroutine.
-	timed := lease.TTL > 0 || b.session.Liveness == driver.LivenessTTL
-	if timed {
+	if lease.TTL == 0 && timing.TTL > 0 && timing.Margin > b.watchMargin {
+		b.watchMargin = timing.Margin
+		b.notifyLocked() // the watchdog must wake earlier
+	}
+	if lease.TTL > 0 {
 		b.wg.Add(1)
 	}
 	b.mu.Unlock()
-	if timed {
+	if lease.TTL > 0 {
 		go g.run(runCtx)
 	} else {
 		close(g.done)
 	}
 	if suspended && lease.TTL == 0 {
-		g.lose(newError(driver.CodeLost, "session suspended", errors.New("granted while the session was suspended")))
+		g.lose(lost(g.op(), ErrSuspended, "granted while the session was suspended", nil))
 	}
 	return g, nil
 }
@@ -230,9 +340,8 @@ func (b *Backend) removeGrant(g *Grant) {
 	b.mu.Unlock()
 }
 
-// run watches the grant's lease: it refreshes an own lease every third of
-// its TTL and reports the grant lost when the lease (own, or the session's
-// for TTL liveness) may expire within the margin.
+// run keeps an own lease: it refreshes it every Interval and reports the
+// grant lost when the lease may expire within the margin.
 func (g *Grant) run(ctx context.Context) {
 	defer g.b.wg.Done()
 	defer close(g.done)
@@ -242,52 +351,33 @@ func (g *Grant) run(ctx context.Context) {
 		if ctx.Err() != nil { // released, lost (also by a refresh), or the Backend ended
 			return
 		}
-		liveCh, liveUntil, _ := g.b.liveness()
 		g.mu.Lock()
-		validUntil, lastSent := g.validUntil, g.lastSent
+		lastSent := g.lastSent
 		g.mu.Unlock()
-		var lossAt, refreshAt time.Time
-		switch {
-		case g.ttl > 0:
-			lossAt = validUntil.Add(-g.margin)
-			refreshAt = lastSent.Add(g.ttl / 3)
-			if !retry.IsZero() {
-				refreshAt = retry
-			}
-		case g.b.session.Liveness == driver.LivenessTTL:
-			lossAt = liveUntil.Add(-g.margin)
+		lossAt := g.lossAt()
+		refreshAt := lastSent.Add(g.timing.Interval)
+		if !retry.IsZero() {
+			refreshAt = retry
 		}
 		now := clock.Now()
-		if !lossAt.IsZero() && !now.Before(lossAt) {
-			g.lose(newError(driver.CodeLost, fmt.Sprintf("grant %q", g.name),
-				fmt.Errorf("lease may expire within the safety margin %v (valid until %s)", g.margin, lossAt.Add(g.margin).Format(time.RFC3339Nano))))
+		if !now.Before(lossAt) {
+			g.lose(g.expiry(lossAt))
 			return
 		}
-		if !refreshAt.IsZero() && !now.Before(refreshAt) {
+		if !now.Before(refreshAt) {
 			retry = g.refresh(ctx, lossAt)
 			continue
 		}
-		var timerC <-chan time.Time
-		var t Timer
 		next := lossAt
-		if !refreshAt.IsZero() && refreshAt.Before(next) {
+		if refreshAt.Before(next) {
 			next = refreshAt
 		}
-		if !next.IsZero() {
-			t = clock.NewTimer(next.Sub(now))
-			timerC = t.C()
-		}
+		t := clock.NewTimer(next.Sub(now))
 		select {
 		case <-ctx.Done():
-			if t != nil {
-				t.Stop()
-			}
-			return
-		case <-liveCh:
-		case <-timerC:
-		}
-		if t != nil {
 			t.Stop()
+			return
+		case <-t.C():
 		}
 	}
 }
@@ -297,8 +387,10 @@ func (g *Grant) run(ctx context.Context) {
 func (g *Grant) refresh(ctx context.Context, lossAt time.Time) time.Time {
 	clock := g.b.o.clock
 	sent := clock.Now()
-	// lossAt is on the Backend's clock, which need not be the wall clock.
-	rctx, cancel := context.WithTimeout(ctx, lossAt.Sub(sent))
+	// One attempt may take until the loss deadline, and never longer than
+	// the interval: a refresh stuck on a dead server must leave room for
+	// another attempt.
+	rctx, cancel := context.WithTimeout(ctx, min(lossAt.Sub(sent), g.timing.Interval))
 	err := g.b.conn.RefreshLock(rctx, g.key, g.token, g.ttl)
 	cancel()
 	if ctx.Err() != nil {
@@ -307,14 +399,20 @@ func (g *Grant) refresh(ctx context.Context, lossAt time.Time) time.Time {
 	switch {
 	case err == nil:
 		g.mu.Lock()
-		g.lastSent, g.validUntil = sent, sent.Add(g.ttl)
+		if sent.After(g.lastSent) {
+			g.lastSent, g.validUntil = sent, sent.Add(g.ttl)
+		}
+		g.lastErr = nil
 		g.mu.Unlock()
 		return time.Time{}
 	case CodeOf(err) == driver.CodeNotHeld || CodeOf(err) == driver.CodeLost:
-		g.lose(newError(driver.CodeLost, fmt.Sprintf("grant %q", g.name), fmt.Errorf("refresh: %w", err)))
+		g.lose(lost(g.op(), ErrNoLongerHeld, "refresh found the lock gone", err))
 		return time.Time{}
 	default:
+		g.mu.Lock()
+		g.lastErr = err
+		g.mu.Unlock()
 		g.b.log.Warn("lock refresh failed", zap.String("name", g.name), zap.Error(err))
-		return clock.Now().Add(max(g.ttl/20, time.Millisecond))
+		return clock.Now().Add(max(g.timing.RTT, time.Millisecond))
 	}
 }

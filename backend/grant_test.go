@@ -75,7 +75,7 @@ func TestGrantContextCause(t *testing.T) {
 			end: func(t *testing.T, b *backend.Backend, _ *backend.Grant) {
 				must(t, membackend.ExpireSession(storeOf(b), b.MemberID()), "expire")
 			},
-			want: backend.ErrLost, lost: true,
+			want: backend.ErrSessionLost, lost: true,
 		},
 		{
 			name: "session suspended",
@@ -83,12 +83,12 @@ func TestGrantContextCause(t *testing.T) {
 				must(t, membackend.SetUnreachable(storeOf(b), b.MemberID(), true), "cut off")
 				t.Cleanup(func() { _ = membackend.SetUnreachable(storeOf(b), b.MemberID(), false) })
 			},
-			want: backend.ErrLost, lost: true,
+			want: backend.ErrSuspended, lost: true,
 		},
 		{
 			name: "backend closed",
 			end:  func(t *testing.T, b *backend.Backend, _ *backend.Grant) { must(t, b.Close(testCtx(t)), "close") },
-			want: backend.ErrReleased, wantNot: backend.ErrLost,
+			want: backend.ErrClosed, wantNot: backend.ErrLost,
 		},
 	}
 	for _, tt := range tests {
@@ -203,8 +203,8 @@ func TestClose(t *testing.T) {
 	wantErr(t, b.Err(), backend.ErrClosed, "Err after Close")
 	wantErr(t, b.Err(), backend.ErrCanceled, "Err after Close")
 	for _, g := range grants {
-		if !isClosed(g.Context().Done()) || !errors.Is(context.Cause(g.Context()), backend.ErrReleased) {
-			t.Fatalf("grant %q: context cause %v after Close; want ErrReleased", g.Name(), context.Cause(g.Context()))
+		if !isClosed(g.Context().Done()) || !errors.Is(context.Cause(g.Context()), backend.ErrClosed) {
+			t.Fatalf("grant %q: context cause %v after Close; want ErrClosed", g.Name(), context.Cause(g.Context()))
 		}
 		wantErr(t, g.Release(ctx), backend.ErrNotHeld, "release after Close")
 	}

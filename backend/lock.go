@@ -97,9 +97,12 @@ func (b *Backend) lockRequest(key string, o LockOptions, op string) (driver.Lock
 	if o.TTL < 0 || o.Margin < 0 {
 		return driver.LockRequest{}, newError(driver.CodeInvalidArgument, op, errors.New("negative TTL or margin"))
 	}
-	if o.TTL > 0 && o.Margin >= o.TTL {
-		return driver.LockRequest{}, newError(driver.CodeInvalidArgument, op,
-			fmt.Errorf("safety margin %v is not below the TTL %v", o.Margin, o.TTL))
+	if o.TTL > 0 {
+		// Refused before anything is sent; a lease whose TTL the driver
+		// chooses is checked when granted (and released when refused).
+		if _, err := b.lockTiming(o.TTL, o.Margin); err != nil {
+			return driver.LockRequest{}, wrap(op, err)
+		}
 	}
 	if err := b.check(); err != nil {
 		return driver.LockRequest{}, err

@@ -16,7 +16,9 @@ func TestLockOptionsValidation(t *testing.T) {
 		wantErr error
 	}{
 		{name: "zero", give: backend.LockOptions{}},
-		{name: "margin below TTL", give: backend.LockOptions{TTL: time.Second, Margin: time.Second - 1}},
+		{name: "margin leaving room to refresh", give: backend.LockOptions{TTL: time.Second, Margin: 600 * time.Millisecond}},
+		{name: "margin leaving no room to refresh", give: backend.LockOptions{TTL: time.Second, Margin: 700 * time.Millisecond}, wantErr: backend.ErrInvalidArgument},
+		{name: "margin below TTL but above TTL minus interval", give: backend.LockOptions{TTL: time.Second, Margin: time.Second - 1}, wantErr: backend.ErrInvalidArgument},
 		{name: "margin equal to TTL", give: backend.LockOptions{TTL: time.Second, Margin: time.Second}, wantErr: backend.ErrInvalidArgument},
 		{name: "margin above TTL", give: backend.LockOptions{TTL: time.Second, Margin: time.Hour}, wantErr: backend.ErrInvalidArgument},
 		{name: "negative TTL", give: backend.LockOptions{TTL: -time.Second}, wantErr: backend.ErrInvalidArgument},

@@ -51,6 +51,7 @@ type options struct {
 	logger       *zap.Logger
 	require      []Characteristic
 	margin       time.Duration
+	rtt          time.Duration
 	pollInterval time.Duration
 	clock        Clock
 }
@@ -74,10 +75,21 @@ func Require(cs ...Characteristic) Option {
 
 // WithSafetyMargin sets the default safety margin of grants: a grant whose
 // lease (measured from when the acquiring request was sent) may expire
-// within the margin is reported lost. It must be below every TTL it is
-// applied to. The default is a fifth of the TTL.
+// within the margin is reported lost. The timing model (see Timing)
+// refuses, at Open and at every acquisition, a margin that leaves no room
+// to renew: margin + renew interval + RTT allowance must be below the
+// TTL. The default is a fifth of the TTL. It applies to session backends
+// too: their grants are cancelled when nothing was heard from the server
+// for TTL − margin.
 func WithSafetyMargin(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.margin = d })
+}
+
+// WithRTTAllowance sets the timing model's allowance for one round trip
+// and the clock drift over a lease (see Timing). The default is a
+// twentieth of the TTL.
+func WithRTTAllowance(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.rtt = d })
 }
 
 // WithPollInterval sets how often emulated (polling) watches re-list a
@@ -113,6 +125,9 @@ func (o *options) validate() error {
 	}
 	if o.margin < 0 {
 		return newError(driver.CodeInvalidArgument, "open", fmt.Errorf("negative safety margin %v", o.margin))
+	}
+	if o.rtt < 0 {
+		return newError(driver.CodeInvalidArgument, "open", fmt.Errorf("negative RTT allowance %v", o.rtt))
 	}
 	return nil
 }

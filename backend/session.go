@@ -10,15 +10,22 @@ import (
 	"github.com/baton-go/baton/backend/driver"
 )
 
-// renewLoop keeps a TTL member alive: it calls Renew every RenewInterval,
-// and on success extends liveness to the time the call was sent plus the
-// TTL. When renewals keep failing until that instant, the session is lost.
+// renewLoop keeps the member alive: it calls Renew every renew interval
+// and, on success, extends liveness to the time the call was sent plus
+// the TTL. On a TTL backend, when renewals keep failing until that
+// instant, the session is lost; on a session backend the session is then
+// suspended (nothing was heard from the server for the whole TTL) until a
+// renewal succeeds or the driver reports the session lost. A session
+// whose TTL is zero cannot expire: Renew is then only a periodic check.
 func (b *Backend) renewLoop() {
 	defer b.wg.Done()
-	interval := b.session.RenewInterval
-	ttl := b.session.Liveness == driver.LivenessTTL
+	interval := b.timing.Interval
+	if interval == 0 {
+		interval = b.session.RenewInterval
+	}
+	ttlLiveness := b.session.Liveness == driver.LivenessTTL
+	expires := b.timing.TTL > 0
 	wait := interval
-	var lastErr error // of the last renewal, while they fail
 	for {
 		t := b.o.clock.NewTimer(wait)
 		select {
@@ -29,59 +36,149 @@ func (b *Backend) renewLoop() {
 		}
 		sent := b.o.clock.Now()
 		b.mu.Lock()
-		until := b.liveUntil
+		until, lastErr := b.liveUntil, b.lastRenewErr
 		b.mu.Unlock()
-		if lastErr != nil && ttl && !sent.Before(until) {
-			// Renewals kept failing until liveness ran out: a renewal
-			// sent now could only revive a session others saw expire.
-			b.lose(fmt.Errorf("liveness expired at %s; last renew error: %w", until.Format(time.RFC3339Nano), lastErr))
+		if expires && lastErr != nil && !sent.Before(until) && b.silent(until, lastErr, ttlLiveness) {
 			return
 		}
 		timeout := interval
-		if left := until.Sub(sent); ttl && left > 0 && left < timeout {
+		if left := until.Sub(sent); expires && left > 0 && left < timeout {
 			timeout = left
 		}
-		ctx, cancel := context.WithTimeout(b.ctx, timeout)
+		ctx, cancel := context.WithTimeout(b.ctx, max(timeout, time.Millisecond))
 		err := b.conn.Renew(ctx)
 		cancel()
 		if b.ctx.Err() != nil {
 			return
 		}
 		if err == nil {
-			b.setLiveUntil(sent.Add(b.session.TTL))
-			wait, lastErr = interval, nil
+			b.renewed(sent)
+			wait = interval
 			continue
 		}
 		if CodeOf(err) == driver.CodeLost {
-			b.lose(fmt.Errorf("renew: %w", err))
+			b.loseWith("renew", err)
 			return
 		}
+		b.mu.Lock()
+		b.lastRenewErr = err
+		b.mu.Unlock()
 		b.log.Warn("renew failed", zap.Error(err))
+		b.emit(SessionRenewFailed, err)
 		now := b.o.clock.Now()
-		if ttl && !now.Before(until) {
-			b.lose(fmt.Errorf("liveness expired at %s; last renew error: %w", until.Format(time.RFC3339Nano), err))
+		if expires && !now.Before(until) && b.silent(until, err, ttlLiveness) {
 			return
 		}
-		lastErr = err
 		// Retry soon, and no later than the instant liveness runs out.
-		wait = interval / 4
-		if ttl {
+		wait = max(b.timing.RTT, interval/4)
+		if expires && until.After(now) {
 			wait = min(wait, until.Sub(now))
 		}
 		wait = max(wait, time.Millisecond)
 	}
 }
 
-func (b *Backend) setLiveUntil(t time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t.After(b.liveUntil) {
-		b.liveUntil = t
+// silent handles a session not heard from until its liveness ran out:
+// a TTL session is lost (a renewal sent now could only revive a session
+// others saw expire); a session backend's session is suspended. It
+// reports whether the loop must end.
+func (b *Backend) silent(until time.Time, lastErr error, ttlLiveness bool) bool {
+	detail := fmt.Sprintf("nothing heard from the server since the renewal sent at %s",
+		until.Add(-b.timing.TTL).Format(time.RFC3339Nano))
+	if ttlLiveness {
+		b.loseWith("liveness expired: "+detail, lastErr)
+		return true
 	}
-	b.notifyLocked()
+	b.mu.Lock()
+	already := b.unheard
+	b.unheard = true
+	b.mu.Unlock()
+	if !already {
+		b.suspend(lost("session", ErrSuspended, detail, lastErr))
+	}
+	return false
 }
 
-// notifyLocked wakes every grant goroutine waiting on liveness.
+// renewed records a successful renewal sent at sent.
+func (b *Backend) renewed(sent time.Time) {
+	b.mu.Lock()
+	if sent.After(b.liveUntil.Add(-b.timing.TTL)) {
+		b.liveUntil = sent.Add(b.timing.TTL)
+	}
+	b.lastRenewErr = nil
+	resumed := b.unheard && !b.suspended
+	b.unheard = false
+	b.notifyLocked()
+	b.mu.Unlock()
+	if resumed {
+		b.log.Info("session heard from again")
+		b.emit(SessionResumed, nil)
+	}
+}
+
+// watchdog cancels every grant bound to the session when the session's
+// liveness may end within the grant's margin: one goroutine for all of
+// them, woken whenever liveness changes.
+func (b *Backend) watchdog() {
+	defer b.wg.Done()
+	for {
+		b.mu.Lock()
+		liveCh, until, maxMargin := b.liveCh, b.liveUntil, b.watchMargin
+		b.mu.Unlock()
+		now := b.o.clock.Now()
+		if !now.Before(until.Add(-maxMargin)) {
+			maxMargin = b.expireSessionGrants(now)
+			b.mu.Lock()
+			b.watchMargin = maxMargin
+			b.mu.Unlock()
+		}
+		var timerC <-chan time.Time
+		var t Timer
+		if maxMargin > 0 {
+			next := until.Add(-maxMargin)
+			if now.Before(next) {
+				t = b.o.clock.NewTimer(next.Sub(now))
+				timerC = t.C()
+			}
+		}
+		select {
+		case <-b.ctx.Done():
+		case <-liveCh:
+		case <-timerC:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if b.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// expireSessionGrants cancels the session-bound grants whose loss
+// deadline has passed; it returns the largest margin among those left.
+func (b *Backend) expireSessionGrants(now time.Time) time.Duration {
+	b.mu.Lock()
+	var due []*Grant
+	var maxMargin time.Duration
+	for g := range b.grants {
+		if g.ttl != 0 || g.ctx.Context.Err() != nil {
+			continue
+		}
+		if !now.Before(b.liveUntil.Add(-g.timing.Margin)) {
+			due = append(due, g)
+			continue
+		}
+		maxMargin = max(maxMargin, g.timing.Margin)
+	}
+	b.mu.Unlock()
+	for _, g := range due {
+		g.checkDeadline()
+	}
+	return maxMargin
+}
+
+// notifyLocked wakes every goroutine waiting on liveness.
 func (b *Backend) notifyLocked() {
 	close(b.liveCh)
 	b.liveCh = make(chan struct{})
@@ -93,21 +190,45 @@ func (b *Backend) notifyLocked() {
 func (b *Backend) liveness() (<-chan struct{}, time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.liveCh, b.liveUntil, b.suspended
+	return b.liveCh, b.liveUntil, b.suspended || b.unheard
 }
 
 // lose ends the session for good: every grant and watch is cancelled with
-// a cause matching ErrLost, and Done is closed.
-func (b *Backend) lose(cause error) {
+// a cause matching ErrSessionLost (and ErrLost), and Done is closed.
+func (b *Backend) lose(cause error) { b.loseWith("", cause) }
+
+// loseWith is lose with a description of what was observed.
+func (b *Backend) loseWith(detail string, cause error) {
 	if b.ctx.Err() != nil {
 		return
 	}
-	err := newError(driver.CodeLost, "session", cause)
-	b.log.Warn("session lost", zap.Error(err))
+	err := lost("session", ErrSessionLost, detail, cause)
+	b.log.Error("session lost", zap.Error(err))
 	b.cancel(err)
 	b.mu.Lock()
 	b.notifyLocked()
 	b.mu.Unlock()
+	b.emit(SessionLost, err)
+}
+
+// suspend cancels every grant bound to the session with cause (matching
+// ErrSuspended): the session may expire on the server before it is heard
+// from again.
+func (b *Backend) suspend(cause error) {
+	b.mu.Lock()
+	grants := make([]*Grant, 0, len(b.grants))
+	for g := range b.grants {
+		if g.ttl == 0 {
+			grants = append(grants, g)
+		}
+	}
+	b.notifyLocked()
+	b.mu.Unlock()
+	b.log.Warn("session suspended", zap.Error(cause))
+	b.emit(SessionSuspended, cause)
+	for _, g := range grants {
+		g.lose(cause)
+	}
 }
 
 // observer receives session events from the driver.
@@ -119,18 +240,8 @@ func (o observer) Suspended(cause error) {
 	b := o.b
 	b.mu.Lock()
 	b.suspended = true
-	grants := make([]*Grant, 0, len(b.grants))
-	for g := range b.grants {
-		if g.ttl == 0 {
-			grants = append(grants, g)
-		}
-	}
-	b.notifyLocked()
 	b.mu.Unlock()
-	b.log.Warn("session suspended", zap.Error(cause))
-	for _, g := range grants {
-		g.lose(newError(driver.CodeLost, "session suspended", cause))
-	}
+	b.suspend(lost("session", ErrSuspended, "the driver lost its connection", cause))
 }
 
 // Resumed clears the suspension; grants already lost stay lost.
@@ -141,6 +252,7 @@ func (o observer) Resumed() {
 	b.notifyLocked()
 	b.mu.Unlock()
 	b.log.Info("session resumed")
+	b.emit(SessionResumed, nil)
 }
 
 // Lost ends the Backend.
