@@ -164,7 +164,10 @@ func percentile(ds []time.Duration, p int) time.Duration {
 // returns the longest time without a holder of each round.
 func faultRounds(t *testing.T, rounds int, fault, repair func()) ([]time.Duration, *churn) {
 	url := isolate(t, ensembleURL(t), "timeout", "3")
-	t.Cleanup(func() { servers(t, "start", "zookeeper-ensemble") })
+	t.Cleanup(func() {
+		servers(t, "resume", "zookeeper-ensemble:all")
+		servers(t, "start", "zookeeper-ensemble")
+	})
 	c := startChurn(t, url, 3)
 	var idles []time.Duration
 	for range rounds {
