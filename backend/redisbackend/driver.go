@@ -56,6 +56,8 @@ const summary = `Redis 3.2 or later, standalone or behind Sentinel (not Redis Cl
 	`Fencing strength is "strong" under one condition: tokens strictly increase, and because they follow the server's clock they keep increasing across a failover (or a restart without persistence) that lost the last acquires and counter increments, unless the new master's clock is behind the old one's by more than the failover took; ` +
 	`the holder of a lock lost that way is told on its next refresh (its grant is reported lost, never kept). ` +
 	`A restart without persistence also loses the liveness keys: every session is then reported lost; with persistence, sessions and grants survive a restart. ` +
+	`During a graceful Sentinel failover the client follows the new master and resends interrupted commands; grants and sessions whose keys were replicated go on, and tokens keep growing. ` +
+	`A killed or frozen master stops writes until Sentinel fails over: grants are cancelled a safety margin before their TTL if that takes longer, and writes the replica missed are lost and reported at the next refresh or renewal. ` +
 	`Data is never evicted unless maxmemory-policy evicts keys (use noeviction). ` +
 	`Keys live under the namespace (default "baton"; the layout is not tooz's, so tooz's default "_tooz" is not reused) as NAMESPACE:... . ` +
 	`tooz's options are all accepted with tooz's meaning and defaults; executor and encoding are accepted for compatibility and change nothing.`
