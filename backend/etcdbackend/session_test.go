@@ -27,7 +27,7 @@ func TestSessionInfo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := openConn(t, nsURL(singleURL(t), tt.giveOpt...), "m")
-			want := driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: tt.wantTTL} // the core picks the interval
+			want := driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: tt.wantTTL, RenewInterval: tt.wantTTL / 3}
 			if got := c.Session(); got != want {
 				t.Fatalf("Session() = %+v, want %+v", got, want)
 			}
