@@ -209,7 +209,7 @@ func report(t *testing.T, fault string, idles []time.Duration, c *churn, bound t
 // the lock is usable again within the election time (500 ms here) plus
 // two round trips (bound 1.5 s), no session is lost, tokens keep growing.
 func TestFaultLeaderKillAvailability(t *testing.T) {
-	idles, c := faultRounds(t, 3,
+	idles, c := faultRounds(t, 2,
 		func(srv *privateServer) { srv.run("kill", "etcd-cluster:leader") },
 		func(srv *privateServer) { srv.run("start-one", "etcd-cluster:all") })
 	report(t, "leader kill", idles, c, 1500*time.Millisecond)
@@ -217,7 +217,7 @@ func TestFaultLeaderKillAvailability(t *testing.T) {
 
 // Killing a follower is invisible to the lock's availability.
 func TestFaultFollowerKillAvailability(t *testing.T) {
-	idles, c := faultRounds(t, 3,
+	idles, c := faultRounds(t, 2,
 		func(srv *privateServer) { srv.run("kill", "etcd-cluster:follower") },
 		func(srv *privateServer) { srv.run("start-one", "etcd-cluster:all") })
 	report(t, "follower kill", idles, c, 1500*time.Millisecond)
@@ -228,7 +228,7 @@ func TestFaultFollowerKillAvailability(t *testing.T) {
 // frozen member are abandoned after one attempt and sent to the others,
 // so no session is lost while a quorum is reachable.
 func TestFaultLeaderFreezeKeepsSessions(t *testing.T) {
-	idles, c := faultRounds(t, 2,
+	idles, c := faultRounds(t, 1,
 		func(srv *privateServer) {
 			srv.run("pause", "etcd-cluster:leader")
 			time.Sleep(4 * time.Second) // the fault: frozen past the 3 s TTL
