@@ -204,7 +204,7 @@ func report(t *testing.T, fault string, idles []time.Duration, c *churn, keepSes
 // remaining two elect a new leader, sessions survive (they move to a
 // live member), tokens keep growing.
 func TestFaultEnsembleLeaderKillAvailability(t *testing.T) {
-	idles, c := faultRounds(t, 3,
+	idles, c := faultRounds(t, 2,
 		func() { servers(t, "kill", "zookeeper-ensemble:leader") },
 		func() { servers(t, "start", "zookeeper-ensemble") })
 	report(t, "leader kill", idles, c, true)
@@ -212,7 +212,7 @@ func TestFaultEnsembleLeaderKillAvailability(t *testing.T) {
 
 // Killing a follower: sessions connected to it move to another member.
 func TestFaultEnsembleFollowerKillAvailability(t *testing.T) {
-	idles, c := faultRounds(t, 3,
+	idles, c := faultRounds(t, 2,
 		func() { servers(t, "kill", "zookeeper-ensemble:follower") },
 		func() { servers(t, "start", "zookeeper-ensemble") })
 	report(t, "follower kill", idles, c, true)
