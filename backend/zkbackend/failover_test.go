@@ -1,3 +1,12 @@
+// go-zookeeper v1.0.4 has a data race on its reconnect path (recvLoop
+// writes the last zxid while the new connection's sendSetWatches reads
+// it; go-zookeeper/zk pull request 35, samuel/go-zookeeper issue 260),
+// which killing an ensemble member under a churn of waiters (many
+// watches) triggers: these fault tests run without the race detector
+// (go test ./backend/zkbackend/ -run TestFaultEnsemble).
+
+//go:build !race
+
 package zkbackend
 
 import (
