@@ -77,7 +77,7 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	chars := cfg.Driver.Characteristics
+	chars := cfg.Driver.CharacteristicsOf(cfg.Options)
 	if chars.Watch == driver.WatchPoll {
 		chars.PollInterval = o.pollInterval
 	}
@@ -133,6 +133,9 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 		return nil, wrap("open "+cfg.Redacted, err)
 	}
 	b.timing = timing
+	if b.session.RenewInterval == 0 {
+		b.session.RenewInterval = timing.Interval
+	}
 	b.wg.Add(1)
 	go b.deliverLoop()
 	b.emit(SessionConnected, nil)
@@ -172,7 +175,8 @@ func (b *Backend) Config() *Config { return b.cfg }
 // Characteristics reports the facts of this backend.
 func (b *Backend) Characteristics() Characteristics { return b.chars }
 
-// Session reports how this member is kept alive (kind, TTL, renewal).
+// Session reports how this member is kept alive (kind, TTL, renewal
+// interval as the timing model set it).
 func (b *Backend) Session() driver.SessionInfo { return b.session }
 
 // Logger returns the Backend's logger, for the feature packages.
@@ -250,8 +254,8 @@ func (b *Backend) Close(ctx context.Context) error {
 		c(ErrClosed)
 	}
 	if alive {
-		b.cancel(ErrClosed)
 		b.emit(SessionClosed, ErrClosed)
+		b.cancel(ErrClosed)
 	}
 	b.wg.Wait()
 	if err := b.conn.Close(ctx); err != nil && alive && CodeOf(err) != driver.CodeLost {

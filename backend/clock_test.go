@@ -70,6 +70,14 @@ func (c *fakeClock) advanceTo(at time.Time) {
 	}
 }
 
+// jump moves the clock forward by d without firing any timer, as a
+// process pause (SIGSTOP, a VM stall) looks to the paused process.
+func (c *fakeClock) jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 // deadlines returns the deadlines of the pending timers, sorted.
 func (c *fakeClock) deadlines() []time.Time {
 	c.mu.Lock()
@@ -118,6 +126,9 @@ var timerLoops = []string{
 	"github.com/baton-go/baton/backend.(*Backend).releaseLost(",
 	"github.com/baton-go/baton/backend.(*GroupWatch).pollSource(",
 	"github.com/baton-go/baton/backend.(*Backend).waitGrant(",
+	"github.com/baton-go/baton/backend.(*Backend).watchdog(",
+	"github.com/baton-go/baton/backend/membackend.(*conn).injected(",
+	"github.com/baton-go/baton/backend/membackend.(*conn).WaitLock(",
 }
 
 // settle waits until every goroutine inside one of the timerLoops is

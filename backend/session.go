@@ -204,11 +204,11 @@ func (b *Backend) loseWith(detail string, cause error) {
 	}
 	err := lost("session", ErrSessionLost, detail, cause)
 	b.log.Error("session lost", zap.Error(err))
+	b.emit(SessionLost, err)
 	b.cancel(err)
 	b.mu.Lock()
 	b.notifyLocked()
 	b.mu.Unlock()
-	b.emit(SessionLost, err)
 }
 
 // suspend cancels every grant bound to the session with cause (matching

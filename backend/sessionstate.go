@@ -165,8 +165,7 @@ func (b *Backend) emit(state SessionState, cause error) {
 
 // drain delivers every pending event to every listener. Collecting and
 // delivering under deliverMu keeps each listener's events in order.
-// It reports whether the last event (Lost or Closed) was recorded.
-func (b *Backend) drain() (ended bool) {
+func (b *Backend) drain() {
 	l := &b.listeners
 	b.deliverMu.Lock()
 	defer b.deliverMu.Unlock()
@@ -191,10 +190,9 @@ func (b *Backend) drain() (ended bool) {
 				ds = append(ds, delivery{s.fn, ev})
 			}
 		}
-		ended = l.ended
 		l.mu.Unlock()
 		if len(ds) == 0 {
-			return ended
+			return
 		}
 		for _, d := range ds {
 			d.fn(d.ev)
@@ -202,9 +200,9 @@ func (b *Backend) drain() (ended bool) {
 	}
 }
 
-// deliverLoop delivers events until the Backend ended and its last event
-// was delivered; a listener registered later is served by OnSessionState
-// itself.
+// deliverLoop delivers events until the Backend ends (its last event is
+// emitted before its context is cancelled, so the final drain delivers
+// it); a listener registered later is served by OnSessionState itself.
 func (b *Backend) deliverLoop() {
 	defer b.wg.Done()
 	defer b.drain() // for a listener registered while the loop ended
@@ -212,9 +210,9 @@ func (b *Backend) deliverLoop() {
 	for {
 		select {
 		case <-b.listeners.wake:
+			b.drain()
 		case <-b.ctx.Done():
-		}
-		if b.drain() && b.ctx.Err() != nil {
+			b.drain()
 			return
 		}
 	}

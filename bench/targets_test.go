@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	_ "github.com/baton-go/baton/backend/etcd2backend"
 	_ "github.com/baton-go/baton/backend/etcdbackend"
 	_ "github.com/baton-go/baton/backend/filebackend"
 	_ "github.com/baton-go/baton/backend/membackend"
@@ -99,6 +100,21 @@ var targets = []*target{
 		electPeer: "etcd concurrency.Election", newElectPeer: newEtcdElector, crashPeer: true,
 		// tooz's etcd3 driver takes one endpoint.
 		toozURL: func(s *site) string { return "etcd3://" + s.hosts[0] },
+	},
+	{
+		name: "etcd2", env: "BATON_TEST_ETCD2_URL", server: "etcd",
+		crashOpts: "lock_timeout=2&membership_timeout=2",
+		lockPeer:  "raw v2 CAS (net/http)", newLockPeer: newV2Locker,
+		electPeer: "raw v2 CAS + waitIndex", newElectPeer: newV2Elector,
+		toozURL: func(s *site) string { return "etcd://" + s.hosts[0] },
+	},
+	{
+		name: "etcd2-cluster", env: "BATON_TEST_ETCD2_CLUSTER_URL", server: "etcd-cluster",
+		crashOpts: "lock_timeout=2&membership_timeout=2",
+		lockPeer:  "raw v2 CAS (net/http)", newLockPeer: newV2Locker,
+		electPeer: "raw v2 CAS + waitIndex", newElectPeer: newV2Elector,
+		// tooz's etcd driver takes one endpoint; so does the raw recipe.
+		toozURL: func(s *site) string { return "etcd://" + s.hosts[0] },
 	},
 }
 

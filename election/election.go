@@ -182,11 +182,19 @@ func (e *Election) Observe(ctx context.Context) (*Observation, error) {
 	o := &Observation{lw: lw, ch: make(chan LeaderChange, 1)}
 	go func() {
 		defer close(o.ch)
+		// The newest state replaces one the consumer has not taken, and
+		// the consumer is never handed the state it took last again.
+		var last, seen *LeaderChange
 		for c := range lw.Changes() {
 			lc := LeaderChange{Held: c.Held, Leader: c.Leader.Member, Token: c.Leader.Token}
 			select {
-			case <-o.ch:
+			case <-o.ch: // not taken: replaced; the consumer still has seen
 			default:
+				seen = last
+			}
+			last = &lc
+			if seen != nil && *seen == lc {
+				continue
 			}
 			o.ch <- lc
 		}

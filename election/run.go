@@ -17,9 +17,11 @@ import (
 // lost or in doubt that context is cancelled (context.Cause says why), Run
 // waits for fn to return, and campaigns again. When fn returns by itself,
 // Run resigns and returns fn's error. When ctx ends, Run cancels fn, waits
-// for it, resigns (so a successor takes over at once) and returns ctx's
-// cause. When the backend's session is lost for good, Run returns an error
-// matching backend.ErrLost. Run blocks throughout.
+// for it, resigns (so a successor takes over at once) and returns nil: a
+// clean shutdown is not an error, so `if err := election.Run(...); err !=
+// nil { log.Fatal(err) }` is right on SIGTERM. When the backend's session
+// is lost for good, Run returns an error matching backend.ErrLost. Run
+// blocks throughout.
 func Run(ctx context.Context, b *backend.Backend, group string, fn func(ctx context.Context) error, opts ...Option) error {
 	e, err := New(b, group, opts...)
 	if err != nil {
@@ -52,23 +54,23 @@ func (e *Election) Run(ctx context.Context, fn func(ctx context.Context) error) 
 			return err
 		}
 		if ctx.Err() != nil {
-			return context.Cause(ctx)
+			return nil
 		}
 		term, err := e.Campaign(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return context.Cause(ctx)
+				return nil
 			}
 			if berr := e.b.Err(); berr != nil {
 				return berr
 			}
 			e.b.Logger().Warn("campaign failed; retrying", zap.String("group", e.group), zap.Error(err))
-			t := time.NewTimer(e.o.retryDelay)
+			t := e.b.Clock().NewTimer(e.o.retryDelay)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return context.Cause(ctx)
-			case <-t.C:
+				return nil
+			case <-t.C():
 			}
 			continue
 		}
@@ -118,7 +120,7 @@ func (e *Election) lead(ctx context.Context, term Term, fn func(context.Context)
 			e.o.onDemoted(ErrResigned)
 		}
 		if ctx.Err() != nil {
-			return true, context.Cause(ctx)
+			return true, nil
 		}
 		if ferr == nil && rerr != nil && !errors.Is(rerr, ErrNotLeader) {
 			ferr = fmt.Errorf("resign after the work returned: %w", rerr)

@@ -327,22 +327,49 @@ func TestConcurrentReads(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
 			r := mustRing(t, ones(manyNames("n", 10)...), mode.opts...)
+			// The answers of one goroutine, computed before any other
+			// reads: concurrent readers must get exactly the same.
+			want := map[string]string{}
+			for g := range 8 {
+				for i := range 500 {
+					key := fmt.Sprintf("%d-%d", g, i)
+					want[key], _ = r.Owner([]byte(key))
+				}
+			}
 			var wg sync.WaitGroup
+			errs := make(chan string, 8)
 			for g := range 8 {
 				wg.Go(func() {
 					for i := range 500 {
-						key := fmt.Appendf(nil, "%d-%d", g, i)
-						r.Owner(key)
-						r.Owners(key, 3, "n1")
-						r.Nodes()
-						r.Weight("n2")
-						if i%100 == 0 {
-							r.Clone()
+						key := fmt.Sprintf("%d-%d", g, i)
+						if got, _ := r.Owner([]byte(key)); got != want[key] {
+							errs <- fmt.Sprintf("Owner(%q) = %q concurrently; %q alone", key, got, want[key])
+							return
+						}
+						if owners := r.Owners([]byte(key), 3, "n1"); len(owners) != 3 {
+							errs <- fmt.Sprintf("Owners(%q, 3) = %v", key, owners)
+							return
+						}
+						if n := len(r.Nodes()); n != 10 {
+							errs <- fmt.Sprintf("Nodes() has %d nodes; want 10", n)
+							return
+						}
+						if w, _ := r.Weight("n2"); w != 1 {
+							errs <- fmt.Sprintf("Weight(n2) = %v; want 1", w)
+							return
+						}
+						if got, _ := r.Clone().Owner([]byte(key)); i%100 == 0 && got != want[key] {
+							errs <- fmt.Sprintf("a clone disagrees on %q", key)
+							return
 						}
 					}
 				})
 			}
 			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Error(e)
+			}
 		})
 	}
 }

@@ -154,8 +154,7 @@ func TestDoNeverOverlaps(t *testing.T) {
 				for range 10 {
 					err := lock.Do(ctx, b, "counter", func(ctx context.Context, token uint64) error {
 						n := inside.Add(1)
-						if n > maxInside.Load() {
-							maxInside.Store(n)
+						for m := maxInside.Load(); n > m && !maxInside.CompareAndSwap(m, n); m = maxInside.Load() {
 						}
 						mu.Lock()
 						tokens = append(tokens, token)

@@ -2,6 +2,8 @@ package membership
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/baton-go/baton/backend"
@@ -45,8 +47,25 @@ type Watch struct {
 // events report changes from there. The watch runs until ctx is done,
 // Close is called, the group is deleted or the backend ends; the consumer
 // must keep reading Events until it is closed.
-func (g *Group) Watch(ctx context.Context) (*Watch, error) {
+func (g *Group) Watch(ctx context.Context, opts ...WatchOption) (*Watch, error) {
+	var o watchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bw, err := g.b.WatchGroup(ctx, g.id)
+	for o.waitForGroup && errors.Is(err, backend.ErrGroupNotFound) {
+		t := g.b.Clock().NewTimer(g.b.PollInterval())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("wait for group %q: %w", g.id, err)
+		case <-g.b.Done():
+			t.Stop()
+			return nil, g.b.Err()
+		case <-t.C():
+		}
+		bw, err = g.b.WatchGroup(ctx, g.id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +81,11 @@ func (g *Group) Watch(ctx context.Context) (*Watch, error) {
 			select {
 			case w.ch <- out:
 			case <-w.stop:
+				bw.Close()
+				return
+			case <-ctx.Done():
+				// The consumer may have stopped reading: do not wait
+				// for it. Err reports the cancellation.
 				bw.Close()
 				return
 			}
@@ -96,12 +120,25 @@ func (w *Watch) Close() {
 	<-w.done
 }
 
+// WatchOption configures Watch and OnChange.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct{ waitForGroup bool }
+
+// WaitForGroup makes Watch wait, polling at the Backend's poll interval,
+// for a group that does not exist yet instead of failing with
+// backend.ErrGroupNotFound: the watch starts when the group appears, its
+// Initial members then, as users of Kubernetes' leader election and
+// Curator's caches expect. Watch then blocks until the group exists, ctx
+// ends or the Backend ends.
+func WaitForGroup() WatchOption { return func(o *watchOptions) { o.waitForGroup = true } }
+
 // OnChange calls fn for each change of the group, in order, until ctx is
 // done or the watch ends; it blocks meanwhile and returns the watch's Err
 // (an error matching backend.ErrCanceled when ctx ended). fn runs on one
 // goroutine, never concurrently with itself.
-func (g *Group) OnChange(ctx context.Context, fn func(Event)) error {
-	w, err := g.Watch(ctx)
+func (g *Group) OnChange(ctx context.Context, fn func(Event), opts ...WatchOption) error {
+	w, err := g.Watch(ctx, opts...)
 	if err != nil {
 		return err
 	}

@@ -247,7 +247,8 @@ func TestOptionsValidated(t *testing.T) {
 		name string
 		give []partitioner.Option
 	}{
-		{"zero partitions", []partitioner.Option{partitioner.WithPartitions(-1)}},
+		{"negative partitions", []partitioner.Option{partitioner.WithPartitions(-1)}},
+		{"too many partitions", []partitioner.Option{partitioner.WithPartitions(1<<16 + 1)}},
 		{"negative weight", []partitioner.Option{partitioner.WithWeight(-1)}},
 		{"bad mode", []partitioner.Option{partitioner.WithMode(9)}},
 		{"margin over ttl", []partitioner.Option{partitioner.WithLockTTL(time.Second), partitioner.WithSafetyMargin(time.Second)}},

@@ -182,6 +182,7 @@ main() {
 		mysql) backends+=(mariadb) ;;
 		postgres) backends+=(postgresql) ;;
 		zookeeper-ensemble) backends+=(zookeeper) ;;
+		memcached-small) backends+=(memcached) ;;
 		etcd-cluster) backends+=(etcd) ;;
 		tooz) backends+=(tooz) ;;
 		*)

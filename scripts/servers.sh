@@ -29,8 +29,10 @@
 #   first (`restart --no-wait zookeeper-ensemble:1`) they only launch it:
 #   an ensemble member cannot be ready while its quorum is gone.
 #
-# NAME: redis memcached mysql postgresql zookeeper zookeeper-ensemble etcd
-#       etcd-cluster consul
+# NAME: redis memcached memcached-small mysql postgresql zookeeper
+#       zookeeper-ensemble etcd etcd-cluster consul
+#       (memcached-small: a second memcached with 2 MB of memory, which
+#       evicts under load, for eviction tests)
 # MEMBER:
 #   single servers     1 (the default)
 #   redis              1 = the first master (the default for `redis`),
@@ -68,7 +70,7 @@ SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPTS_DIR
 SELF="$SCRIPTS_DIR/$(basename "${BASH_SOURCE[0]}")"
 readonly SELF
-readonly ALL_SERVERS=(redis memcached mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
+readonly ALL_SERVERS=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
 readonly READY_TIMEOUT=${BATON_READY_TIMEOUT:-60}
 readonly STOP_TIMEOUT=${BATON_STOP_TIMEOUT:-10}
 readonly PORT_MIN=20000 PORT_MAX=31999 # below Linux's ephemeral range
@@ -481,6 +483,24 @@ start_memcached() {
 	} >"$dir/env"
 }
 
+# memcached-small: -m 2. memcached still gives every slab class one 1 MB
+# page, but no class grows past it, so some ten thousand small keys of one
+# size make it evict.
+start_memcached_small() {
+	local dir=$STATE/memcached-small p
+	get_ports 1
+	p=${PORTS[0]}
+	echo 1 >"$dir/members"
+	write_cmd "$dir/1" memcached "$p" TERM \
+		memcached -u nobody -l 127.0.0.1 -p "$p" -U 0 -m 2 -c 1024
+	launch "$dir/1"
+	wait_ready "$dir/1"
+	{
+		env_line BATON_TEST_MEMCACHED_SMALL_URL "memcached://127.0.0.1:$p"
+		env_line BATON_TEST_MEMCACHED_SMALL_ADDR "127.0.0.1:$p"
+	} >"$dir/env"
+}
+
 start_mysql() {
 	local dir=$STATE/mysql p m
 	get_ports 1
@@ -493,7 +513,9 @@ start_mysql() {
 		mariadbd --no-defaults --datadir="$m/data" --port="$p" --bind-address=127.0.0.1 \
 		--socket="$m/sock" --pid-file="$m/mariadbd.pid" --user=mysql --skip-name-resolve \
 		--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --innodb-buffer-pool-size=64M \
-		--skip-log-bin --max-connections=500
+		--skip-log-bin --max-connections=3000 \
+		--ssl-ca="$m/tls/ca.pem" --ssl-cert="$m/tls/server.pem" --ssl-key="$m/tls/server.key"
+	mysql_certs "$m/tls"
 	chown mysql: "$m"
 	reachable_by mysql "$m"
 	mariadb-install-db --no-defaults --datadir="$m/data" --user=mysql \
@@ -503,17 +525,39 @@ start_mysql() {
 	wait_ready "$m"
 	mariadb --no-defaults --socket="$m/sock" -uroot >>"$m/log" 2>&1 <<-'EOF' || fail_member "$m" "creating the baton database failed"
 		CREATE DATABASE IF NOT EXISTS baton;
-		CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton';
+		CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton-pw';
 		GRANT ALL PRIVILEGES ON baton.* TO 'baton'@'%';
 		CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
 		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 		FLUSH PRIVILEGES;
 	EOF
 	{
-		env_line BATON_TEST_MYSQL_URL "mysql://baton:baton@127.0.0.1:$p/baton"
+		env_line BATON_TEST_MYSQL_URL "mysql://baton:baton-pw@127.0.0.1:$p/baton"
+		env_line BATON_TEST_MYSQL_SOCKET "$m/sock"
+		env_line BATON_TEST_MYSQL_TLS_DIR "$m/tls"
 		env_line BATON_TEST_MYSQL_ROOT_URL "mysql://root@127.0.0.1:$p/baton"
 		env_line BATON_TEST_MYSQL_ADDR "127.0.0.1:$p"
 	} >"$dir/env"
+}
+
+# mysql_certs DIR: a test CA, a server certificate for 127.0.0.1 and
+# localhost, and a client certificate, all signed by the CA (TLS tests).
+mysql_certs() {
+	local d=$1
+	mkdir -p "$d"
+	(
+		cd "$d" &&
+			openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=baton-test-ca \
+				-keyout ca.key -out ca.pem &&
+			openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext &&
+			openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+				-extfile server.ext -out server.pem &&
+			openssl req -newkey rsa:2048 -nodes -subj /CN=baton-client -keyout client.key -out client.csr &&
+			openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -out client.pem
+	) >>"$d.log" 2>&1 || die "creating the test certificates in $d failed"
+	chown -R mysql: "$d"
+	chmod -R go+r "$d"
 }
 
 reachable_by() { # USER DIR: the server's own user must be able to write DIR
@@ -545,6 +589,9 @@ start_postgresql() {
 	reachable_by postgres "$m"
 	(cd "$m" && "${as_pg[@]}" "$bin/initdb" -D "$m/data" -U postgres --auth=trust --no-sync \
 		--encoding=UTF8 --locale=C) >>"$m/log" 2>&1 || fail_member "$m" "initdb failed"
+	# Trust for everyone but one role, which must give its password (the
+	# driver's tests check how a wrong password is reported).
+	sed -i '1i host all baton_password_test 127.0.0.1/32 scram-sha-256' "$m/data/pg_hba.conf"
 	launch "$m"
 	wait_ready "$m"
 	psql -h 127.0.0.1 -p "$p" -U postgres -d postgres -qc 'CREATE DATABASE baton' >>"$m/log" 2>&1 ||
@@ -552,6 +599,7 @@ start_postgresql() {
 	{
 		env_line BATON_TEST_POSTGRESQL_URL "postgresql://postgres@127.0.0.1:$p/baton"
 		env_line BATON_TEST_POSTGRESQL_ADDR "127.0.0.1:$p"
+		env_line BATON_TEST_POSTGRESQL_SOCKET_DIR "$m"
 	} >"$dir/env"
 }
 
@@ -658,7 +706,7 @@ start_etcd_cluster() {
 	for i in 1 2 3; do
 		# 50/500 ms: 10/100 makes a 3-member cluster on 2 busy cores
 		# change leader now and then.
-		etcd_member "$dir/$i" "n$i" "${ports[i - 1]}" "${ports[i + 2]}" "$cluster" "baton-${ports[0]}" 50 500
+		etcd_member "$dir/$i" "n$i" "${ports[i - 1]}" "${ports[i + 2]}" "$cluster" "baton-${ports[0]}" 50 500 --enable-v2=true
 		launch "$dir/$i"
 	done
 	for i in 1 2 3; do
@@ -666,6 +714,7 @@ start_etcd_cluster() {
 	done
 	{
 		env_line BATON_TEST_ETCD_CLUSTER_URL "etcd3://$addrs"
+		env_line BATON_TEST_ETCD2_CLUSTER_URL "etcd://$addrs"
 		env_line BATON_TEST_ETCD_CLUSTER_ADDRS "$addrs"
 	} >"$dir/env"
 }

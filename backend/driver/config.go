@@ -65,10 +65,24 @@ type Info struct {
 	// (Watch push ⇔ GroupWatcher, SharedLocks ⇔ SharedLocker); the
 	// conformance suite checks it.
 	Characteristics Characteristics
+	// CharacteristicsFor, when set, gives the characteristics of a
+	// connection opened with the option values v, for drivers whose
+	// options change them (mem:// in lease mode is TTL-based); nil means
+	// Characteristics for every connection.
+	CharacteristicsFor func(v Values) Characteristics
 	// Options is the option table.
 	Options []OptionSpec
 	// Open opens a connection.
 	Open OpenFunc
+}
+
+// CharacteristicsOf returns the characteristics of a connection opened
+// with the option values v.
+func (i Info) CharacteristicsOf(v Values) Characteristics {
+	if i.CharacteristicsFor != nil {
+		return i.CharacteristicsFor(v)
+	}
+	return i.Characteristics
 }
 
 // CanonicalScheme returns the first scheme.

@@ -32,6 +32,11 @@ type Harness struct {
 	// Close/NoGoroutineLeak subtest, for goroutines a native client keeps
 	// for the whole process (not per connection).
 	LeakOptions []goleak.Option
+	// MemberURL, when set, gives the connection string of each member the
+	// suite opens on the subtest's namespace (url, from NewURL), so that
+	// one run can mix two drivers of one store (etcd3:// and etcd3+http://
+	// members of one cluster). Nil means url for every member.
+	MemberURL func(url, member string) string
 }
 
 // test is one named behaviour.

@@ -61,7 +61,11 @@ func (e *env) tryOpen(url, id string, extra ...backend.Option) (*backend.Backend
 // open opens a Backend on the subtest's namespace as member id.
 func (e *env) open(id string, extra ...backend.Option) *backend.Backend {
 	e.t.Helper()
-	b, err := e.tryOpen(e.url, id, extra...)
+	url := e.url
+	if e.h.MemberURL != nil {
+		url = e.h.MemberURL(url, id)
+	}
+	b, err := e.tryOpen(url, id, extra...)
 	if err != nil {
 		e.t.Fatalf("open as member %q: %v", id, err)
 	}

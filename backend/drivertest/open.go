@@ -180,10 +180,10 @@ func testCharsConsistent(t *testing.T, e *env) {
 	if c != b2.Characteristics() {
 		t.Errorf("two Backends of one URL report different characteristics: %+v and %+v", c, b2.Characteristics())
 	}
-	static := b1.Config().Driver.Characteristics
+	static := b1.Config().Driver.CharacteristicsOf(b1.Config().Options)
 	static.PollInterval = c.PollInterval
 	if static != c {
-		t.Errorf("characteristics %+v differ from the registration's %+v", c, b1.Config().Driver.Characteristics)
+		t.Errorf("characteristics %+v differ from the registration's %+v", c, static)
 	}
 	if c.Liveness != s.Liveness {
 		t.Errorf("characteristics say liveness %v, the session says %v", c.Liveness, s.Liveness)

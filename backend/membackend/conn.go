@@ -54,6 +54,16 @@ type conn struct {
 	gone        chan struct{} // closed once, when lost or closed
 	grants      map[*grant]struct{}
 	joined      map[string]struct{} // groups with a membership this conn created
+	faults      map[Op]*fault
+	drops       uint64    // how many times DropWatches hit this conn
+	liveUntil   time.Time // lease mode: the session's expiry
+
+	// Set at open.
+	clock   driver.Clock
+	ttl     time.Duration // lease mode when positive
+	lockTTL time.Duration
+	// sessionLiveness: lease mode reported as a session backend's timeout.
+	sessionLiveness bool
 }
 
 // open is the driver's OpenFunc.
@@ -69,26 +79,53 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		member:  cfg.MemberID,
 		obs:     cfg.Observer,
 		log:     cfg.Logger,
-		changed: make(chan struct{}),
-		gone:    make(chan struct{}),
-		grants:  map[*grant]struct{}{},
-		joined:  map[string]struct{}{},
+		clock:   cfg.Clock,
+		ttl:     cfg.Options.Duration(optTTL),
+		lockTTL: cfg.Options.Duration(optLockTTL),
+
+		sessionLiveness: cfg.Options.String(optLiveness) == "session",
+		changed:         make(chan struct{}),
+		gone:            make(chan struct{}),
+		grants:          map[*grant]struct{}{},
+		joined:          map[string]struct{}{},
 	}
+	if c.clock == nil {
+		c.clock = driver.RealClock{}
+	}
+	if c.lockTTL > 0 && c.ttl == 0 {
+		return nil, driver.Errorf(driver.CodeInvalidArgument, "mem: %s needs lease mode (%s > 0)", optLockTTL, optTTL)
+	}
+	c.liveUntil = c.clock.Now().Add(c.ttl)
 	attach(name, c)
 	c.log.Debug("mem store attached", zap.String("store", name))
 	return c, nil
 }
 
 // Session reports an in-process session that needs no renewal and never
-// times out (TTL 0): it ends only with Close or ExpireSession.
+// times out (TTL 0): it ends only with Close or ExpireSession. In lease
+// mode it reports TTL liveness of the ttl option.
 func (c *conn) Session() driver.SessionInfo {
+	if c.leaseMode() {
+		l := driver.LivenessTTL
+		if c.sessionLiveness {
+			l = driver.LivenessSession
+		}
+		return driver.SessionInfo{Liveness: l, TTL: c.ttl}
+	}
 	return driver.SessionInfo{Liveness: driver.LivenessSession}
 }
 
-// Renew checks that the session is usable; there is nothing to extend.
+// Renew checks that the session is usable and, in lease mode, extends its
+// lease to ttl from now.
 func (c *conn) Renew(ctx context.Context) error {
+	if err := c.injected(ctx, OpRenew); err != nil {
+		return err
+	}
 	if err := c.begin(ctx); err != nil {
 		return err
+	}
+	if c.leaseMode() {
+		c.liveUntil = c.clock.Now().Add(c.ttl)
 	}
 	c.s.mu.Unlock()
 	return nil
@@ -168,6 +205,7 @@ func (c *conn) begin(ctx context.Context) error {
 		t.Stop()
 		s.mu.Lock()
 	}
+	c.expireLocked()
 	if err := ctx.Err(); err != nil {
 		s.mu.Unlock()
 		return ctxErr(err)
@@ -196,6 +234,7 @@ func (c *conn) usableLocked() error {
 // fail when ctx is done, and when the connection was cut off since they
 // started (cuts was c.cuts then), even if it is reachable again.
 func (c *conn) checkLocked(ctx context.Context, cuts uint64) error {
+	c.expireLocked()
 	if err := c.usableLocked(); err != nil {
 		return err
 	}

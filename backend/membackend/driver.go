@@ -29,23 +29,20 @@ func info() driver.Info {
 			"Fencing tokens count up per store and continue where they left off when a dropped store is " +
 			"re-created, so they strictly increase per lock for the life of the process (strong within the process). There is no server to restart or fail over; " +
 			"ExpireSession, SetUnreachable and SetDelay inject session loss, disconnection and latency.",
-		URLForm:  "mem://[NAME]",
-		Examples: []string{"mem://", "mem:///", "mem://default", "mem://test-42", "mem://app.locks_1"},
-		Characteristics: driver.Characteristics{
-			DistributedAcrossThreads: true,
-			NonTimeoutBased:          true,
-			Linearizable:             true,
-			Sequential:               true,
-			Causal:                   true,
-			Serializable:             true,
-			SameViewUnderPartitions:  true,
-			SameViewAcrossClients:    true,
-			Liveness:                 driver.LivenessSession,
-			Watch:                    driver.WatchPush,
-			Fencing:                  driver.FencingStrong,
-			SharedLocks:              true,
+		URLForm:         "mem://[NAME]",
+		Examples:        []string{"mem://", "mem:///", "mem://default", "mem://test-42", "mem://app.locks_1"},
+		Characteristics: characteristics,
+
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			c := characteristics
+			if v.Duration(optTTL) > 0 && v.String(optLiveness) != "session" {
+				c.Liveness = driver.LivenessTTL
+				c.NonTimeoutBased = false
+			}
+			return c
 		},
-		Open: open,
+		Options: options(),
+		Open:    open,
 	}
 }
 
@@ -63,4 +60,20 @@ func storeName(user string, passwordSet bool, hosts []string, path string) (stri
 		return hosts[0], nil
 	}
 	return "", nil
+}
+
+// characteristics are those of a session-mode connection.
+var characteristics = driver.Characteristics{
+	DistributedAcrossThreads: true,
+	NonTimeoutBased:          true,
+	Linearizable:             true,
+	Sequential:               true,
+	Causal:                   true,
+	Serializable:             true,
+	SameViewUnderPartitions:  true,
+	SameViewAcrossClients:    true,
+	Liveness:                 driver.LivenessSession,
+	Watch:                    driver.WatchPush,
+	Fencing:                  driver.FencingStrong,
+	SharedLocks:              true,
 }

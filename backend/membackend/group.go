@@ -37,7 +37,9 @@ func copyMember(m driver.Member) driver.Member {
 
 // now returns the wall-clock time, without a monotonic reading, as a
 // server would report it.
-func now() time.Time { return time.Now().Round(0) }
+// now is the connection's clock without its monotonic reading: member
+// times are data, compared with ==.
+func (c *conn) now() time.Time { return c.clock.Now().Round(0) }
 
 // emitLocked queues ev for every watcher of gr.
 func (gr *group) emitLocked(ev driver.GroupEvent) {
@@ -126,7 +128,7 @@ func (c *conn) Join(ctx context.Context, name string, caps []byte) error {
 	case gr.members[c.member] != nil:
 		return driver.Errorf(driver.CodeMemberExists, "member %q already joined %q", c.member, name)
 	}
-	t := now()
+	t := c.now()
 	m := driver.Member{
 		ID:           c.member,
 		Capabilities: cloneCaps(caps),
@@ -198,7 +200,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, name string, caps []byte)
 	}
 	m := gr.members[c.member]
 	m.m.Capabilities = cloneCaps(caps)
-	if t := now(); t.After(m.m.UpdatedAt) {
+	if t := c.now(); t.After(m.m.UpdatedAt) {
 		m.m.UpdatedAt = t // never goes back, should the wall clock
 	}
 	gr.emitLocked(driver.GroupEvent{Type: driver.MemberUpdated, Member: m.m})

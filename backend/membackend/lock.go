@@ -16,6 +16,10 @@ type grant struct {
 	member string
 	c      *conn
 	shared bool
+	// Lease mode: an own lease of ttl, expiring at expires unless
+	// refreshed; ttl 0 binds the grant to the session.
+	ttl     time.Duration
+	expires time.Time
 }
 
 // waiter is a WaitLock call queued for a key.
@@ -38,6 +42,14 @@ type lockState struct {
 	watchers map[*holderWatch]struct{} // nil until watched
 	last     driver.Holder
 	lastHeld bool
+}
+
+// all returns every grant of the key.
+func (ls *lockState) all() []*grant {
+	if ls.excl != nil {
+		return append([]*grant{ls.excl}, ls.shared...)
+	}
+	return ls.shared
 }
 
 func (ls *lockState) free() bool { return ls.excl == nil && len(ls.shared) == 0 }
@@ -86,8 +98,17 @@ func (s *store) lockLocked(key string) *lockState {
 }
 
 // grantLocked gives key to c. The caller settles the key afterwards.
-func (s *store) grantLocked(c *conn, key, member string, ls *lockState, shared bool) *grant {
-	g := &grant{key: key, token: s.nextTokenLocked(), member: member, c: c, shared: shared}
+func (s *store) grantLocked(c *conn, req driver.LockRequest, ls *lockState, shared bool) *grant {
+	g := &grant{key: req.Key, token: s.nextTokenLocked(), member: req.Member, c: c, shared: shared}
+	if c.leaseMode() {
+		g.ttl = req.TTL
+		if g.ttl == 0 {
+			g.ttl = c.lockTTL
+		}
+		if g.ttl > 0 {
+			g.expires = c.clock.Now().Add(g.ttl)
+		}
+	}
 	if shared {
 		ls.shared = append(ls.shared, g)
 	} else {
@@ -118,8 +139,8 @@ func (s *store) settleLocked(key string, ls *lockState) {
 		if w.c.usableLocked() != nil || w.c.cuts != w.cuts || w.ctx.Err() != nil {
 			continue // its call returns an error when it wakes up
 		}
-		w.g = s.grantLocked(w.c, key, w.req.Member, ls, false)
-		w.at = time.Now()
+		w.at = w.c.clock.Now()
+		w.g = s.grantLocked(w.c, w.req, ls, false)
 		close(w.ready)
 	}
 	if h, held := ls.holder(); h != ls.last || held != ls.lastHeld {
@@ -145,7 +166,7 @@ func notHeldIfLost(err error) error {
 	return err
 }
 
-func lease(g *grant) driver.Lease { return driver.Lease{Token: g.token} }
+func lease(g *grant) driver.Lease { return driver.Lease{Token: g.token, TTL: g.ttl} }
 
 // TryLock takes key when nobody holds it and nobody waits for it.
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
@@ -159,6 +180,9 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 }
 
 func (c *conn) tryLock(ctx context.Context, req driver.LockRequest, shared bool) (driver.Lease, bool, error) {
+	if err := c.injected(ctx, OpAcquire); err != nil {
+		return driver.Lease{}, false, err
+	}
 	if err := c.begin(ctx); err != nil {
 		return driver.Lease{}, false, err
 	}
@@ -170,7 +194,7 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest, shared bool)
 		s.settleLocked(req.Key, ls)
 		return driver.Lease{}, false, nil
 	}
-	g := s.grantLocked(c, req.Key, req.Member, ls, shared)
+	g := s.grantLocked(c, req, ls, shared)
 	s.settleLocked(req.Key, ls)
 	return lease(g), true, nil
 }
@@ -179,13 +203,16 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest, shared bool)
 // over, ctx is done, or the connection fails (closed, expired,
 // unreachable), in which case it holds nothing.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	if err := c.injected(ctx, OpAcquire); err != nil {
+		return driver.Lease{}, err
+	}
 	if err := c.begin(ctx); err != nil {
 		return driver.Lease{}, err
 	}
 	s := c.s
 	ls := s.lockLocked(req.Key)
 	if ls.free() && len(ls.waiters) == 0 {
-		g := s.grantLocked(c, req.Key, req.Member, ls, false)
+		g := s.grantLocked(c, req, ls, false)
 		s.settleLocked(req.Key, ls)
 		s.mu.Unlock()
 		return lease(g), nil
@@ -193,13 +220,16 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	changed, cuts := c.changed, c.cuts
 	w := &waiter{c: c, ctx: ctx, req: req, cuts: cuts, ready: make(chan struct{})}
 	ls.waiters = append(ls.waiters, w)
+	expiry, stop := c.expiryTimerLocked()
 	s.mu.Unlock()
 	for {
 		select {
 		case <-w.ready:
 		case <-ctx.Done():
 		case <-changed:
+		case <-expiry:
 		}
+		stop()
 		s.mu.Lock()
 		err := c.checkLocked(ctx, cuts)
 		switch {
@@ -217,8 +247,10 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			}
 		}
 		changed = c.changed
+		expiry, stop = c.expiryTimerLocked()
 		s.mu.Unlock()
 		if err != nil {
+			stop()
 			return driver.Lease{}, err
 		}
 	}
@@ -228,6 +260,9 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // it fails with not held (wrapping the expiry), as the SPI asks of a grant
 // that expired.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
+	if err := c.injected(ctx, OpUnlock); err != nil {
+		return err
+	}
 	if err := notHeldIfLost(c.begin(ctx)); err != nil {
 		return err
 	}
@@ -245,16 +280,25 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	return nil
 }
 
-// RefreshLock only checks the grant: leases are bound to the session.
-// After the session expired it fails with not held, like Unlock.
-func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time.Duration) error {
+// RefreshLock checks the grant and, for an own lease (lease mode),
+// extends it to ttl from now. After the session expired, or once the
+// lease ran out, it fails with not held, like Unlock.
+func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, ttl time.Duration) error {
+	if err := c.injected(ctx, OpRefresh); err != nil {
+		return err
+	}
 	if err := notHeldIfLost(c.begin(ctx)); err != nil {
 		return err
 	}
 	s := c.s
 	defer s.mu.Unlock()
-	if ls, ok := s.locks[key]; ok && ls.find(c, token) != nil {
-		return nil
+	if ls, ok := s.locks[key]; ok {
+		if g := ls.find(c, token); g != nil {
+			if g.ttl > 0 {
+				g.expires = c.clock.Now().Add(ttl)
+			}
+			return nil
+		}
 	}
 	return driver.Errorf(driver.CodeNotHeld, "token %d does not hold %q", token, key)
 }

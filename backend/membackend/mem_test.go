@@ -26,3 +26,28 @@ func TestConformance(t *testing.T) {
 		Options: []backend.Option{backend.WithPollInterval(10 * time.Millisecond)},
 	})
 }
+
+// The conformance suite on lease mode: TTL liveness renewed by the
+// Backend, locks bound to the session lease.
+func TestConformanceLease(t *testing.T) {
+	drivertest.Run(t, leaseHarness("ttl=2s"))
+}
+
+// The conformance suite on lease mode with locks of their own lease,
+// refreshed by the Backend (as on Redis).
+func TestConformanceLeaseOwnLocks(t *testing.T) {
+	drivertest.Run(t, leaseHarness("ttl=2s&lock_ttl=2s"))
+}
+
+func leaseHarness(query string) drivertest.Harness {
+	return drivertest.Harness{
+		NewURL: func(t testing.TB) string { return "mem://" + newStore(t) + "?" + query },
+		ExpireSession: func(t testing.TB, b *backend.Backend) {
+			name, _ := membackend.StoreName(b)
+			if err := membackend.ExpireSession(name, b.MemberID()); err != nil {
+				t.Fatalf("expire session: %v", err)
+			}
+		},
+		Options: []backend.Option{backend.WithPollInterval(10 * time.Millisecond)},
+	}
+}

@@ -34,6 +34,7 @@ type store struct {
 	conns  map[*conn]struct{}
 	groups map[string]*group
 	locks  map[string]*lockState
+	leased bool // a lease-mode connection attached: expiry is evaluated
 }
 
 // attach registers c with the store called name, creating it if needed.
@@ -53,6 +54,7 @@ func attach(name string, c *conn) {
 	}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	s.leased = s.leased || c.ttl > 0
 	s.mu.Unlock()
 	c.s = s
 }

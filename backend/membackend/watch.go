@@ -2,6 +2,7 @@ package membackend
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/baton-go/baton/backend/driver"
 )
@@ -60,16 +61,19 @@ func (c *conn) WatchGroup(ctx context.Context, name string, emit func(driver.Gro
 	w := &groupWatch{wake: make(chan struct{}, 1)}
 	w.pushLocked(driver.GroupEvent{Type: driver.GroupSnapshot, Members: gr.snapshot()})
 	gr.watchers[w] = struct{}{}
-	changed, cuts := c.changed, c.cuts
+	changed, cuts, drops := c.changed, c.cuts, c.drops
+	expiry, stop := c.expiryTimerLocked()
 	s.mu.Unlock()
 	for {
 		select {
 		case <-w.wake:
 		case <-ctx.Done():
 		case <-changed:
+		case <-expiry:
 		}
+		stop()
 		s.mu.Lock()
-		if err := c.checkLocked(ctx, cuts); err != nil {
+		if err := c.watchCheckLocked(ctx, cuts, drops); err != nil {
 			delete(gr.watchers, w)
 			s.mu.Unlock()
 			return err
@@ -77,11 +81,13 @@ func (c *conn) WatchGroup(ctx context.Context, name string, emit func(driver.Gro
 		evs, deleted := w.q, w.deleted
 		w.q = nil
 		changed = c.changed
+		expiry, stop = c.expiryTimerLocked()
 		s.mu.Unlock()
 		for _, ev := range evs {
 			emit(ev)
 		}
 		if deleted {
+			stop()
 			return driver.Errorf(driver.CodeGroupNotFound, "group %q deleted", name)
 		}
 	}
@@ -103,16 +109,19 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(h driver.H
 		ls.watchers = map[*holderWatch]struct{}{}
 	}
 	ls.watchers[w] = struct{}{}
-	changed, cuts := c.changed, c.cuts
+	changed, cuts, drops := c.changed, c.cuts, c.drops
+	expiry, stop := c.expiryTimerLocked()
 	s.mu.Unlock()
 	for {
 		select {
 		case <-w.wake:
 		case <-ctx.Done():
 		case <-changed:
+		case <-expiry:
 		}
+		stop()
 		s.mu.Lock()
-		if err := c.checkLocked(ctx, cuts); err != nil {
+		if err := c.watchCheckLocked(ctx, cuts, drops); err != nil {
 			delete(ls.watchers, w)
 			s.settleLocked(key, ls)
 			s.mu.Unlock()
@@ -121,9 +130,23 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(h driver.H
 		evs := w.q
 		w.q = nil
 		changed = c.changed
+		expiry, stop = c.expiryTimerLocked()
 		s.mu.Unlock()
 		for _, ev := range evs {
 			emit(ev.h, ev.held)
 		}
 	}
+}
+
+// watchCheckLocked is checkLocked for watches, which also end when
+// DropWatches hit the connection since they started (drops was c.drops
+// then).
+func (c *conn) watchCheckLocked(ctx context.Context, cuts, drops uint64) error {
+	if err := c.checkLocked(ctx, cuts); err != nil {
+		return err
+	}
+	if c.drops != drops {
+		return driver.Wrap(driver.CodeUnavailable, fmt.Errorf("%w: watch dropped", ErrInjected))
+	}
+	return nil
 }

@@ -1,0 +1,118 @@
+// Package etcdgwbackend is baton's etcd3+http:// and etcd3+https://
+// driver: etcd's v3 API through its JSON gateway (grpc-gateway), over
+// net/http only, for users behind HTTP-only proxies or who cannot ship
+// gRPC. Enable it with a blank import:
+//
+//	import _ "github.com/baton-go/baton/backend/etcdgwbackend"
+//
+// # Connection strings
+//
+//	etcd3+http://[user:password@][host[:port]][,host[:port]...][?option=value&...]
+//	etcd3+https://[user:password@][host[:port]][,host[:port]...][?option=value&...]
+//
+// The host defaults to localhost and the port to 2379, as in tooz. Every
+// tooz etcd3+http option is accepted with tooz's meaning and default:
+// timeout (30 s: the timeout of every request and the default of the two
+// TTLs), lock_timeout and membership_timeout (default timeout), ca_cert,
+// cert_cert, cert_key (TLS, etcd3+https:// only) and api_version. baton
+// adds namespace (key prefix, default "baton") and dial_timeout. The
+// option table in Info is the complete reference.
+//
+// # The gateway path
+//
+// etcd serves the gateway at /v3alpha/ (3.2), /v3beta/ (3.3, and 3.4 for
+// compatibility) and /v3/ (3.4 and later; 3.4 no longer serves
+// /v3alpha/). With api_version=auto (the default) Open asks GET /version
+// and picks the path of that version, as tooz 5.0 (etcd3gw) does; an
+// explicit api_version is used as given, and when the server does not
+// serve it Open fails with CodeInvalidArgument naming the path the
+// server's version serves. tooz 5.0 also reads ETCD3GW_API_PATH from the
+// environment; baton reads nothing from the environment: set api_version.
+//
+// # The wire
+//
+// Every call is a POST of JSON: kv/range, kv/put, kv/txn, kv/deleterange,
+// lease/grant, lease/keepalive (one message on the keep-alive stream per
+// renewal), kv/lease/revoke, auth/authenticate, and the streaming watch
+// (one HTTP request per watch; the answer is a chunked stream of JSON
+// messages). Keys and values are base64, 64-bit integers decimal strings.
+// Watches ask the member for a leader (the gRPC metadata hasleader=true,
+// sent as the Grpc-Metadata-Hasleader header), so a member cut off from
+// its cluster cancels the watch and the driver reconnects elsewhere.
+//
+// Requests go to one endpoint at a time. A connection failure, or a member
+// answering "unavailable" (no leader), moves every later request to the
+// next endpoint; reads, deletes, keep-alives and the session key are
+// retried there at once, and so is any request that could not be
+// connected. A transaction that may have reached the server is not
+// retried (the Backend decides); a lock entry it may have written is
+// deleted by the next renewal. With several endpoints each attempt has a
+// deadline of a quarter of the lease TTL (at least 0.5 s, at most
+// timeout), so a member that accepts connections but never answers costs
+// a fraction of the TTL, not the whole request timeout.
+//
+// A watch stream that carries nothing for a third of the TTL is checked
+// by a one-key count on the same endpoint; when that gets no answer
+// within the attempt deadline the stream sits on a silent connection (a
+// partition, a frozen member) and is cut and resumed elsewhere from its
+// last revision. TCP keep-alive (10 s idle, 3 probes 5 s apart) ends
+// connections to hosts that vanished.
+//
+// TLS: etcd3+https:// verifies the server against ca_cert (or the
+// system's pool) and presents cert_cert/cert_key when given. etcd's
+// gateway dials its own server with the server certificate as a client
+// certificate, so that certificate needs both the server and the client
+// extended key usage, or every gateway call fails with "connection
+// closed" (etcd's requirement, not the driver's).
+//
+// # Data layout and semantics: etcd3://'s
+//
+// The keys, values, transactions and fencing are exactly those of the
+// etcd3:// driver, so that a gRPC member and an HTTP member of one cluster
+// and namespace see each other's groups and members, exclude each other
+// on locks (one queue per lock, ordered by create revision) and agree on
+// leaders. Under the escaped namespace ('%' and '/' in names are escaped
+// as %25 and %2F):
+//
+//	<ns>/sessions/<lease>                   value: member ID; on the lease
+//	<ns>/groups/<group>/                    group record; no lease
+//	<ns>/groups/<group>/members/<member>    JSON {caps, joined, updated}; on the lease
+//	<ns>/locks/<lock>/<lease>-<slot>        value: member ID; on the lease
+//
+// One lease per Backend carries everything the member owns. Its TTL is the
+// smaller of lock_timeout and membership_timeout, rounded up to whole
+// seconds; the granted TTL is what the Backend uses.
+//
+// Locks: TryLock is one transaction "no key under the lock's prefix →
+// write my entry"; a waiter writes its entry and watches only the
+// deletion of the next older entry. The holder is the entry with the
+// lowest create revision and the fencing token is that revision: etcd's
+// global revision, which only grows (across restarts and leader changes),
+// and a new holder is always the oldest remaining entry, so tokens of one
+// lock strictly increase: fencing is strong.
+//
+// Watches: WatchGroup and WatchHolder are prefix watches. After a broken
+// stream they resume from the last revision delivered, on the next
+// endpoint, so nothing is lost or repeated; only when etcd compacted that
+// revision away do they re-read the state (reported by the Backend as a
+// resync).
+//
+// # Losing the lease
+//
+// Liveness is a lease TTL (NonTimeoutBased is false). The Backend renews
+// with one keep-alive request at a time and cancels every grant's
+// context a safety margin before sent+TTL of the last successful renewal.
+// When the lease expires or is revoked etcd deletes every key of the
+// Backend in one revision; a watch on the session key tells the Backend
+// at once, or the next renewal does (the keep-alive answers TTL 0), and
+// the Backend ends with ErrLost.
+//
+// # Characteristics
+//
+// The same as etcd3://: distributed across threads, processes and hosts;
+// timeout-based; linearizable, sequential, causal, serializable (reads
+// are linearizable, writes go through Raft); the same view under
+// partitions (a minority member answers errors, watches require a
+// leader) but not the same view across clients at every instant; TTL
+// liveness, push watches, strong fencing, not evictable, no shared locks.
+package etcdgwbackend

@@ -1,0 +1,200 @@
+package pgbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baton-go/baton/backend/driver"
+)
+
+// TryLock takes the exclusive lock req.Key in one statement: the lock's
+// row, when it is free or its holders' sessions ended, is updated with
+// this session as holder and its counter (the fencing token) bumped; a
+// name never taken before gets its row inserted (a second statement).
+// Locks live as long as the session (Lease.TTL 0).
+func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	return c.tryLock(ctx, c.q.tryLock, req, 0)
+}
+
+// TryLockShared takes a shared hold of req.Key: it coexists with other
+// shared holds and excludes exclusive ones.
+func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	return c.tryLock(ctx, c.q.tryLockShared, req, -1)
+}
+
+// tryLock runs an acquisition; waiting (0 or 1) is how many waiters the
+// grant takes off the row's count (-1: the shared form, which has none).
+func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, waiting int) (driver.Lease, bool, error) {
+	if err := c.check(); err != nil {
+		return driver.Lease{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return driver.Lease{}, false, c.classify(err)
+	}
+	// The statement runs to its end even if ctx ends meanwhile (bounded
+	// by the session timeout): a grant committed by a statement cut off
+	// by a cancellation would stay held with nobody knowing its token.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.ttl)
+	defer cancel()
+	var token int64
+	args := []any{req.Key, c.sid, req.Member}
+	if waiting >= 0 {
+		args = append(args, int32(waiting))
+	}
+	err := c.pool.QueryRow(actx, sql, args...).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) && waiting == 0 {
+		// Held, or never taken: the row does not exist yet (a waiter
+		// counted itself on the row, which therefore exists).
+		err = c.pool.QueryRow(actx, c.q.createLock, req.Key, c.sid, req.Member).Scan(&token)
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return driver.Lease{}, false, nil
+	case err != nil:
+		return driver.Lease{}, false, c.classify(fmt.Errorf("take lock: %w", err))
+	}
+	if ctx.Err() != nil {
+		// Granted as ctx ended: hand it back.
+		_ = c.Unlock(actx, req.Key, uint64(token))
+		return driver.Lease{}, false, c.classify(ctx.Err())
+	}
+	return driver.Lease{Token: uint64(token)}, true, nil
+}
+
+// WaitLock blocks until req.Key is granted: it tries, and after a failed
+// try counts itself as a waiter on the lock's row (so that releases
+// notify), tries again, and waits for the release notification (sent by
+// the releasing statement, or by a janitor that cleared the hold of an
+// ended session) before each further try. A try is also made every
+// timeout, in case a notification was lost with the listener connection
+// (its reconnection wakes every waiter too). The grant takes the waiter
+// off the count in the same statement.
+func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	sent := c.clock.Now()
+	lease, ok, err := c.TryLock(ctx, req)
+	switch {
+	case ctx.Err() != nil:
+		return driver.Lease{}, ctx.Err()
+	case err != nil:
+		return driver.Lease{}, err
+	case ok:
+		lease.Sent = sent
+		return lease, nil
+	}
+	s := c.hub.subscribeLock(req.Key)
+	defer c.hub.remove(s)
+	if _, err := c.pool.Exec(ctx, c.q.wait, req.Key); err != nil {
+		if ctx.Err() != nil {
+			return driver.Lease{}, ctx.Err()
+		}
+		return driver.Lease{}, c.classify(fmt.Errorf("wait for lock: %w", err))
+	}
+	counted := true
+	defer func() {
+		if counted {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.ttl)
+			_, _ = c.pool.Exec(uctx, c.q.unwait, req.Key)
+			cancel()
+		}
+	}()
+	for {
+		sent := c.clock.Now()
+		lease, ok, err := c.tryLock(ctx, c.q.tryLock, req, 1)
+		if ctx.Err() != nil {
+			return driver.Lease{}, ctx.Err()
+		}
+		if err != nil {
+			return driver.Lease{}, err
+		}
+		if ok {
+			counted = false
+			lease.Sent = sent
+			return lease, nil
+		}
+		t := c.clock.NewTimer(max(c.s.ttl, 100*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return driver.Lease{}, ctx.Err()
+		case <-c.ctx.Done():
+			t.Stop()
+			if err := c.check(); err != nil {
+				return driver.Lease{}, err
+			}
+			return driver.Lease{}, driver.Errorf(driver.CodeCanceled, "postgresql connection closed")
+		case <-s.wake:
+		case <-t.C():
+		}
+		t.Stop()
+		s.drain()
+	}
+}
+
+// Unlock releases the grant token of key (exclusive or shared) and
+// notifies the lock's waiters: CodeNotHeld when that grant no longer
+// holds it.
+func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	tag, err := c.pool.Exec(ctx, c.q.unlock, key, c.sid, int64(token))
+	if err != nil {
+		return c.classify(fmt.Errorf("release lock: %w", err))
+	}
+	if tag.RowsAffected() == 0 {
+		return driver.Errorf(driver.CodeNotHeld, "lock is not held by grant %d", token)
+	}
+	return nil
+}
+
+// RefreshLock is never called for session-bound leases; it reports
+// whether the grant still holds the lock.
+func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time.Duration) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	var held bool
+	if err := c.pool.QueryRow(ctx, c.q.held, key, c.sid, int64(token)).Scan(&held); err != nil {
+		return c.classify(fmt.Errorf("check lock: %w", err))
+	}
+	if !held {
+		return driver.Errorf(driver.CodeNotHeld, "lock is not held by grant %d", token)
+	}
+	return nil
+}
+
+// Holder reports the live holder of key (one of them for a shared hold):
+// CodeNotFound when nobody live holds it.
+func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
+	if err := c.check(); err != nil {
+		return driver.Holder{}, err
+	}
+	var h driver.Holder
+	var token int64
+	err := c.pool.QueryRow(ctx, c.q.holder, key).Scan(&h.Member, &token)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return driver.Holder{}, driver.Errorf(driver.CodeNotFound, "lock is free")
+	case err != nil:
+		return driver.Holder{}, c.classify(fmt.Errorf("read lock holder: %w", err))
+	}
+	h.Token = uint64(token)
+	return h, nil
+}
+
+// BreakLock clears every hold of key whoever holds it and wakes its
+// waiters; it reports whether a live holder lost it.
+func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
+	if err := c.check(); err != nil {
+		return false, err
+	}
+	tag, err := c.pool.Exec(ctx, c.q.breakLock, key)
+	if err != nil {
+		return false, c.classify(fmt.Errorf("break lock: %w", err))
+	}
+	return tag.RowsAffected() > 0, nil
+}

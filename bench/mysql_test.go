@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/baton-go/baton/backend"
+	_ "github.com/baton-go/baton/backend/mysqlbackend"
+	"github.com/baton-go/baton/internal/testutil"
+)
+
+// mysqlBenchURL returns the MariaDB URL of the benchmarks, in a fresh
+// namespace.
+func mysqlBenchURL(b *testing.B) (string, *url.URL) {
+	raw := os.Getenv("BATON_TEST_MYSQL_URL")
+	if raw == "" {
+		b.Fatal("BATON_TEST_MYSQL_URL is not set: start MariaDB with `eval \"$(scripts/servers.sh start mysql)\"`")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw + "?namespace=bench-" + testutil.Unique(), u
+}
+
+func openMySQL(b *testing.B, raw, member string, opts ...backend.Option) *backend.Backend {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	be, err := backend.Open(ctx, raw, append([]backend.Option{backend.WithMemberID(member)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = be.Close(context.Background()) })
+	return be
+}
+
+// BenchmarkMySQLLock: uncontended acquire+release. baton (TryLock +
+// Release) against the raw recipe on one database/sql connection
+// (SELECT GET_LOCK(name, 0); SELECT RELEASE_LOCK(name)) and tooz 3.1.
+func BenchmarkMySQLLock(b *testing.B) {
+	raw, u := mysqlBenchURL(b)
+	b.Run("baton", func(b *testing.B) {
+		be := openMySQL(b, raw, "bench")
+		ctx := context.Background()
+		b.ResetTimer()
+		for b.Loop() {
+			g, ok, err := be.TryLock(ctx, "bench-lock", backend.LockOptions{})
+			if err != nil || !ok {
+				b.Fatalf("try lock: %v %v", ok, err)
+			}
+			if err := g.Release(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw-GET_LOCK", func(b *testing.B) {
+		mc := mysql.NewConfig()
+		mc.User = u.User.Username()
+		mc.Passwd, _ = u.User.Password()
+		mc.Net, mc.Addr, mc.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
+		mc.InterpolateParams = true
+		connector, err := mysql.NewConnector(mc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db := sql.OpenDB(connector)
+		defer db.Close()
+		ctx := context.Background()
+		c, err := db.Conn(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		name := "bench-raw-" + testutil.Unique()
+		b.ResetTimer()
+		for b.Loop() {
+			var got, rel int
+			if err := c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&got); err != nil || got != 1 {
+				b.Fatalf("GET_LOCK: %v %v", got, err)
+			}
+			if err := c.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel); err != nil || rel != 1 {
+				b.Fatalf("RELEASE_LOCK: %v %v", rel, err)
+			}
+		}
+	})
+	b.Run("tooz", func(b *testing.B) {
+		tu := "mysql://" + u.User.String() + "@" + u.Host + u.Path
+		tz := newToozLocker(b, tu)
+		ops, took, err := tz.run(time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(took.Nanoseconds())/float64(ops), "tooz-ns/op")
+		b.ReportMetric(float64(ops)/took.Seconds(), "tooz-ops/s")
+	})
+}
+
+// BenchmarkMySQLHandoff: 8 Backends contend for one lock with Lock
+// (waiting on the server); reported: handoffs per second and the p50/p99
+// delay from Release to the next holder running.
+func BenchmarkMySQLHandoff(b *testing.B) {
+	raw, _ := mysqlBenchURL(b)
+	const clients = 8
+	bes := make([]*backend.Backend, clients)
+	for i := range bes {
+		bes[i] = openMySQL(b, raw, "c"+string(rune('0'+i)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var released time.Time
+	var delays []time.Duration
+	n := 0
+	target := b.N
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for _, be := range bes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				g, err := be.Lock(ctx, "handoff", backend.LockOptions{})
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				mu.Lock()
+				if !released.IsZero() {
+					delays = append(delays, now.Sub(released))
+				}
+				n++
+				finished := n >= target
+				released = time.Now()
+				mu.Unlock()
+				_ = g.Release(context.Background())
+				if finished {
+					select {
+					case <-done:
+					default:
+						close(done)
+					}
+					return
+				}
+			}
+		}()
+	}
+	<-done
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	if len(delays) > 0 {
+		b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "p50-handoff-µs")
+		b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-handoff-µs")
+	}
+}
+
+// BenchmarkMySQLJoinWatch: the delay from Join returning to the watcher
+// seeing the event (poll interval 10ms).
+func BenchmarkMySQLJoinWatch(b *testing.B) {
+	raw, _ := mysqlBenchURL(b)
+	poll := backend.WithPollInterval(10 * time.Millisecond)
+	w := openMySQL(b, raw, "watcher", poll)
+	j := openMySQL(b, raw, "joiner", poll)
+	ctx := context.Background()
+	if err := w.CreateGroup(ctx, "g"); err != nil {
+		b.Fatal(err)
+	}
+	gw, err := w.WatchGroup(ctx, "g")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gw.Close()
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		if err := j.Join(ctx, "g", nil); err != nil {
+			b.Fatal(err)
+		}
+		joined := time.Now()
+		for ev := range gw.Events() {
+			if ev.Type == backend.EventJoined {
+				break
+			}
+		}
+		lat = append(lat, time.Since(joined))
+		if err := j.Leave(ctx, "g"); err != nil {
+			b.Fatal(err)
+		}
+		for ev := range gw.Events() {
+			if ev.Type == backend.EventLeft {
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, k int) bool { return lat[i] < lat[k] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-join-watch-µs")
+}
