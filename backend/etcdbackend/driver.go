@@ -69,6 +69,7 @@ func Info() driver.Info {
 		},
 		Characteristics: characteristics,
 		Options:         optionSpecs,
+		Schedule:        schedule,
 		Open:            open,
 	}
 }
