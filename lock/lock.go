@@ -182,6 +182,20 @@ func (l *Lock) Context() context.Context {
 	return l.g.Context()
 }
 
+// Valid reports whether this handle holds the lock and its lease cannot
+// have expired: it compares the clock with the grant's loss deadline, so
+// a process resumed after a pause (SIGSTOP, a long GC, a VM stall) past
+// that deadline sees false on its first check, before any timer ran. The
+// pattern for a write to the outside world: check Valid right before it,
+// and make the write carry Token so the store refuses it if the grant
+// ended in between. It does not block.
+func (l *Lock) Valid() bool {
+	l.mu.Lock()
+	g := l.g
+	l.mu.Unlock()
+	return g != nil && g.Valid()
+}
+
 // Holder reports who holds the lock now (any handle, any member); ok is
 // false when it is free.
 func (l *Lock) Holder(ctx context.Context) (h backend.Holder, ok bool, err error) {
