@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -62,14 +63,22 @@ func BenchmarkRebalance(b *testing.B) {
 	for _, tc := range []struct{ name, url string }{
 		{"mem", "mem://bench-rebalance-" + testutil.Unique()},
 		{"file", "file://" + b.TempDir() + "/baton"},
+		{"redis", os.Getenv("BATON_TEST_REDIS_URL")},
+		{"etcd", os.Getenv("BATON_TEST_ETCD_URL")},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchRebalance(b, tc.url) })
+		b.Run(tc.name, func(b *testing.B) {
+			if tc.url == "" {
+				b.Fatalf("%s: start its server first (scripts/servers.sh start %s)", tc.name, tc.name)
+			}
+			benchRebalance(b, tc.url)
+		})
 	}
 }
 
 func benchRebalance(b *testing.B, url string) {
 	const members, parts = 16, 256
 	ctx := context.Background()
+	group := "rebalance-" + testutil.Unique()
 	l := &rebalanceLedger{owner: map[int]map[string]bool{}, changed: make(chan struct{}, 1)}
 	open := func(me string) *partitioner.Partitioner {
 		be, err := backend.Open(ctx, url, backend.WithMemberID(me), backend.WithPollInterval(10*time.Millisecond))
@@ -77,7 +86,7 @@ func benchRebalance(b *testing.B, url string) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = be.Close(ctx) })
-		p, err := partitioner.New(ctx, be, "bench", partitioner.WithPartitions(parts), l.option(me),
+		p, err := partitioner.New(ctx, be, group, partitioner.WithPartitions(parts), l.option(me),
 			partitioner.WithRetryInterval(5*time.Millisecond))
 		if err != nil {
 			b.Fatal(err)
