@@ -2,12 +2,12 @@
 // reference.
 //
 //	baton url explain URL   print the resolved configuration of URL
+//	baton docs              print docs/drivers.md
+//	baton drivers           list the registered schemes
 //
 // url explain is a dry run of backend.Open's validation of the connection
 // string: it contacts no server, and a URL Open refuses before connecting
 // is refused with the same error and exit status 2.
-//	baton docs              print docs/drivers.md
-//	baton drivers           list the registered schemes
 package main
 
 import (
