@@ -36,12 +36,12 @@ var driverPackages = map[string]string{
 	"postgresql":  "pgbackend",
 	"postgres":    "pgbackend",
 	"mysql":       "mysqlbackend",
+	"consul":      "consulbackend",
 }
 
 // notImplemented lists tooz's schemes that no baton driver serves, so an
 // unknown-scheme error says so instead of suggesting an import.
 var notImplemented = map[string]bool{
-	"consul":     true,
 	"zake":       true,
 	"kubernetes": true,
 }

@@ -103,7 +103,7 @@ func (t Timing) String() string {
 	}
 	return fmt.Sprintf("TTL %v, renewed every %v; a grant is cancelled %v before the server could expire it "+
 		"(%v after the last successful renewal was sent; %v allowed per round trip)",
-		t.TTL, t.Interval, t.Margin, t.LossAfter(), t.RTT)
+		ms(t.TTL), ms(t.Interval), ms(t.Margin), ms(t.LossAfter()), ms(t.RTT))
 }
 
 func (t Timing) describe() string {
@@ -133,3 +133,44 @@ func (b *Backend) lockTiming(ttl, margin time.Duration) (Timing, error) {
 	}
 	return NewTiming(ttl, 0, margin, b.o.rtt)
 }
+
+// describeSchedule explains how a connection of in with option values v
+// is kept, with the default margin and RTT allowance: the renewal
+// schedule of its session and of its locks, and when grants are
+// cancelled. It returns "" when the driver does not say.
+func describeSchedule(in driver.Info, v driver.Values) string {
+	if in.Schedule == nil {
+		return ""
+	}
+	s := in.Schedule(v)
+	var b strings.Builder
+	st, err := NewTiming(s.SessionTTL, s.RenewInterval, 0, 0)
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, "session: %v", err)
+	case st.TTL == 0 && s.RenewInterval > 0:
+		fmt.Fprintf(&b, "session: cannot expire while the process lives (checked every %v); no margin applies", s.RenewInterval)
+	case st.TTL == 0:
+		b.WriteString("session: cannot expire while the process lives; no margin applies")
+	default:
+		fmt.Fprintf(&b, "session: renewed every %v; a grant bound to it is cancelled %v before the server could expire it "+
+			"(TTL %v: %v after the last successful renewal was sent; %v allowed per round trip)",
+			ms(st.Interval), ms(st.Margin), ms(st.TTL), ms(st.LossAfter()), ms(st.RTT))
+	}
+	b.WriteString("\nlocks: ")
+	if s.LockTTL == 0 {
+		b.WriteString("bound to the session (no lease of their own)")
+	} else if lt, err := NewTiming(s.LockTTL, 0, 0, 0); err != nil {
+		fmt.Fprintf(&b, "%v", err)
+	} else {
+		fmt.Fprintf(&b, "own lease of %v, refreshed every %v; a grant is cancelled %v before the server could expire it",
+			ms(lt.TTL), ms(lt.Interval), ms(lt.Margin))
+	}
+	if s.Note != "" {
+		b.WriteString("\nnote: " + s.Note)
+	}
+	return b.String()
+}
+
+// ms rounds d to the millisecond for display.
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
