@@ -110,6 +110,7 @@ func TestMultiProcessExclusivePartitions(t *testing.T) {
 	}
 	settled()
 	rng := rand.New(rand.NewPCG(1, 2))
+	var killGaps []time.Duration
 	// Churn until 100 rebalances were observed, or for at most 90 s on a
 	// machine too busy for that; safety is asserted on every event either
 	// way, and at least 20 rebalances must have been seen to prove churn.
@@ -126,6 +127,10 @@ func TestMultiProcessExclusivePartitions(t *testing.T) {
 			at := live[victim].Kill()
 			all = append(all, testutil.Event{T: at.UnixNano(), Proc: victim, Kind: "killed"})
 			delete(live, victim)
+			// Time from the kill to every partition owned again by a
+			// live process (bounded by settled's 20 s deadline).
+			settled()
+			killGaps = append(killGaps, time.Since(at))
 		case a == 1 && len(alive) > 1:
 			victim := alive[rng.IntN(len(alive))]
 			live[victim].Stop(10 * time.Second)
@@ -149,6 +154,10 @@ func TestMultiProcessExclusivePartitions(t *testing.T) {
 		t.Fatalf("only %d rebalances observed in 90s of churn", rebalances())
 	}
 	t.Logf("%d processes, %d rebalances, no partition owned twice", n, rebalances())
+	if len(killGaps) > 0 {
+		sort.Slice(killGaps, func(i, j int) bool { return killGaps[i] < killGaps[j] })
+		t.Logf("%d kill -9: every partition owned again after p50 %v, max %v", len(killGaps), killGaps[len(killGaps)/2], killGaps[len(killGaps)-1])
+	}
 }
 
 // owners returns the owner of each partition according to the reports of

@@ -45,6 +45,7 @@ func (f optionFunc) apply(o *options) { f(o) }
 type options struct {
 	partitions  int
 	mode        Mode
+	assignment  Assignment
 	weight      int
 	ringOpts    []hashring.Option
 	onRebalance func(Rebalance)
@@ -69,17 +70,29 @@ func WithMode(m Mode) Option { return optionFunc(func(o *options) { o.mode = m }
 // joins without owning anything.
 func WithWeight(w int) Option { return optionFunc(func(o *options) { o.weight = w }) }
 
-// WithRingOptions passes options to the hash ring (e.g.
-// hashring.WithVirtualNodes). Every member must use the same.
+// WithAssignment chooses how partitions map to members (default
+// Balanced). Every member of a group must use the same.
+func WithAssignment(a Assignment) Option { return optionFunc(func(o *options) { o.assignment = a }) }
+
+// WithRingOptions passes options to the hash ring of the Ring assignment
+// (e.g. hashring.ToozCompatible()); it selects the Ring assignment. Every
+// member must use the same.
 func WithRingOptions(opts ...hashring.Option) Option {
-	return optionFunc(func(o *options) { o.ringOpts = append(o.ringOpts, opts...) })
+	return optionFunc(func(o *options) {
+		o.ringOpts = append(o.ringOpts, opts...)
+		o.assignment = Ring
+	})
 }
 
 // OnRebalance registers a callback told of every change of this member's
-// partitions, lost before gained. It runs on the partitioner's goroutine:
-// in Exclusive mode the lost partitions' locks are released only after it
-// returns, so stop their work before returning (or run it under
-// PartitionContext, which is cancelled first).
+// partitions, lost before gained. It runs on the partitioner's goroutine,
+// never inside New: the first Rebalance comes after New has returned
+// (New computes the first assignment; the partitions are taken, and
+// reported, by the goroutine New starts). Each Rebalance carries the
+// context of every gained partition, so the callback needs no reference
+// to the *Partitioner. In Exclusive mode the lost partitions' locks are
+// released only after it returns, so stop their work before returning (or
+// run it under the partition's context, which is cancelled first).
 func OnRebalance(fn func(Rebalance)) Option {
 	return optionFunc(func(o *options) { o.onRebalance = fn })
 }
@@ -103,6 +116,9 @@ func (o *options) validate() error {
 	if o.mode == 0 {
 		o.mode = Exclusive
 	}
+	if o.assignment == 0 {
+		o.assignment = Balanced
+	}
 	if o.retry == 0 {
 		o.retry = 50 * time.Millisecond
 	}
@@ -111,6 +127,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("partitions %d not in 1..65536: %w", o.partitions, backend.ErrInvalidArgument)
 	case o.mode != Exclusive && o.mode != Advisory:
 		return fmt.Errorf("unknown mode %d: %w", o.mode, backend.ErrInvalidArgument)
+	case o.assignment != Balanced && o.assignment != Ring:
+		return fmt.Errorf("unknown assignment %d: %w", o.assignment, backend.ErrInvalidArgument)
 	case o.weight < 0:
 		return fmt.Errorf("negative weight %d: %w", o.weight, backend.ErrInvalidArgument)
 	case o.retry < 0 || o.lockTTL < 0 || o.margin < 0:

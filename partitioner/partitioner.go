@@ -1,13 +1,23 @@
 // Package partitioner shares a fixed set of partitions among the live
-// members of a group by consistent hashing of member weights, and tells
-// each member which partitions it lost and gained, losses first.
+// members of a group and tells each member which partitions it lost and
+// gained, losses first.
 //
 // Keys map to partitions by xxhash modulo the partition count; partitions
-// map to members through a hashring.Ring of the members (weights from
-// their capabilities, {"weight": w} in msgpack as tooz publishes them).
-// The partitioner follows the group with a watch; the caller never polls.
-// In the default Exclusive mode each owned partition is also a held lock,
-// so a partition is never worked by two members at once.
+// map to members by a bounded-load rendezvous assignment of the members'
+// weights (Balanced, the default: every member owns its share of the
+// partitions, rounded down or up), or by tooz's consistent-hash ring
+// (Ring). Weights come from the members' capabilities, {"weight": w} in
+// msgpack as tooz publishes them. The partitioner follows the group with
+// a watch; the caller never polls. In the default Exclusive mode each
+// owned partition is also a held lock, so a partition is never worked by
+// two members at once; a partition whose lock is lost (its lease expired
+// under a pause, it was deleted on the server, lost in a failover) is
+// reported Lost, its context cancelled with the loss's cause, and it is
+// taken again by the member the assignment names.
+//
+// A Partitioner runs until Close, until the context given to New ends, or
+// until its Backend closes or loses its session; Done and Err report
+// that. See docs/partitioning.md for a guide.
 package partitioner
 
 import (
@@ -36,20 +46,42 @@ type Rebalance struct {
 	Owned []int
 	// Members is the view of the group that produced the change.
 	Members []string
+	// Contexts holds the context of each gained partition (see
+	// Partitioner.PartitionContext), so that a callback needs no reference
+	// to the Partitioner.
+	Contexts map[int]context.Context
+	// Causes says why each lost partition was lost: ErrRevoked when the
+	// assignment moved it, ErrStopped when the partitioner stopped, or the
+	// cause of its lock's loss (matching backend.ErrLost, e.g.
+	// backend.ErrNoLongerHeld or backend.ErrExpired).
+	Causes map[int]error
 }
 
 // ErrRevoked is the context cause of a partition taken away by a
 // rebalance.
 var ErrRevoked = errors.New("partition revoked")
 
+// ErrStopped is the context cause of the partitions given up when the
+// partitioner stops (Close, its context ended, its Backend closed).
+// It wraps ErrRevoked.
+var ErrStopped = fmt.Errorf("partitioner stopped: %w", ErrRevoked)
+
 // ownership is one owned partition.
 type ownership struct {
 	g      *backend.Grant // Exclusive mode only
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	stop   func() bool // stops the watch on the grant's context
 }
 
-func (o *ownership) lost() bool { return o.g != nil && o.g.Lost() }
+// lost reports whether the partition's lock was lost (or its context
+// otherwise ended) without this member giving it up.
+func (o *ownership) lost() bool {
+	if o.g != nil {
+		return !o.g.Valid()
+	}
+	return o.ctx.Err() != nil
+}
 
 // Partitioner is this member's share of a group's partitions. It is safe
 // for concurrent use.
@@ -58,23 +90,27 @@ type Partitioner struct {
 	group *membership.Group
 	o     options
 
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	done   chan struct{}
+	wake   chan struct{} // a partition's lock was lost
 
 	mu       sync.RWMutex
-	ring     *hashring.Ring
-	members  []string
-	assigned map[int]bool // by the current view
+	weights  map[string]int // the current view
+	members  []string       // sorted
+	owners   []string       // by partition, from the view
+	ring     *hashring.Ring // Ring assignment only
+	assigned map[int]bool   // by the current view
 	owned    map[int]*ownership
 	err      error
 }
 
 // New joins group (creating it when missing) with this member's weight,
-// starts following its membership and takes this member's partitions. It
-// blocks until the first assignment is computed (in Exclusive mode,
-// partitions still held by a previous owner are taken later, as soon as
-// they are released). The partitioner runs until Close or until the
-// backend ends.
+// computes the first assignment from the group's members and starts the
+// partitioner's goroutine, which takes this member's partitions (in
+// Exclusive mode, partitions still held by a previous owner are taken as
+// soon as they are released) and reports them to OnRebalance. No
+// callback runs before New returns. The partitioner runs until Close,
+// until ctx ends, or until b closes or loses its session.
 func New(ctx context.Context, b *backend.Backend, group string, opts ...Option) (*Partitioner, error) {
 	o := options{weight: 1}
 	for _, opt := range opts {
@@ -83,8 +119,7 @@ func New(ctx context.Context, b *backend.Backend, group string, opts ...Option) 
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("partitioner %q: %w", group, err)
 	}
-	ring, err := hashring.New(o.ringOpts...)
-	if err != nil {
+	if _, err := hashring.New(o.ringOpts...); err != nil {
 		return nil, fmt.Errorf("partitioner %q: %v: %w", group, err, backend.ErrInvalidArgument)
 	}
 	g, err := membership.NewGroup(b, group)
@@ -104,11 +139,11 @@ func New(ctx context.Context, b *backend.Backend, group string, opts ...Option) 
 		_ = g.Leave(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	p := &Partitioner{b: b, group: g, o: o, ring: ring, assigned: map[int]bool{}, owned: map[int]*ownership{}, done: make(chan struct{})}
+	p := &Partitioner{b: b, group: g, o: o, weights: map[string]int{}, assigned: map[int]bool{},
+		owned: map[int]*ownership{}, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	p.setMembers(w.Initial())
-	runCtx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancelCause(ctx)
 	p.cancel = cancel
-	p.rebalance(runCtx)
 	go p.run(runCtx, w)
 	return p, nil
 }
@@ -134,15 +169,35 @@ func (p *Partitioner) Owner(key []byte) (string, bool) {
 func (p *Partitioner) PartitionOwner(part int) (string, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.ring.Owner(partitionKey(part))
+	if part < 0 || part >= len(p.owners) || p.owners[part] == "" {
+		return "", false
+	}
+	return p.owners[part], true
 }
 
 // Owners returns up to n distinct members for key's partition, the owner
-// first, in deterministic ring order (replicas).
+// first, then replicas in a deterministic order (rendezvous score for the
+// Balanced assignment, ring order for the Ring assignment).
 func (p *Partitioner) Owners(key []byte, n int) []string {
+	part := p.Partition(key)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.ring.Owners(partitionKey(p.Partition(key)), n)
+	if n <= 0 || p.owners[part] == "" {
+		return nil
+	}
+	if p.ring != nil {
+		return p.ring.Owners(partitionKey(part), n)
+	}
+	out := []string{p.owners[part]}
+	for _, id := range rank(p.weighted(), part) {
+		if len(out) == n {
+			break
+		}
+		if id != out[0] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // OwnedBySelf reports whether this member owns key's partition: in
@@ -162,6 +217,11 @@ func (p *Partitioner) OwnsPartition(part int) bool {
 	own := p.owned[part]
 	return own != nil && !own.lost()
 }
+
+// Done is closed when the partitioner has stopped (Close, the context
+// given to New ended, its Backend closed or lost its session) and has
+// given up its partitions; Err then says why.
+func (p *Partitioner) Done() <-chan struct{} { return p.done }
 
 // PartitionContext returns the context under which partition part's work
 // must run: in Exclusive mode the partition lock's grant context
@@ -189,12 +249,16 @@ func (p *Partitioner) PartitionToken(part int) uint64 {
 	return 0
 }
 
-// Owned returns the partitions this member owns, sorted.
+// Owned returns the partitions this member owns, sorted. A partition
+// whose lock was lost is not listed, from the moment of the loss.
 func (p *Partitioner) Owned() []int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	out := make([]int, 0, len(p.owned))
-	for part := range p.owned {
+	for part, own := range p.owned {
+		if p.o.mode == Exclusive && own.lost() {
+			continue
+		}
 		out = append(out, part)
 	}
 	slices.Sort(out)
@@ -208,19 +272,22 @@ func (p *Partitioner) Members() []string {
 	return append([]string(nil), p.members...)
 }
 
-// Err returns why the partitioner stopped following the group (nil while
-// it runs).
+// Err returns why the partitioner stopped (nil while it runs): ErrStopped
+// after Close, the cause of the context given to New when it ended, the
+// Backend's error when it closed (backend.ErrClosed) or lost its session
+// (matching backend.ErrLost), or the error that ended the group watch.
 func (p *Partitioner) Err() error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.err
 }
 
-// Close stops following the group, gives every partition up (revoking
-// them through OnRebalance first) and leaves the group. It blocks until
-// done.
+// Close stops following the group, gives every partition up (reporting
+// them Lost through OnRebalance, those whose lock was already lost first,
+// then releasing the locks) and leaves the group. It blocks until done.
+// Closing twice, or after the partitioner stopped, is harmless.
 func (p *Partitioner) Close(ctx context.Context) error {
-	p.cancel()
+	p.cancel(ErrStopped)
 	<-p.done
 	err := p.group.Leave(ctx)
 	if errors.Is(err, backend.ErrNotMember) || errors.Is(err, backend.ErrGroupNotFound) || errors.Is(err, backend.ErrClosed) || errors.Is(err, backend.ErrLost) {
@@ -239,25 +306,48 @@ func weightOf(m membership.Member) int {
 	return *caps.Weight
 }
 
-// setMembers rebuilds the ring from a member list.
+// weighted returns the view as an assignment's input; p.mu is held.
+func (p *Partitioner) weighted() []Weighted {
+	ms := make([]Weighted, 0, len(p.weights))
+	for _, id := range p.members {
+		ms = append(ms, Weighted{ID: id, Weight: p.weights[id]})
+	}
+	return ms
+}
+
+// reassign recomputes the owners from the view; p.mu is held.
+func (p *Partitioner) reassign() {
+	p.members = p.members[:0]
+	for id := range p.weights {
+		p.members = append(p.members, id)
+	}
+	slices.Sort(p.members)
+	if p.o.assignment == Ring {
+		r, err := buildRing(p.weighted(), p.o.ringOpts)
+		if err != nil {
+			return // options were validated in New; weights are checked on the way in
+		}
+		p.ring = r
+		p.owners = ringOwners(r, p.o.partitions)
+		return
+	}
+	p.owners = AssignBalanced(p.weighted(), p.o.partitions)
+}
+
+// setMembers replaces the view with a member list.
 func (p *Partitioner) setMembers(ms []membership.Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ring, err := hashring.New(p.o.ringOpts...)
-	if err != nil {
-		return // options were validated in New
-	}
-	p.members = p.members[:0]
+	p.weights = map[string]int{}
 	for _, m := range ms {
-		if err := ring.Add(m.ID, weightOf(m)); err == nil {
-			p.members = append(p.members, m.ID)
+		if m.ID != "" {
+			p.weights[m.ID] = weightOf(m)
 		}
 	}
-	slices.Sort(p.members)
-	p.ring = ring
+	p.reassign()
 }
 
-// applyEvent updates the ring with one membership event; it reports
+// applyEvent updates the view with one membership event; it reports
 // whether the view changed.
 func (p *Partitioner) applyEvent(ev membership.Event) bool {
 	switch ev.Type {
@@ -271,18 +361,15 @@ func (p *Partitioner) applyEvent(ev membership.Event) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := ev.Member.ID
-	switch ev.Type {
-	case membership.Joined:
-		if err := p.ring.Add(id, weightOf(ev.Member)); err != nil {
-			_ = p.ring.SetWeight(id, weightOf(ev.Member))
-		}
-	case membership.CapabilitiesChanged:
-		if err := p.ring.SetWeight(id, weightOf(ev.Member)); err != nil {
-			_ = p.ring.Add(id, weightOf(ev.Member))
-		}
-	case membership.Left:
-		_ = p.ring.Remove(id)
+	if id == "" {
+		return false
 	}
-	p.members = p.ring.Nodes()
+	switch ev.Type {
+	case membership.Joined, membership.CapabilitiesChanged:
+		p.weights[id] = weightOf(ev.Member)
+	case membership.Left:
+		delete(p.weights, id)
+	}
+	p.reassign()
 	return true
 }
