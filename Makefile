@@ -42,9 +42,12 @@ docs:
 test: lint depcheck examples
 	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(MAKE) --no-print-directory test-go
 
+# A short fuzz run of the connection-string parser (no secret in any error,
+# log or Explain) comes first; its seed corpus also runs with every go test.
 # Packages without servers run in parallel; packages whose fault tests
 # restart, pause or fail over shared servers run one at a time.
 test-go:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 5s ./backend/
 	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(SERVER_PKGS)')
 	$(GO) test $(TEST_FLAGS) -p 1 $$($(GO) list ./... | grep -E '$(SERVER_PKGS)')
 

@@ -212,7 +212,23 @@ func (b *Backend) check() error { return b.Err() }
 // grant, stops every watch and ends the session. It blocks until all of
 // that is done or ctx is done, and returns the first error met; the
 // Backend is unusable afterwards either way. Closing twice returns nil.
+//
+// Local resources (goroutines, watches, grant contexts, the connection)
+// are always released. When ctx is already done on entry — a shutdown
+// path that reuses a cancelled context — the releases and leaves on the
+// server are still made, best-effort, under Close's own deadline of
+// CloseGrace (or the renew interval when shorter), so nothing stays held
+// until a TTL runs out.
 func (b *Backend) Close(ctx context.Context) error {
+	if ctx.Err() != nil {
+		grace := CloseGrace
+		if b.timing.Interval > 0 && b.timing.Interval < grace {
+			grace = b.timing.Interval
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), grace)
+		defer cancel()
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -264,6 +280,10 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.log.Debug("closed")
 	return errors.Join(errs...)
 }
+
+// CloseGrace bounds the best-effort releases on the server that Close makes
+// when its context is already done on entry.
+const CloseGrace = 2 * time.Second
 
 // startWatch registers a watch goroutine's cancel function so Close can
 // stop it; the returned func unregisters it.

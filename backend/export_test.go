@@ -6,3 +6,10 @@ func NewLeaderStream() (emit func(LeaderChange), ch <-chan LeaderChange) {
 	s := &leaderStream{ch: make(chan LeaderChange, 1)}
 	return s.emit, s.ch
 }
+
+// DriverPackages and NotImplemented are the unknown-scheme hints, for the
+// test that they name only packages that exist.
+var (
+	DriverPackages = driverPackages
+	NotImplemented = notImplemented
+)

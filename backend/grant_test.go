@@ -331,3 +331,45 @@ func waitQueued(t testing.TB, probe *backend.Backend, name string) {
 		return !ok
 	})
 }
+
+// Close with a context already cancelled still releases locally and on
+// the server: another member takes the lock at once, not after the TTL.
+func TestCloseWithCancelledContext(t *testing.T) {
+	store := newStore(t)
+	url := "mem://" + store + "?ttl=1h"
+	b, other := open(t, url, "m1"), open(t, url, "m2")
+	ctx := testCtx(t)
+	must(t, other.CreateGroup(ctx, "g"), "create group")
+	must(t, b.Join(ctx, "g", nil), "join")
+	g := tryLock(t, b, "l")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	must(t, b.Close(cancelled), "close with a cancelled context")
+	if !errors.Is(context.Cause(g.Context()), backend.ErrClosed) {
+		t.Fatalf("grant cause %v after Close; want ErrClosed", context.Cause(g.Context()))
+	}
+	if _, ok, err := other.TryLock(ctx, "l", backend.LockOptions{}); err != nil || !ok {
+		t.Fatalf("TryLock after the holder closed = %v, %v; want the lock free", ok, err)
+	}
+	ms, err := other.Members(ctx, "g")
+	must(t, err, "members")
+	if len(ms) != 0 {
+		t.Fatalf("members after Close = %v; want none", ms)
+	}
+}
+
+// On Redis too, Close with a cancelled context releases the lock on the
+// server: a successor takes it at once, not after the TTL.
+func TestRedisCloseWithCancelledContext(t *testing.T) {
+	url := serverURL(t, "BATON_TEST_REDIS_URL", "redis")
+	ns := "namespace=baton-close-" + unique() + "&timeout=60"
+	b, other := open(t, url+"?"+ns, "m1"), open(t, url+"?"+ns, "m2")
+	ctx := testCtx(t)
+	tryLock(t, b, "l")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	must(t, b.Close(cancelled), "close with a cancelled context")
+	if _, ok, err := other.TryLock(ctx, "l", backend.LockOptions{}); err != nil || !ok {
+		t.Fatalf("TryLock after the holder closed = %v, %v; want the lock free", ok, err)
+	}
+}

@@ -16,8 +16,10 @@ var registry = struct {
 	infos    []*driver.Info
 }{byScheme: map[string]*driver.Info{}}
 
-// driverPackages maps every scheme baton knows of to the package that
-// serves it, so an unknown-scheme error can name the missing import.
+// driverPackages maps every scheme a baton driver package serves to that
+// package, so an unknown-scheme error can name the missing import. Only
+// packages that exist are listed (a test checks that backend/all registers
+// every one of these schemes).
 var driverPackages = map[string]string{
 	"mem":         "membackend",
 	"file":        "filebackend",
@@ -30,11 +32,18 @@ var driverPackages = map[string]string{
 	"etcd3+http":  "etcdgwbackend",
 	"etcd3+https": "etcdgwbackend",
 	"etcd":        "etcd2backend",
-	"consul":      "consulbackend",
 	"memcached":   "memcachedbackend",
 	"postgresql":  "pgbackend",
 	"postgres":    "pgbackend",
 	"mysql":       "mysqlbackend",
+	"consul":      "consulbackend",
+}
+
+// notImplemented lists tooz's schemes that no baton driver serves, so an
+// unknown-scheme error says so instead of suggesting an import.
+var notImplemented = map[string]bool{
+	"zake":       true,
+	"kubernetes": true,
 }
 
 // Register makes a driver available under its schemes. It is meant to be
@@ -85,6 +94,8 @@ func lookup(scheme string) (*driver.Info, error) {
 	msg := fmt.Sprintf("unknown scheme %q (registered: %s)", scheme, strings.Join(known, ", "))
 	if pkg, ok := driverPackages[scheme]; ok {
 		msg += fmt.Sprintf("; import _ \"github.com/baton-go/baton/backend/%s\" to enable it", pkg)
+	} else if notImplemented[scheme] {
+		msg += "; tooz's " + scheme + ":// driver is not implemented in baton"
 	} else {
 		msg += "; import _ \"github.com/baton-go/baton/backend/all\" enables every driver"
 	}

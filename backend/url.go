@@ -55,6 +55,16 @@ func ParseURL(raw string) (*Config, error) {
 		return nil, err
 	}
 	rest := raw[i+3:]
+	// The authority ends at the first '/', '?' or '#'. An '@' after that
+	// point means a '/', '?' or '#' was left unescaped in the user
+	// information (or an '@' in the path or query): either way the input
+	// cannot be split as the user means it without guessing, and any part
+	// of it may be a password, so the error echoes none of it.
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 && strings.Contains(rest[end:], "@") {
+		return nil, newError(driver.CodeInvalidArgument, op, errors.New(
+			"'/', '?' and '#' in a user name or password must be percent-encoded (%2F, %3F, %23), "+
+				"and so must an '@' in the path or query (%40)"))
+	}
 	if strings.ContainsAny(rest, "#") {
 		return nil, newError(driver.CodeInvalidArgument, op, errors.New("fragments (#) are not allowed"))
 	}
@@ -67,10 +77,6 @@ func ParseURL(raw string) (*Config, error) {
 		authority, path = rest[:s], rest[s:]
 	}
 	cfg := &Config{Driver: *info, Scheme: scheme}
-	// A '/', '?' or '#' left unescaped in the user information ends the
-	// authority early, so part of a password would be read as a host:
-	// then a host error must not echo it.
-	misplacedUserinfo := !strings.Contains(authority, "@") && strings.Contains(raw[i+3+len(authority):], "@")
 	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
 		userinfo := authority[:at]
 		authority = authority[at+1:]
@@ -88,9 +94,6 @@ func ParseURL(raw string) (*Config, error) {
 	if authority != "" {
 		for _, h := range strings.Split(authority, ",") {
 			if err := checkHost(h); err != nil {
-				if misplacedUserinfo {
-					err = errors.New("malformed host list ('/', '?' and '#' in a user name or password must be percent-encoded)")
-				}
 				return nil, newError(driver.CodeInvalidArgument, op, err)
 			}
 			cfg.Hosts = append(cfg.Hosts, h)

@@ -1,12 +1,17 @@
 package backend_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/baton-go/baton/backend"
 	_ "github.com/baton-go/baton/backend/redisbackend"
@@ -83,7 +88,10 @@ func TestParseURLErrors(t *testing.T) {
 		{name: "single slash", give: "redis:/h"},
 		{name: "bad scheme character", give: "re_dis://h", wantHint: "invalid scheme"},
 		{name: "scheme starting with a digit", give: "1redis://h"},
-		{name: "unknown known scheme", give: "consul://h:8500", wantHint: `import _ "github.com/baton-go/baton/backend/consulbackend"`},
+		{name: "tooz scheme not implemented", give: "zake://", wantHint: "not implemented"},
+		{name: "slash in password", give: "redis://admin:2024/S3cret@h:6379", wantHint: "percent-encoded"},
+		{name: "question mark in password", give: "redis://u:12?db=1@h", wantHint: "percent-encoded"},
+		{name: "at sign in path", give: "file:///tmp/a@b", wantHint: "%40"},
 		{name: "unknown known alias", give: "kazoo://h", wantHint: "backend/zkbackend"},
 		{name: "unknown scheme lists registered", give: "nosuch://h", wantHint: "mem, mempoll"},
 		{name: "unknown scheme hints at all", give: "nosuch://h", wantHint: "backend/all"},
@@ -192,6 +200,10 @@ func TestParseURLNeverShowsSecrets(t *testing.T) {
 		{name: "malformed escape after password", give: "redis://u:" + pw + "@h?%zz=1"},
 		{name: "semicolon", give: "redis://u:" + pw + "@h?db=1;x=2"},
 		{name: "unknown scheme", give: "consul://u:" + pw + "@h"},
+		{name: "slash in password, numeric", give: "redis://admin:2024/" + pw + "@h:6379"},
+		{name: "slash in password after an at sign", give: "redis://u:a@" + pw[:4] + "/" + pw[4:] + "@h"},
+		{name: "question mark in password before a valid key", give: "redis://u:12?db=" + pw + "@h"},
+		{name: "question mark in password before an unknown key", give: "redis://u:12?" + pw + "@h"},
 		{name: "slash in password", give: "redis://u:" + pw[:4] + "/" + pw[4:] + "@h"},
 		{name: "question mark in password", give: "redis://u:" + pw[:4] + "?" + pw[4:] + "@h"},
 		{name: "hash in password", give: "redis://u:" + pw[:4] + "#" + pw[4:] + "@h"},
@@ -215,9 +227,11 @@ func TestParseURLNeverShowsSecrets(t *testing.T) {
 }
 
 // FuzzParseURL checks that ParseURL never panics, that its errors are
-// always coded invalid argument, that neither its errors nor its redacted
-// output ever contain a password given in the user information, and that
-// the redacted form parses back to the same configuration.
+// always coded invalid argument, that a password given in the user
+// information (even with an unescaped '/', '?' or '#') never appears in
+// an error, the redacted output, Explain, or the log of an Open and Close,
+// and that the redacted form parses back to the same configuration. Its
+// seed corpus is in testdata/fuzz/FuzzParseURL; make test runs it briefly.
 func FuzzParseURL(f *testing.F) {
 	for _, seed := range [][4]string{
 		{"redis", "user", "pw", "h:6379?db=1"},
@@ -230,13 +244,17 @@ func FuzzParseURL(f *testing.F) {
 		{"redis", "a", "b", "h#f"},
 		{"rediss", "a b", "c", ",,"},
 		{"mempoll", "", "", "s/x"},
+		{"redis", "admin", "2024/", "h:6379"},
+		{"redis", "u", "12?db=1", "h"},
+		{"redis", "u", "#1", "h"},
+		{"mem", "u", "a/b", "s"},
 	} {
 		f.Add(seed[0], seed[1], seed[2], seed[3])
 	}
 	const marker = "Zq9pW"
 	f.Fuzz(func(t *testing.T, scheme, user, pass, rest string) {
 		raw := scheme + "://" + user + ":" + marker + pass + "@" + rest
-		if strings.Index(raw, "://") != len(scheme) || strings.ContainsAny(user+pass, "/?#") {
+		if strings.Index(raw, "://") != len(scheme) {
 			return // the marker would not be in the user information
 		}
 		others := scheme + "\x00" + user + "\x00" + rest
@@ -255,6 +273,9 @@ func FuzzParseURL(f *testing.F) {
 			}
 			return
 		}
+		if strings.ContainsAny(user+pass, "/?#") {
+			t.Fatalf("ParseURL(%q) accepted a '/', '?' or '#' in the user information: hosts %q path %q", raw, cfg.Hosts, cfg.Path)
+		}
 		if !strings.Contains(cfg.Password, marker) || !cfg.PasswordSet {
 			t.Fatalf("ParseURL(%q): password %q is not the one given", raw, cfg.Password)
 		}
@@ -270,6 +291,26 @@ func FuzzParseURL(f *testing.F) {
 		if again.Username != cfg.Username || !slices.Equal(again.Hosts, cfg.Hosts) || again.Path != cfg.Path || !again.PasswordSet {
 			t.Fatalf("ParseURL(%q): redacted %q parses to user %q hosts %q path %q; want %q %q %q",
 				raw, cfg.Redacted, again.Username, again.Hosts, again.Path, cfg.Username, cfg.Hosts, cfg.Path)
+		}
+		if cfg.Scheme != "mem" && cfg.Scheme != "mempoll" {
+			return // only in-process stores are opened
+		}
+		// Open and Close with a debug logger: no log line, field or error
+		// shows the password.
+		core, logs := observer.New(zap.DebugLevel)
+		ctx := context.Background()
+		b, err := backend.OpenConfig(ctx, cfg, backend.WithLogger(zap.New(core)), backend.WithMemberID("fuzz"))
+		if err == nil {
+			err = b.Close(ctx)
+		}
+		if err != nil && strings.Contains(err.Error(), marker) {
+			t.Fatalf("Open(%q): error shows the password: %v", raw, err)
+		}
+		for _, e := range logs.All() {
+			line := fmt.Sprint(e.Message, e.ContextMap())
+			if strings.Contains(line, marker) {
+				t.Fatalf("Open(%q): log shows the password: %s", raw, line)
+			}
 		}
 	})
 }

@@ -179,8 +179,9 @@ func (e *Election) Leader(ctx context.Context) (LeaderChange, error) {
 // Observation is a stream of leadership changes, starting with the
 // current state. A slow reader sees the newest state, not a backlog.
 type Observation struct {
-	lw *backend.LeaderWatch
-	ch chan LeaderChange
+	lw   *backend.LeaderWatch
+	ch   chan LeaderChange
+	done chan struct{}
 }
 
 // Observe streams the group's leadership until ctx is done or Close.
@@ -189,8 +190,9 @@ func (e *Election) Observe(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Observation{lw: lw, ch: make(chan LeaderChange, 1)}
+	o := &Observation{lw: lw, ch: make(chan LeaderChange, 1), done: make(chan struct{})}
 	go func() {
+		defer close(o.done)
 		defer close(o.ch)
 		// The newest state replaces one the consumer has not taken, and
 		// the consumer is never handed the state it took last again.
@@ -214,6 +216,11 @@ func (e *Election) Observe(ctx context.Context) (*Observation, error) {
 
 // Changes returns the stream; Err says why it closed.
 func (o *Observation) Changes() <-chan LeaderChange { return o.ch }
+
+// Done is closed when the observation has ended and its goroutine has
+// exited: after Close, when ctx ends or when the Backend ends. Err then
+// says why.
+func (o *Observation) Done() <-chan struct{} { return o.done }
 
 // Err returns why the stream ended (nil while running).
 func (o *Observation) Err() error { return o.lw.Err() }

@@ -307,3 +307,43 @@ func TestRunReturnsWorkError(t *testing.T) {
 		t.Fatalf("leader after Run returned: %+v %v (Run must resign)", lc, err)
 	}
 }
+
+// An observation ends with its owner even when nobody reads it: when its
+// ctx is cancelled and when its Backend closes. Done then closes, and
+// goleak (TestMain) finds no goroutine left.
+func TestObservationEndsWithOwner(t *testing.T) {
+	ctx := testutil.Context(t, 20*time.Second)
+	url := testutil.MemURL(t)
+	b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
+	e1, _ := election.New(b1, "obs")
+	e2, _ := election.New(b2, "obs")
+	wait := func(o *election.Observation, why string) {
+		t.Helper()
+		select {
+		case <-o.Done():
+		case <-ctx.Done():
+			t.Fatalf("observation did not end when %s", why)
+		}
+	}
+	octx, cancel := context.WithCancel(ctx)
+	o1, err := e1.Observe(octx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Campaign(ctx); err != nil { // a change nobody reads
+		t.Fatal(err)
+	}
+	cancel()
+	wait(o1, "its ctx was cancelled")
+	o2, err := e1.Observe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(o2, "its Backend closed")
+	if !errors.Is(o2.Err(), backend.ErrClosed) {
+		t.Fatalf("Err after Backend.Close = %v", o2.Err())
+	}
+}

@@ -41,6 +41,8 @@ type Lock struct {
 	name string
 	o    options
 
+	// mu guards g only: it is never held across a call to the backend,
+	// so a slow acquire or release never blocks Token, Held or Context.
 	mu sync.Mutex
 	g  *backend.Grant
 }
@@ -74,16 +76,19 @@ func (l *Lock) Name() string { return l.name }
 // error, when another holder has it — including this very handle (not
 // reentrant). It blocks for one round trip to the backend.
 func (l *Lock) TryAcquire(ctx context.Context) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.heldLocked() {
+	if l.held() {
 		return false, nil
 	}
+	// No mutex across the round trip: Token, Held and Context stay
+	// answerable while it is under way.
 	g, ok, err := l.b.TryLock(ctx, l.name, l.o.lockOptions())
 	if err != nil || !ok {
 		return false, err
 	}
-	l.g = g
+	if !l.install(g) { // a concurrent acquire won meanwhile; give ours back
+		_ = g.Release(context.WithoutCancel(ctx))
+		return false, nil
+	}
 	return true, nil
 }
 
@@ -93,12 +98,9 @@ func (l *Lock) TryAcquire(ctx context.Context) (bool, error) {
 // WithMaxPollInterval. When ctx ends first the error matches ErrNotAcquired
 // and ctx's error, and nothing is held.
 func (l *Lock) Acquire(ctx context.Context) error {
-	l.mu.Lock()
-	if l.heldLocked() {
-		l.mu.Unlock()
+	if l.held() {
 		return fmt.Errorf("acquire lock %q: %w", l.name, ErrAlreadyHeld)
 	}
-	l.mu.Unlock()
 	g, err := l.b.Lock(ctx, l.name, l.o.lockOptions())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -106,29 +108,46 @@ func (l *Lock) Acquire(ctx context.Context) error {
 		}
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.heldLocked() { // a concurrent TryAcquire won meanwhile; give ours back
+	if !l.install(g) { // a concurrent acquire won meanwhile; give ours back
 		_ = g.Release(context.WithoutCancel(ctx))
 		return fmt.Errorf("acquire lock %q: %w", l.name, ErrAlreadyHeld)
 	}
-	l.g = g
 	return nil
 }
 
-// heldLocked reports whether the handle holds a live grant; a lost grant
-// is dropped (and released best-effort by the backend).
-func (l *Lock) heldLocked() bool {
-	if l.g == nil {
+// held reports whether the handle holds a live grant. A lost grant is
+// dropped and released best-effort, outside the mutex.
+func (l *Lock) held() bool {
+	l.mu.Lock()
+	g := l.g
+	if g == nil || !g.Lost() {
+		l.mu.Unlock()
+		return g != nil
+	}
+	l.g = nil
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = g.Release(ctx)
+	return false
+}
+
+// install makes g the handle's grant unless the handle holds a live one;
+// it reports whether it did. A lost grant it replaces is released
+// best-effort, outside the mutex.
+func (l *Lock) install(g *backend.Grant) bool {
+	l.mu.Lock()
+	old := l.g
+	if old != nil && !old.Lost() {
+		l.mu.Unlock()
 		return false
 	}
-	if l.g.Lost() {
-		g := l.g
-		l.g = nil
+	l.g = g
+	l.mu.Unlock()
+	if old != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = g.Release(ctx)
-		return false
+		_ = old.Release(ctx)
 	}
 	return true
 }

@@ -234,3 +234,65 @@ func TestSharedUnimplementedOrWorks(t *testing.T) {
 		_ = w.Release(ctx)
 	})
 }
+
+// readersAnswer fails unless Token, Held and Context all return within a
+// generous bound while a call to the backend is stalled.
+func readersAnswer(t *testing.T, l *lock.Lock, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = l.Token(), l.Held(), l.Context()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Token/Held/Context blocked while %s was stalled", what)
+	}
+}
+
+// No mutex is held across a call to the backend: a Release or TryAcquire
+// stalled on the network does not block Token, Held or Context.
+func TestSlowCallsDoNotBlockReaders(t *testing.T) {
+	url := testutil.MemURL(t)
+	ctx := testutil.Context(t, 10*time.Second)
+	b := testutil.Open(t, url, "m1")
+	store, _ := membackend.StoreName(b)
+	l, _ := lock.New(b, "slow")
+	if err := l.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A release stalled for an hour: readers see nothing held at once.
+	if err := membackend.DelayNext(store, "m1", membackend.OpUnlock, 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	released := make(chan error, 1)
+	go func() { released <- l.Release(rctx) }()
+	testutil.Eventually(t, 10*time.Second, "Held false while the release is in flight", func() bool { return !l.Held() })
+	readersAnswer(t, l, "Release")
+	if l.Token() != 0 || l.Context().Err() == nil {
+		t.Fatalf("during release: token %d, context err %v; want 0 and cancelled", l.Token(), l.Context().Err())
+	}
+	cancel()
+	<-released
+
+	// An acquire stalled for an hour: readers answer meanwhile.
+	if err := membackend.DelayNext(store, "m1", membackend.OpAcquire, 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	acquired := make(chan error, 1)
+	go func() {
+		_, err := l.TryAcquire(actx)
+		acquired <- err
+	}()
+	for range 20 {
+		readersAnswer(t, l, "TryAcquire")
+	}
+	cancel()
+	if err := <-acquired; err == nil {
+		t.Log("TryAcquire completed before the delay took effect")
+	}
+}

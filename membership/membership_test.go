@@ -181,3 +181,53 @@ func TestCapabilitiesEncoding(t *testing.T) {
 		t.Fatalf("encode chan = %v", err)
 	}
 }
+
+// A watch ends with its owner even when nobody reads its events: when its
+// ctx is cancelled, and when its Backend closes. Done then closes, and
+// goleak (TestMain) finds no goroutine left.
+func TestWatchEndsWithOwnerWithoutReader(t *testing.T) {
+	ctx := testutil.Context(t, 20*time.Second)
+	url := testutil.MemURL(t)
+	b1, b2 := testutil.Open(t, url, "m1"), testutil.Open(t, url, "m2")
+	g1, _ := membership.NewGroup(b1, "unread")
+	if err := g1.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g2, _ := membership.NewGroup(b2, "unread")
+	wait := func(w *membership.Watch, why string) {
+		t.Helper()
+		select {
+		case <-w.Done():
+		case <-ctx.Done():
+			t.Fatalf("watch did not end when %s", why)
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w1, err := g1.Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Join(ctx); err != nil { // an event nobody reads
+		t.Fatal(err)
+	}
+	cancel()
+	wait(w1, "its ctx was cancelled")
+	if !errors.Is(w1.Err(), backend.ErrCanceled) {
+		t.Fatalf("Err after cancel = %v", w1.Err())
+	}
+
+	w2, err := g1.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Leave(ctx); err != nil { // an event nobody reads
+		t.Fatal(err)
+	}
+	if err := b1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(w2, "its Backend closed")
+	if !errors.Is(w2.Err(), backend.ErrClosed) {
+		t.Fatalf("Err after Backend.Close = %v", w2.Err())
+	}
+}

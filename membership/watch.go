@@ -88,6 +88,10 @@ func (g *Group) Watch(ctx context.Context, opts ...WatchOption) (*Watch, error) 
 				// for it. Err reports the cancellation.
 				bw.Close()
 				return
+			case <-g.b.Done():
+				// Likewise when the Backend closes or is lost.
+				bw.Close()
+				return
 			}
 		}
 	}()
@@ -106,6 +110,11 @@ func (w *Watch) Initial() []Member {
 	}
 	return out
 }
+
+// Done is closed when the watch has ended and its goroutine has exited:
+// after Close, when ctx ends, when the group is deleted or when the
+// Backend ends. Err then says why.
+func (w *Watch) Done() <-chan struct{} { return w.done }
 
 // Err returns why the stream ended: an error matching backend.ErrCanceled
 // after Close or cancellation, backend.ErrGroupNotFound after the group was

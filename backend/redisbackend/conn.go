@@ -39,6 +39,7 @@ type conn struct {
 	rdb     redis.UniversalClient
 	sc      *scripts
 	log     *zap.Logger
+	unlog   func() // stops routing go-redis's log to log
 	member  string
 	sid     string // this connection's session: liveness key NS:s:SID
 	sessKey string
@@ -60,13 +61,15 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	unlog := clientLog.add(cfg.Logger)
 	rdb, d, err := s.newClient()
 	if err != nil {
+		unlog()
 		return nil, err
 	}
 	c := &conn{
 		s: s, ks: keyspace{ns: s.namespace, db: s.db}, rdb: rdb, sc: newScripts(),
-		log: cfg.Logger, member: cfg.MemberID, sid: newID(),
+		log: cfg.Logger, unlog: unlog, member: cfg.MemberID, sid: newID(),
 		held: map[string]map[uint64]string{}, joined: map[string]struct{}{},
 	}
 	c.sessKey = c.ks.session(c.sid)
@@ -74,6 +77,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	fail := func(err error) (driver.Conn, error) {
 		c.cancel()
 		_ = rdb.Close()
+		unlog()
 		return nil, err
 	}
 	if s.master != "" && s.ssl != s.sentinelSSL {
@@ -241,6 +245,7 @@ func (c *conn) Close(ctx context.Context) error {
 	if err := c.rdb.Close(); err != nil {
 		errs = append(errs, classify(err))
 	}
+	c.unlog()
 	if len(errs) > 0 {
 		return errs[0]
 	}

@@ -150,7 +150,9 @@
 // # Logging
 //
 // The driver logs through the Backend's logger. go-redis itself reports
-// sentinel events (a new master, a discovered sentinel) through its own
-// process-wide logger, which the driver leaves alone; a program routes it
-// with redis.SetLogger.
+// dial failures and sentinel events (a new master, a discovered sentinel)
+// through its own process-wide logger, which writes to stderr by default:
+// the driver replaces it (redis.SetLogger, once, at the first Open) with
+// one that sends each line, at info level, to the loggers of the open
+// redis:// connections, and drops it while none is open.
 package redisbackend

@@ -4,6 +4,10 @@
 //	baton url explain URL   print the resolved configuration of URL
 //	baton docs              print docs/drivers.md
 //	baton drivers           list the registered schemes
+//
+// url explain is a dry run of backend.Open's validation of the connection
+// string: it contacts no server, and a URL Open refuses before connecting
+// is refused with the same error and exit status 2.
 package main
 
 import (
@@ -32,7 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg, err := backend.ParseURL(args[2])
 		if err != nil {
 			fmt.Fprintln(stderr, "baton:", err)
-			return 1
+			return 2
 		}
 		fmt.Fprint(stdout, backend.Explain(cfg))
 		return 0
