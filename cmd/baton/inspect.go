@@ -21,8 +21,6 @@ import (
 	"github.com/baton-go/baton/backend/driver"
 )
 
-// openTimeout bounds connecting.
-const openTimeout = 30 * time.Second
 
 // emit prints v as one JSON line.
 func (g *globals) emit(v any) {
@@ -54,7 +52,7 @@ func (g *globals) open(ctx context.Context, opts ...backend.Option) (*backend.Ba
 	if g.member != "" {
 		opts = append(opts, backend.WithMemberID(g.member))
 	}
-	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	octx, cancel := context.WithTimeout(ctx, g.connectTimeout)
 	defer cancel()
 	b, err := backend.Open(octx, u, opts...)
 	if err != nil {
@@ -196,7 +194,6 @@ func decodeCaps(raw []byte) any {
 	var v any
 	r := bytes.NewReader(raw)
 	dec := msgpack.NewDecoder(r)
-	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
 	if err := dec.Decode(&v); err == nil && r.Len() == 0 {
 		if _, err := json.Marshal(v); err == nil {
 			return v

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -70,6 +71,8 @@ type globals struct {
 	url    string
 	json   bool
 	member string
+	// connectTimeout bounds connecting.
+	connectTimeout time.Duration
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -121,6 +124,7 @@ JSON object per line (streams: one per event).
 	pf.StringVar(&g.url, "url", "", "backend URL (default $BATON_URL)")
 	pf.BoolVar(&g.json, "json", false, "print one JSON object per line")
 	pf.StringVar(&g.member, "member", "", "member ID (default: host-pid-random)")
+	pf.DurationVar(&g.connectTimeout, "connect-timeout", 10*time.Second, "how long to try to connect before exit 1")
 	root.CompletionOptions.DisableDefaultCmd = true
 
 	root.AddCommand(newURLCmd(g), newDocsCmd(g), newDriversCmd(g))

@@ -89,7 +89,7 @@ func (g *globals) supervise(in *interrupts, grant *backend.Grant, argv, env []st
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return outcome{}, withCode(exitNoCommand, err)
 		}
 		return outcome{}, withCode(exitCannotRun, err)
