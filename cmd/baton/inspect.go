@@ -21,7 +21,6 @@ import (
 	"github.com/baton-go/baton/backend/driver"
 )
 
-
 // emit prints v as one JSON line.
 func (g *globals) emit(v any) {
 	b, err := json.Marshal(v)

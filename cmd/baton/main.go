@@ -73,8 +73,8 @@ type globals struct {
 	member string
 	// connectTimeout bounds connecting.
 	connectTimeout time.Duration
-	stdout io.Writer
-	stderr io.Writer
+	stdout         io.Writer
+	stderr         io.Writer
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
