@@ -137,4 +137,3 @@ func TestScrape(t *testing.T) {
 		t.Errorf("no lost leadership in the scrape:\n%s", text)
 	}
 }
-
