@@ -137,3 +137,40 @@ func TestScrape(t *testing.T) {
 		t.Errorf("no lost leadership in the scrape:\n%s", text)
 	}
 }
+
+// BenchmarkLock compares a lock/unlock cycle on mem:// without an observer
+// (the default) and with the Prometheus one.
+func BenchmarkLock(b *testing.B) {
+	for _, withObs := range []bool{false, true} {
+		name := "observer=none"
+		if withObs {
+			name = "observer=prom"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			var opts []backend.Option
+			if withObs {
+				m, err := prom.New(prometheus.NewRegistry())
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts = append(opts, backend.WithObserver(m))
+			}
+			be, err := backend.Open(ctx, "mem://prom-bench-"+name, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close(ctx)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				g, err := be.Lock(ctx, "L", backend.LockOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := g.Release(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
