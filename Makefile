@@ -9,7 +9,7 @@
 #   make bench       side-by-side benchmarks
 
 GO      ?= go
-SERVERS ?= redis memcached memcached-small postgresql mysql zookeeper zookeeper-ensemble etcd etcd-cluster
+SERVERS ?= redis memcached memcached-small postgresql mysql zookeeper zookeeper-ensemble etcd etcd-cluster consul consul-cluster
 # Packages whose tests talk to real servers.
 SERVER_PKGS := redisbackend|zkbackend|etcdbackend|etcdgwbackend|etcd2backend|consulbackend|memcachedbackend|pgbackend|mysqlbackend|bench
 TEST_FLAGS ?= -race -count=1 -timeout 40m

@@ -77,6 +77,15 @@ func writeDriver(b *strings.Builder, in driver.Info) {
 	b.WriteString(strings.Join(has, ", "))
 	fmt.Fprintf(b, ". Liveness: %s; watches: %s; fencing tokens: %s.\n\n",
 		in.Characteristics.Liveness, in.Characteristics.Watch, in.Characteristics.Fencing)
+	if defaults, err := driver.ParseOptions(in.Options, nil); err == nil {
+		if s := describeSchedule(in, defaults); s != "" {
+			b.WriteString("Timing with the default options, margin and RTT allowance (see the timing model in `backend.Timing`):\n\n")
+			for _, l := range strings.Split(s, "\n") {
+				fmt.Fprintf(b, "- %s\n", l)
+			}
+			b.WriteString("\n")
+		}
+	}
 	if len(in.Options) == 0 {
 		b.WriteString("This driver takes no query options.\n\n")
 	} else {
@@ -147,7 +156,13 @@ func Explain(cfg *Config) string {
 		}
 		fmt.Fprintf(&b, "  %-28s %-20s [%s]\n", o.Key, val, src)
 	}
-	c := cfg.Driver.Characteristics
+	c := cfg.Driver.CharacteristicsOf(cfg.Options)
 	fmt.Fprintf(&b, "liveness: %s, watches: %s, fencing: %s, evictable: %v\n", c.Liveness, c.Watch, c.Fencing, c.Evictable)
+	if s := describeSchedule(cfg.Driver, cfg.Options); s != "" {
+		b.WriteString("timing (default margin and RTT allowance):\n")
+		for _, l := range strings.Split(s, "\n") {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	return b.String()
 }

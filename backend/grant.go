@@ -300,6 +300,7 @@ func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time,
 	if err != nil {
 		return nil, err
 	}
+	b.heard(sent)
 	g := &Grant{
 		b: b, key: key, name: name, token: lease.Token, ttl: lease.TTL, timing: timing,
 		sent: sent, lastSent: sent, validUntil: sent.Add(lease.TTL), done: make(chan struct{}),

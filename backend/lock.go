@@ -239,3 +239,19 @@ func (b *Backend) opContext(ctx context.Context) (context.Context, context.Cance
 		cancel(context.Canceled)
 	}
 }
+
+// CheckLockOptions validates o against this Backend's timing model
+// without acquiring anything: the margin must leave room to renew the
+// lease it applies to (the lock's own lease when o.TTL is set, else the
+// session's). A lease whose TTL the driver chooses is checked again when
+// granted. The feature packages call it at construction.
+func (b *Backend) CheckLockOptions(o LockOptions) error {
+	if o.TTL < 0 || o.Margin < 0 || o.MaxPoll < 0 {
+		return newError(driver.CodeInvalidArgument, "lock options", errors.New("negative TTL, margin or poll cap"))
+	}
+	if o.TTL == 0 && o.Margin == 0 {
+		return nil
+	}
+	_, err := b.lockTiming(o.TTL, o.Margin)
+	return err
+}

@@ -36,6 +36,11 @@ func init() {
 	in.Examples = []string{pollScheme + "://store"}
 	in.Characteristics.Watch = driver.WatchPoll
 	in.Characteristics.SharedLocks = false
+	in.CharacteristicsFor = func(v driver.Values) driver.Characteristics {
+		c := mem.CharacteristicsOf(v)
+		c.Watch, c.SharedLocks = driver.WatchPoll, false
+		return c
+	}
 	in.Open = func(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		c, err := mem.Open(ctx, cfg)
 		if err != nil {

@@ -100,6 +100,22 @@ func (b *Backend) silent(until time.Time, lastErr error, ttlLiveness bool) bool 
 	return false
 }
 
+// heard records that a session backend's server answered a request sent
+// at sent (an acquisition, a reconnection): on a session backend that
+// proves the session alive then, like a ping. A TTL session's lease is
+// extended only by Renew.
+func (b *Backend) heard(sent time.Time) {
+	if b.session.Liveness != driver.LivenessSession || b.timing.TTL == 0 {
+		return
+	}
+	b.mu.Lock()
+	extend := sent.Add(b.timing.TTL).After(b.liveUntil) && !b.unheard
+	b.mu.Unlock()
+	if extend {
+		b.renewed(sent)
+	}
+}
+
 // renewed records a successful renewal sent at sent.
 func (b *Backend) renewed(sent time.Time) {
 	b.mu.Lock()
@@ -249,10 +265,12 @@ func (o observer) Suspended(cause error) {
 // Resumed clears the suspension; grants already lost stay lost.
 func (o observer) Resumed() {
 	b := o.b
+	now := b.o.clock.Now()
 	b.mu.Lock()
 	b.suspended = false
 	b.notifyLocked()
 	b.mu.Unlock()
+	b.heard(now)
 	b.log.Info("session resumed")
 	b.emit(SessionResumed, nil)
 }

@@ -133,3 +133,41 @@ func (b *Backend) lockTiming(ttl, margin time.Duration) (Timing, error) {
 	}
 	return NewTiming(ttl, 0, margin, b.o.rtt)
 }
+
+// describeSchedule explains how a connection of in with option values v
+// is kept, with the default margin and RTT allowance: the renewal
+// schedule of its session and of its locks, and when grants are
+// cancelled. It returns "" when the driver does not say.
+func describeSchedule(in driver.Info, v driver.Values) string {
+	if in.Schedule == nil {
+		return ""
+	}
+	s := in.Schedule(v)
+	var b strings.Builder
+	st, err := NewTiming(s.SessionTTL, s.RenewInterval, 0, 0)
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, "session: %v", err)
+	case st.TTL == 0 && s.RenewInterval > 0:
+		fmt.Fprintf(&b, "session: cannot expire while the process lives (checked every %v); no margin applies", s.RenewInterval)
+	case st.TTL == 0:
+		b.WriteString("session: cannot expire while the process lives; no margin applies")
+	default:
+		fmt.Fprintf(&b, "session: renewed every %v; a grant bound to it is cancelled %v before the server could expire it "+
+			"(TTL %v: %v after the last successful renewal was sent; %v allowed per round trip)",
+			st.Interval, st.Margin, st.TTL, st.LossAfter(), st.RTT)
+	}
+	b.WriteString("\nlocks: ")
+	if s.LockTTL == 0 {
+		b.WriteString("bound to the session (no lease of their own)")
+	} else if lt, err := NewTiming(s.LockTTL, 0, 0, 0); err != nil {
+		fmt.Fprintf(&b, "%v", err)
+	} else {
+		fmt.Fprintf(&b, "own lease of %v, refreshed every %v; a grant is cancelled %v before the server could expire it",
+			lt.TTL, lt.Interval, lt.Margin)
+	}
+	if s.Note != "" {
+		b.WriteString("\nnote: " + s.Note)
+	}
+	return b.String()
+}

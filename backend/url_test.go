@@ -113,7 +113,7 @@ func TestParseURLErrors(t *testing.T) {
 		{name: "malformed query value escape", give: "redis://h?namespace=%zz"},
 		{name: "misspelt option", give: "file:///tmp/x?timout=5", wantHint: `did you mean "timeout"`},
 		{name: "unknown option lists valid", give: "file:///tmp/x?zzzzzzzz=5", wantHint: "valid: "},
-		{name: "option of a driver without options", give: "mem://s?timeout=5", wantHint: "takes no options"},
+		{name: "unknown option of mem", give: "mem://s?timeout=5", wantHint: `valid: liveness, lock_ttl, ttl`},
 		{name: "repeated single-valued key", give: "redis://h?db=1&db=2", wantHint: "2 times"},
 		{name: "bad boolean", give: "redis://h?ssl=ture"},
 		{name: "bad duration", give: "file:///tmp?timeout=soon"},

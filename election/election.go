@@ -36,6 +36,13 @@ type Term struct {
 	Leader string
 }
 
+// Valid reports whether the term is still held and its lease cannot have
+// expired: Context().Err() compares the clock with the term's loss
+// deadline, so a leader resumed after a pause past it sees false on its
+// first check. Check it right before a write to the outside world, and
+// make the write carry Token. It does not block.
+func (t Term) Valid() bool { return t.Context != nil && t.Context.Err() == nil }
+
 // LeaderChange is one observed state of the group's leadership.
 type LeaderChange struct {
 	// Held is false when the group has no leader.
@@ -70,6 +77,9 @@ func New(b *backend.Backend, group string, opts ...Option) (*Election, error) {
 		opt.apply(&o)
 	}
 	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("election %q: %w", group, err)
+	}
+	if err := b.CheckLockOptions(o.lockOptions()); err != nil {
 		return nil, fmt.Errorf("election %q: %w", group, err)
 	}
 	return &Election{b: b, group: group, o: o}, nil

@@ -68,9 +68,6 @@ func (o *options) validate() error {
 	if o.ttl < 0 || o.margin < 0 || o.maxPoll < 0 || o.retryDelay < 0 {
 		return fmt.Errorf("negative duration option: %w", backend.ErrInvalidArgument)
 	}
-	if o.ttl > 0 && o.margin >= o.ttl {
-		return fmt.Errorf("safety margin %v is not below the TTL %v: %w", o.margin, o.ttl, backend.ErrInvalidArgument)
-	}
 	if o.retryDelay == 0 {
 		o.retryDelay = 100 * time.Millisecond
 	}

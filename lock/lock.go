@@ -61,6 +61,9 @@ func New(b *backend.Backend, name string, opts ...Option) (*Lock, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("lock %q: %w", name, err)
 	}
+	if err := b.CheckLockOptions(o.lockOptions()); err != nil {
+		return nil, fmt.Errorf("lock %q: %w", name, err)
+	}
 	return &Lock{b: b, name: name, o: o}, nil
 }
 
@@ -177,6 +180,20 @@ func (l *Lock) Context() context.Context {
 		return ctx
 	}
 	return l.g.Context()
+}
+
+// Valid reports whether this handle holds the lock and its lease cannot
+// have expired: it compares the clock with the grant's loss deadline, so
+// a process resumed after a pause (SIGSTOP, a long GC, a VM stall) past
+// that deadline sees false on its first check, before any timer ran. The
+// pattern for a write to the outside world: check Valid right before it,
+// and make the write carry Token so the store refuses it if the grant
+// ended in between. It does not block.
+func (l *Lock) Valid() bool {
+	l.mu.Lock()
+	g := l.g
+	l.mu.Unlock()
+	return g != nil && g.Valid()
 }
 
 // Holder reports who holds the lock now (any handle, any member); ok is

@@ -53,8 +53,6 @@ func (o *options) validate() error {
 	switch {
 	case o.ttl < 0 || o.margin < 0 || o.maxPoll < 0:
 		return fmt.Errorf("negative duration option: %w", backend.ErrInvalidArgument)
-	case o.ttl > 0 && o.margin >= o.ttl:
-		return fmt.Errorf("safety margin %v is not below the TTL %v: %w", o.margin, o.ttl, backend.ErrInvalidArgument)
 	case o.ttl > 0 && o.ttl < 10*time.Millisecond:
 		return errors.Join(fmt.Errorf("TTL %v is below 10ms", o.ttl), backend.ErrInvalidArgument)
 	}

@@ -5,7 +5,8 @@
 #
 # Backends: redis memcached mariadb postgresql zookeeper etcd consul
 # (no argument = all). Server names from servers.sh are accepted too:
-# mysql = mariadb, zookeeper-ensemble = zookeeper, etcd-cluster = etcd.
+# mysql = mariadb, zookeeper-ensemble = zookeeper, etcd-cluster = etcd,
+# consul-cluster = consul.
 #
 # Also: tooz — not a server and never part of "all": Debian's tooz (Python)
 # and its drivers' client libraries, for the side-by-side benchmarks of
@@ -184,6 +185,7 @@ main() {
 		zookeeper-ensemble) backends+=(zookeeper) ;;
 		memcached-small) backends+=(memcached) ;;
 		etcd-cluster) backends+=(etcd) ;;
+		consul-cluster) backends+=(consul) ;;
 		tooz) backends+=(tooz) ;;
 		*)
 			[[ " ${ALL_BACKENDS[*]} " == *" $arg "* ]] ||

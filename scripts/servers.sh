@@ -30,7 +30,7 @@
 #   an ensemble member cannot be ready while its quorum is gone.
 #
 # NAME: redis memcached memcached-small mysql postgresql zookeeper
-#       zookeeper-ensemble etcd etcd-cluster consul
+#       zookeeper-ensemble etcd etcd-cluster consul consul-cluster
 #       (memcached-small: a second memcached with 2 MB of memory, which
 #       evicts under load, for eviction tests)
 # MEMBER:
@@ -38,7 +38,7 @@
 #   redis              1 = the first master (the default for `redis`),
 #                      2 = its replica, sentinel1..sentinel3,
 #                      master / replica = whichever has that role now
-#   zookeeper-ensemble, etcd-cluster
+#   zookeeper-ensemble, etcd-cluster, consul-cluster
 #                      1..3, leader, follower (the first follower), all
 #                      (the default: NAME alone means every member)
 #
@@ -63,14 +63,16 @@
 # forceSync=no; etcd --unsafe-no-fsync, heartbeat/election 10/100 ms single
 # and 50/500 ms for the cluster; Sentinel down-after 2 s (so a killed
 # master fails over by itself after about 3 s), failover-timeout 6 s;
-# PostgreSQL fsync=off; MariaDB innodb_flush_log_at_trx_commit=0.
+# PostgreSQL fsync=off; MariaDB innodb_flush_log_at_trx_commit=0; Consul
+# session_ttl_min 1 s (both modes) and raft_multiplier 1 for the cluster
+# (the dev agent keeps its state in memory only: a restart loses it).
 set -euo pipefail
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPTS_DIR
 SELF="$SCRIPTS_DIR/$(basename "${BASH_SOURCE[0]}")"
 readonly SELF
-readonly ALL_SERVERS=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
+readonly ALL_SERVERS=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul consul-cluster)
 readonly READY_TIMEOUT=${BATON_READY_TIMEOUT:-60}
 readonly STOP_TIMEOUT=${BATON_STOP_TIMEOUT:-10}
 readonly PORT_MIN=20000 PORT_MAX=31999 # below Linux's ephemeral range
@@ -725,6 +727,17 @@ consul_bin() {
 	printf '%s\n' "$bin"
 }
 
+# Consul agents accept sessions down to a 1 s TTL (session_ttl_min) so
+# fault tests need not wait for the production minimum of 10 s. ACLs are
+# on with an allow-all default: requests without a token work, and an
+# unknown token is refused as in production ("ACL not found").
+readonly CONSUL_HCL='disable_update_check = true
+session_ttl_min = "1s"
+acl {
+  enabled = true
+  default_policy = "allow"
+}'
+
 start_consul() {
 	local dir=$STATE/consul bin
 	bin=$(consul_bin)
@@ -736,12 +749,52 @@ start_consul() {
 		-bind 127.0.0.1 -client 127.0.0.1 -advertise 127.0.0.1 \
 		-http-port "${p[0]}" -dns-port "${p[1]}" -grpc-port "${p[2]}" -grpc-tls-port -1 \
 		-serf-lan-port "${p[3]}" -serf-wan-port "${p[4]}" -server-port "${p[5]}" \
-		-hcl 'disable_update_check = true'
+		-hcl "$CONSUL_HCL"
 	launch "$dir/1"
 	wait_ready "$dir/1"
 	{
 		env_line BATON_TEST_CONSUL_URL "consul://127.0.0.1:${p[0]}"
 		env_line BATON_TEST_CONSUL_ADDR "127.0.0.1:${p[0]}"
+	} >"$dir/env"
+}
+
+# start_consul_cluster starts three Consul servers (bootstrap-expect 3)
+# with their data on disk, joined over serf on loopback. Every port is
+# explicit: HTTP, serf LAN and WAN and the server (Raft/RPC) port per
+# member; DNS and gRPC are off (-1). raft_multiplier 1 elects a new leader
+# in about a second. Each member records its server port in raftport, so
+# that consul-cluster:leader can be found from /v1/status/leader.
+start_consul_cluster() {
+	local dir=$STATE/consul-cluster bin i j join
+	bin=$(consul_bin)
+	get_ports 12
+	local -a p=("${PORTS[@]}")
+	echo "1 2 3" >"$dir/members"
+	for i in 1 2 3; do
+		local -a joins=()
+		for j in 1 2 3; do
+			((j == i)) || joins+=(-retry-join "127.0.0.1:${p[4 * (j - 1) + 1]}")
+		done
+		local o=$((4 * (i - 1)))
+		write_cmd "$dir/$i" consul "${p[o]}" TERM env CHECKPOINT_DISABLE=1 \
+			"$bin" agent -server -bootstrap-expect 3 -node "baton-$i" -log-level warn \
+			-data-dir "$dir/$i/data" \
+			-bind 127.0.0.1 -client 127.0.0.1 -advertise 127.0.0.1 \
+			-http-port "${p[o]}" -dns-port -1 -grpc-port -1 -grpc-tls-port -1 \
+			-serf-lan-port "${p[o + 1]}" -serf-wan-port "${p[o + 2]}" -server-port "${p[o + 3]}" \
+			"${joins[@]}" \
+			-hcl "$CONSUL_HCL" -hcl 'performance { raft_multiplier = 1 }'
+		printf '%s\n' "${p[o + 3]}" >"$dir/$i/raftport"
+	done
+	for i in 1 2 3; do
+		launch "$dir/$i"
+	done
+	for i in 1 2 3; do
+		wait_ready "$dir/$i"
+	done
+	{
+		env_line BATON_TEST_CONSUL_CLUSTER_URL "consul://127.0.0.1:${p[0]}"
+		env_line BATON_TEST_CONSUL_CLUSTER_ADDRS "127.0.0.1:${p[0]},127.0.0.1:${p[4]},127.0.0.1:${p[8]}"
 	} >"$dir/env"
 }
 
@@ -896,8 +949,14 @@ cmd_status() {
 	[[ -n $any ]] || log "no servers in $STATE"
 }
 
-# zk_mode DIR / etcd_is_leader DIR help resolve leader and follower.
+# zk_mode DIR / etcd_is_leader DIR / consul_is_leader DIR help resolve
+# leader and follower.
 zk_mode() { tcp_query "$(port_of "$1")" srvr | sed -n 's/^Mode: //p'; }
+consul_is_leader() { # DIR -> true or false, by its server port
+	local leader
+	leader=$(http_get "$(port_of "$1")" /v1/status/leader) || return 1
+	[[ $leader == *'"127.0.0.1:'"$(<"$1/raftport")"'"'* ]] && echo true || echo false
+}
 etcd_is_leader() {
 	ETCDCTL_API=3 timeout 3 etcdctl --endpoints "127.0.0.1:$(port_of "$1")" --command-timeout=2s \
 		endpoint status 2>/dev/null | awk -F', ' '{print $5}'
@@ -937,12 +996,15 @@ resolve() {
 		done
 		return 0
 		;;
-	zookeeper-ensemble: | etcd-cluster: | *:all) printf '%s\n' "${all[@]}" ;;
-	zookeeper-ensemble:leader | zookeeper-ensemble:follower | etcd-cluster:leader | etcd-cluster:follower)
+	zookeeper-ensemble: | etcd-cluster: | consul-cluster: | *:all) printf '%s\n' "${all[@]}" ;;
+	zookeeper-ensemble:leader | zookeeper-ensemble:follower | etcd-cluster:leader | etcd-cluster:follower | \
+		consul-cluster:leader | consul-cluster:follower)
 		for d in "${all[@]}"; do
 			member_pid "$d" >/dev/null || continue
 			if [[ $s == zookeeper-ensemble ]]; then
 				[[ $(zk_mode "$d") == "$sel" ]] || continue
+			elif [[ $s == consul-cluster ]]; then
+				[[ $(consul_is_leader "$d") == "$([[ $sel == leader ]] && echo true || echo false)" ]] || continue
 			else
 				[[ $(etcd_is_leader "$d") == "$([[ $sel == leader ]] && echo true || echo false)" ]] || continue
 			fi

@@ -18,7 +18,7 @@
 #   --servers "NAME..."  servers to run (default: all; BATON_TEST_SERVERS
 #                        sets the default too). Names as in servers.sh:
 #                        redis memcached memcached-small mysql postgresql
-#                        zookeeper zookeeper-ensemble etcd etcd-cluster consul
+#                        zookeeper zookeeper-ensemble etcd etcd-cluster consul consul-cluster
 #   --no-install         skip install.sh (BATON_NO_INSTALL=1 does too)
 set -euo pipefail
 
@@ -50,7 +50,7 @@ done
 
 read -ra names <<<"$servers"
 if ((${#names[@]} == 0)); then
-	names=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul)
+	names=(redis memcached memcached-small mysql postgresql zookeeper zookeeper-ensemble etcd etcd-cluster consul consul-cluster)
 fi
 
 if [[ $install == yes ]]; then

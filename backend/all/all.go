@@ -4,6 +4,7 @@
 package all
 
 import (
+	_ "github.com/baton-go/baton/backend/consulbackend"    // consul://
 	_ "github.com/baton-go/baton/backend/etcd2backend"     // etcd://
 	_ "github.com/baton-go/baton/backend/etcdbackend"      // etcd3://
 	_ "github.com/baton-go/baton/backend/etcdgwbackend"    // etcd3+http://, etcd3+https://

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -70,10 +71,29 @@ type Info struct {
 	// options change them (mem:// in lease mode is TTL-based); nil means
 	// Characteristics for every connection.
 	CharacteristicsFor func(v Values) Characteristics
+	// Schedule, when set, tells from the option values how a connection
+	// is kept: the session TTL (0: it cannot expire while the process
+	// lives), an explicit renew interval (0: the timing model chooses)
+	// and the own lease of a lock acquired without a TTL (0: locks are
+	// bound to the session). The backend derives the timing model from
+	// it for docs/drivers.md and `baton url explain`; the connection's
+	// SessionInfo stays the authority once open.
+	Schedule func(v Values) Schedule
 	// Options is the option table.
 	Options []OptionSpec
 	// Open opens a connection.
 	Open OpenFunc
+}
+
+// Schedule is how a driver keeps a connection with given options; see
+// Info.Schedule.
+type Schedule struct {
+	SessionTTL    time.Duration
+	RenewInterval time.Duration
+	LockTTL       time.Duration
+	// Note qualifies the figures (e.g. "the server may negotiate another
+	// session timeout").
+	Note string
 }
 
 // CharacteristicsOf returns the characteristics of a connection opened

@@ -345,3 +345,13 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// DurationOr returns a Duration option's value when it was given in the
+// connection string, else def: for options whose default derives from
+// another option ("= timeout").
+func (v Values) DurationOr(key string, def time.Duration) time.Duration {
+	if v.IsSet(key) {
+		return v.Duration(key)
+	}
+	return def
+}

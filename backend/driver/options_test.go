@@ -150,3 +150,12 @@ func FuzzParseOptions(f *testing.F) {
 		}
 	})
 }
+
+// A driver without options says so when given one.
+func TestNoOptions(t *testing.T) {
+	_, err := ParseOptions(nil, url.Values{"timeout": {"5"}})
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Key != "timeout" || !strings.Contains(err.Error(), "takes no options") {
+		t.Fatalf("ParseOptions without a table = %v; want an OptionError for timeout saying the driver takes no options", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 type conn struct {
 	cli      *clientv3.Client
 	log      *zap.Logger
+	clock    driver.Clock // times the driver's own waits (handover window)
 	obs      driver.SessionObserver
 	memberID string
 	keys     keyspace
@@ -46,17 +47,70 @@ var (
 )
 
 // Session reports TTL liveness: the granted lease TTL, renewed every
-// third of it.
+// third of it (the timing model's default, stated because the
+// conformance suite still asks TTL drivers for an interval).
 func (c *conn) Session() driver.SessionInfo {
 	return driver.SessionInfo{Liveness: driver.LivenessTTL, TTL: c.ttl, RenewInterval: c.ttl / 3}
 }
 
-// reqCtx bounds one request by the timeout option.
+// reqCtx bounds one request by the timeout option and asks for a member
+// that has a leader: a member cut off from its cluster (or one whose
+// leader is gone) answers at once with "no leader" instead of waiting,
+// and the request can go to another endpoint.
 func (c *conn) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.timeout)
+	return context.WithTimeout(clientv3.WithRequireLeader(ctx), c.timeout)
 }
 
-// txn commits one transaction under the request timeout.
+// attemptTimeout bounds one attempt of a request that is safe to repeat
+// (reads, the lease keep-alive, compare-and-delete by token): a sixth of
+// the lease TTL (half the renew interval), at least 100 ms and at most
+// the timeout option. A member that stopped answering (frozen, or its
+// connection blackholed) then costs one attempt, and the next attempt
+// goes to another endpoint (the client balances requests round-robin).
+func (c *conn) attemptTimeout() time.Duration {
+	return min(max(c.ttl/6, 100*time.Millisecond), c.timeout)
+}
+
+// idempotent runs fn, a request safe to repeat, under the attempt
+// timeout, and runs it again after a failure that may be a member's
+// (no answer in time, unavailable, no leader) until it succeeds, fails
+// otherwise, ctx ends or the timeout option has elapsed since the first
+// attempt. fn gets each attempt's context.
+func (c *conn) idempotent(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	start := c.clock.Now()
+	pause := 10 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.attemptTimeout())
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		err = classify(ctx, actx, op, err)
+		if ctx.Err() != nil || !retryable(err) || c.clock.Now().Sub(start)+pause >= c.timeout || c.isClosed() {
+			return err
+		}
+		t := c.clock.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C():
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
+
+// retryable reports whether a classified error may be one member's
+// failure, which another attempt (on another endpoint) can overcome.
+func retryable(err error) bool {
+	c, ok := driver.CodeOf(err)
+	return ok && c == driver.CodeUnavailable
+}
+
+// txn commits one transaction under the request timeout. Transactions
+// that write are not repeated here (a lost reply is ambiguous); their
+// callers know how to recover.
 func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
 	rctx, cancel := c.reqCtx(ctx)
 	defer cancel()
@@ -64,27 +118,46 @@ func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, el
 	return resp, classify(ctx, rctx, op, err)
 }
 
-// get reads under the request timeout.
-func (c *conn) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	rctx, cancel := c.reqCtx(ctx)
+// lockTxn commits one transaction of the lock path under the attempt
+// timeout: a member that stopped answering fails it quickly with
+// CodeUnavailable, and the backend tries again (on another endpoint)
+// instead of waiting for the request timeout. Callers handle a lost
+// reply as they do for txn (the entry is orphaned, or skipped by the
+// waiter behind it if it was queued).
+func (c *conn) lockTxn(ctx context.Context, op string, cmps []clientv3.Cmp, then []clientv3.Op) (*clientv3.TxnResponse, error) {
+	actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.attemptTimeout())
 	defer cancel()
-	resp, err := c.cli.Get(rctx, key, opts...)
-	return resp, classify(ctx, rctx, op, err)
+	resp, err := c.cli.Txn(actx).If(cmps...).Then(then...).Commit()
+	return resp, classify(ctx, actx, op, err)
+}
+
+// get reads, attempt by attempt (see idempotent).
+func (c *conn) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	var resp *clientv3.GetResponse
+	err := c.idempotent(ctx, op, func(actx context.Context) (err error) {
+		resp, err = c.cli.Get(actx, key, opts...)
+		return err
+	})
+	return resp, err
 }
 
 // Renew sends one keep-alive for the session lease (not a keep-alive
-// stream: the backend measures liveness from when each renewal was sent).
-// A lease the server no longer knows is CodeLost. After a successful
-// renewal it retries deleting lock entries whose cleanup failed earlier.
+// stream: the backend measures liveness from when each renewal was sent),
+// attempt by attempt on the endpoints until one answers (see idempotent),
+// within the backend's deadline for this renewal. A lease the server no
+// longer knows is CodeLost. After a successful renewal it retries
+// deleting lock entries whose cleanup failed earlier.
 func (c *conn) Renew(ctx context.Context) error {
-	rctx, cancel := c.reqCtx(ctx)
-	_, err := c.cli.KeepAliveOnce(rctx, c.lease)
-	cancel()
+	op := fmt.Sprintf("renew lease %x", int64(c.lease))
+	err := c.idempotent(ctx, op, func(actx context.Context) error {
+		_, err := c.cli.KeepAliveOnce(actx, c.lease)
+		return err
+	})
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return driver.Wrap(driver.CodeLost, fmt.Errorf("renew lease %x: %w", int64(c.lease), err))
+		return driver.Wrap(driver.CodeLost, err)
 	}
 	if err != nil {
-		return classify(ctx, rctx, fmt.Sprintf("renew lease %x", int64(c.lease)), err)
+		return err
 	}
 	c.cleanOrphans(ctx)
 	return nil

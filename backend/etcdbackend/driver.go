@@ -41,6 +41,8 @@ const summary = "etcd v3 over gRPC (go.etcd.io/etcd/client/v3), etcd 3.3 or late
 	"Locks are keys on the lease under <namespace>/locks/<name>/, one per attempt; the holder is the key with the lowest create revision and waiters watch only their predecessor's deletion. " +
 	"The fencing token is the holder key's create revision: etcd's global revision, strictly increasing and never reused, even across restarts and leader changes (strong). " +
 	"Leases are timeouts: when renewals fail (server down, partition) every grant is cancelled a safety margin before the lease can expire; when the lease is lost (expired or revoked) every member key and lock of the Backend vanishes at once, the Backend sees it (a watch on its session key, or the next renewal answering \"lease not found\") and ends with ErrLost. " +
+	"A waiter confirms its entry (writes it again) once it is the oldest; the waiter behind an entry left unconfirmed for the handover window (a thirtieth of the TTL, 50 to 250 ms) deletes it, so a resignation hands over past a candidate killed while queued within that window instead of a lease TTL. " +
+	"Reads, renewals and releases (a compare-and-delete by token) run attempt by attempt, each bounded by a sixth of the TTL and requiring a member with a leader, and are repeated on the next endpoint until the caller's deadline; so a leader change costs the election time plus a few round trips, a frozen member one attempt, and no session is lost while a quorum is reachable. " +
 	"A server restart or leader change shorter than the TTL is invisible: requests are retried against the other endpoints and the lease survives."
 
 // Info returns the registration record of the etcd3:// driver: its
@@ -67,6 +69,7 @@ func Info() driver.Info {
 		},
 		Characteristics: characteristics,
 		Options:         optionSpecs,
+		Schedule:        schedule,
 		Open:            open,
 	}
 }
@@ -84,7 +87,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		TLS:                  s.tls,
 		DialTimeout:          s.dialTimeout,
 		DialKeepAliveTime:    keepAliveTime,
-		DialKeepAliveTimeout: keepAliveTimeout,
+		DialKeepAliveTimeout: keepAliveTimeout(s.leaseTTL),
 		Logger:               cfg.Logger.Named("etcd-client"),
 	})
 	if err != nil {
@@ -93,6 +96,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c := &conn{
 		cli:      cli,
 		log:      cfg.Logger,
+		clock:    clockOf(cfg),
 		obs:      cfg.Observer,
 		memberID: cfg.MemberID,
 		keys:     newKeyspace(s.namespace),
@@ -126,9 +130,24 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 }
 
 // gRPC keep-alive of the client connection: it finds a dead TCP
-// connection (a partition, a blackholed proxy) so that the balancer moves
-// to another endpoint. etcd refuses pings more frequent than every 5 s.
-const (
-	keepAliveTime    = 10 * time.Second
-	keepAliveTimeout = 5 * time.Second
-)
+// connection (a partition, a blackholed proxy, a frozen member) so that
+// the balancer stops sending requests to it. gRPC never pings more often
+// than every 10 s (and etcd refuses pings more frequent than every 5 s),
+// so the ping interval is that floor; the wait for the ping's answer is a
+// third of the lease TTL, between 1 s and 5 s. Within the TTL, the
+// per-attempt timeouts of idempotent requests (conn.idempotent) move them
+// to another member long before the keep-alive gives up on one.
+const keepAliveTime = 10 * time.Second
+
+func keepAliveTimeout(ttl time.Duration) time.Duration {
+	return min(max(ttl/3, time.Second), 5*time.Second)
+}
+
+// clockOf returns the configuration's clock (never nil from the backend;
+// a test opening the driver directly may leave it unset).
+func clockOf(cfg *driver.Config) driver.Clock {
+	if cfg.Clock != nil {
+		return cfg.Clock
+	}
+	return driver.RealClock{}
+}

@@ -100,9 +100,10 @@ func (c *conn) cleanOrphans(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, e := range es {
-		rctx, cancel := c.reqCtx(ctx)
-		_, err := c.cli.Delete(rctx, e.key)
-		cancel()
+		err := c.idempotent(ctx, "delete an abandoned lock entry", func(actx context.Context) error {
+			_, err := c.cli.Delete(actx, e.key)
+			return err
+		})
 		if err != nil {
 			c.log.Debug("deleting an abandoned lock entry failed; will retry", zap.String("key", e.key), zap.Error(err))
 			return
@@ -118,9 +119,13 @@ func (c *conn) cleanOrphans(ctx context.Context) {
 // wait, an abandoned one) without the caller's context, which may be done
 // already. On failure the entry is left to Renew.
 func (c *conn) deleteEntry(ctx context.Context, e entry) {
-	rctx, cancel := c.reqCtx(context.WithoutCancel(ctx))
-	defer cancel()
-	if _, err := c.cli.Delete(rctx, e.key); err != nil {
+	// Deleting the key is safe to repeat: the slot stays this attempt's
+	// until the deletion is known (see entry).
+	err := c.idempotent(context.WithoutCancel(ctx), "delete a lock entry", func(actx context.Context) error {
+		_, err := c.cli.Delete(actx, e.key)
+		return err
+	})
+	if err != nil {
 		c.orphan(e)
 		return
 	}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
 )
@@ -25,10 +26,9 @@ import (
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
 	pfx := c.keys.lockPrefix(req.Key)
 	e := c.newEntry(req.Key)
-	resp, err := c.txn(ctx, fmt.Sprintf("try lock %q", req.Key),
+	resp, err := c.lockTxn(ctx, fmt.Sprintf("try lock %q", req.Key),
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()},
-		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
-		nil)
+		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
 	if err != nil {
 		c.orphan(e) // the transaction may have been applied
 		return driver.Lease{}, false, err
@@ -43,60 +43,117 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 }
 
 // WaitLock queues for lock req.Key and blocks until its entry is the
-// oldest, then returns the grant. It watches only the predecessor's
-// deletion (no thundering herd). When ctx ends first it deletes its entry
-// and returns ctx's error. Transient failures are retried while ctx lasts;
-// the entry keeps its place in the queue meanwhile.
+// oldest, then returns the grant. It watches only the one or two entries
+// just before its own (no thundering herd). When ctx ends first it
+// deletes its entry and returns ctx's error. Transient failures are
+// retried while ctx lasts; the entry keeps its place in the queue
+// meanwhile.
+//
+// An entry written behind another one is pending: it holds the lock only
+// once its owner, having seen every older entry gone, confirms it by
+// writing it again (version 2) in a transaction that checks it still
+// exists. A candidate killed while queued never confirms, so the waiter
+// behind it deletes it (a transaction that checks it is still pending)
+// once it has been the oldest entry for the handover window, instead of
+// waiting for its lease to expire: a resignation hands over past a dead
+// candidate within the window plus a round trip. A live candidate too
+// slow to confirm within the window loses its place and queues again at
+// the back; safety never depends on the window (only one entry can be
+// confirmed while it is the oldest, and only a pending one is deleted).
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	op := fmt.Sprintf("wait for lock %q", req.Key)
 	pfx := c.keys.lockPrefix(req.Key)
-	e := c.newEntry(req.Key)
-	resp, err := c.txn(ctx, op,
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", 0)},
-		[]clientv3.Op{
-			clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease)),
-			clientv3.OpGet(pfx, clientv3.WithFirstCreate()...),
-		}, nil)
-	if err != nil {
-		c.orphan(e)
-		return driver.Lease{}, err
-	}
-	if !resp.Succeeded {
-		// The slot's key exists although the slot was free: written by
-		// nobody else (it carries this lease), so it is a leftover of
-		// this connection. Leave it to Renew and report the conflict.
-		c.orphan(e)
-		return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.key)
-	}
-	rev := resp.Header.Revision
-	first := resp.Responses[1].GetResponseRange().Kvs
-	if len(first) == 0 || first[0].CreateRevision != rev {
-		if err := c.waitPredecessors(ctx, op, pfx, rev); err != nil {
+	for {
+		e := c.newEntry(req.Key)
+		resp, err := c.lockTxn(ctx, op,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", 0)},
+			[]clientv3.Op{
+				clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease)),
+				clientv3.OpGet(pfx, clientv3.WithFirstCreate()...),
+			})
+		if err != nil {
+			c.orphan(e)
+			return driver.Lease{}, err
+		}
+		if !resp.Succeeded {
+			// The slot's key exists although the slot was free: written by
+			// nobody else (it carries this lease), so it is a leftover of
+			// this connection. Leave it to Renew and report the conflict.
+			c.orphan(e)
+			return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.key)
+		}
+		rev := resp.Header.Revision
+		first := resp.Responses[1].GetResponseRange().Kvs
+		if len(first) > 0 && first[0].CreateRevision == rev {
+			// First at creation: it holds the lock at once (no waiter can
+			// ever have seen an entry older than it).
+			token := uint64(rev)
+			c.remember(token, e)
+			return driver.Lease{Token: token}, nil
+		}
+		if err := c.waitTurn(ctx, op, pfx, rev); err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
 		}
-		// The entry must still exist: the lease may have been lost (or the
-		// entry broken) while waiting.
-		got, err := c.get(ctx, op, e.key, clientv3.WithKeysOnly())
+		// Confirm: the entry must still exist (the lease may have been
+		// lost, the lock broken, or the entry skipped as a dead candidate
+		// while this member was too slow).
+		tx, err := c.lockTxn(ctx, op,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", rev)},
+			[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
 		if err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
 		}
-		if len(got.Kvs) == 0 || got.Kvs[0].CreateRevision != rev {
-			c.deleteEntry(ctx, e)
-			return driver.Lease{}, driver.Errorf(driver.CodeLost, "%s: the entry vanished while waiting (session lease lost or lock broken)", op)
+		if tx.Succeeded {
+			token := uint64(rev)
+			c.remember(token, e)
+			return driver.Lease{Token: token}, nil
 		}
+		c.release(e)
+		if err := c.sessionAlive(ctx, op); err != nil {
+			return driver.Lease{}, err
+		}
+		c.log.Debug("lock entry was skipped or broken before it was confirmed; queuing again", zap.String("lock", req.Key))
 	}
-	token := uint64(rev)
-	c.remember(token, e)
-	return driver.Lease{Token: token}, nil
 }
 
-// waitPredecessors returns when no entry older than rev is left under
-// pfx, or with ctx's error.
-func (c *conn) waitPredecessors(ctx context.Context, op, pfx string, rev int64) error {
+// sessionAlive checks the session lease after an entry vanished: CodeLost
+// when the lease is gone.
+func (c *conn) sessionAlive(ctx context.Context, op string) error {
+	resp, err := c.get(ctx, op, c.keys.session(c.lease), clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	if resp.Count == 0 {
+		return driver.Errorf(driver.CodeLost, "%s: the entry vanished while waiting: session lease %x lost", op, int64(c.lease))
+	}
+	return nil
+}
+
+// handoverWindow is how long a pending entry may be the oldest without
+// being confirmed before a waiter behind it deletes it as a dead
+// candidate's: a thirtieth of the lease TTL, at least 50 ms and at most
+// 250 ms (many round trips, so a live candidate confirms in time).
+func (c *conn) handoverWindow() time.Duration {
+	return min(max(c.ttl/30, 50*time.Millisecond), 250*time.Millisecond)
+}
+
+// waitTurn returns when no entry older than rev is left under pfx, or
+// with ctx's error. It reads the (at most) two entries just before rev and
+// watches them (re-reading at least every third of the TTL); an entry
+// seen with an older one before it was written
+// behind it, hence is pending until confirmed (version 2): once it is the
+// oldest and still pending after the handover window, waitTurn deletes it.
+func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 	b := newBackoff()
-	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1), clientv3.WithKeysOnly())
+	opts := []clientv3.OpOption{
+		clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend),
+		clientv3.WithLimit(2), clientv3.WithMaxCreateRev(rev - 1), clientv3.WithKeysOnly(),
+	}
+	behind := map[string]int64{} // entries seen with an older entry: key -> create revision
+	var head string              // the pending oldest entry being timed
+	var headSince time.Time
 	for {
 		resp, err := c.get(ctx, op, pfx, opts...)
 		if err != nil {
@@ -108,10 +165,42 @@ func (c *conn) waitPredecessors(ctx context.Context, op, pfx string, rev int64) 
 			}
 			continue
 		}
-		if len(resp.Kvs) == 0 {
+		kvs := resp.Kvs
+		if len(kvs) == 0 {
 			return nil
 		}
-		if err := c.waitDelete(ctx, string(resp.Kvs[0].Key), resp.Header.Revision); err != nil {
+		pred := kvs[0]
+		watch := []string{string(pred.Key)}
+		var deadline time.Time
+		if len(kvs) == 2 {
+			behind[string(pred.Key)] = pred.CreateRevision
+			watch = append(watch, string(kvs[1].Key))
+			head = ""
+		} else if crev, ok := behind[string(pred.Key)]; ok && crev == pred.CreateRevision && pred.Version == 1 {
+			// A pending entry is the oldest: its owner must confirm it.
+			id := fmt.Sprintf("%s@%d", pred.Key, pred.CreateRevision)
+			if head != id {
+				head, headSince = id, c.clock.Now()
+			}
+			deadline = headSince.Add(c.handoverWindow())
+			if !c.clock.Now().Before(deadline) {
+				if _, err := c.lockTxn(ctx, op, []clientv3.Cmp{
+					clientv3.Compare(clientv3.CreateRevision(string(pred.Key)), "=", pred.CreateRevision),
+					clientv3.Compare(clientv3.Version(string(pred.Key)), "=", 1),
+				}, []clientv3.Op{clientv3.OpDelete(string(pred.Key))}); err != nil && ctx.Err() != nil {
+					return err
+				}
+				c.log.Debug("skipped a queued candidate that did not confirm its turn", zap.String("entry", string(pred.Key)))
+				continue
+			}
+		}
+		// Re-read at least every third of the TTL: a watch stream opened on
+		// a member that froze delivers nothing until the keep-alive gives
+		// up on it, while a read moves to a live member.
+		if poll := c.clock.Now().Add(c.ttl / 3); deadline.IsZero() || poll.Before(deadline) {
+			deadline = poll
+		}
+		if err := c.waitChange(ctx, watch, resp.Header.Revision, deadline); err != nil {
 			if ctx.Err() != nil {
 				return classify(ctx, nil, op, err)
 			}
@@ -124,50 +213,105 @@ func (c *conn) waitPredecessors(ctx context.Context, op, pfx string, rev int64) 
 	}
 }
 
-// waitDelete returns nil once key is deleted after rev; an error when the
+// waitChange returns nil once one of keys changes (deleted or written)
+// after rev, or when deadline (if not zero) passes; an error when a
 // watch broke (the caller re-reads and watches again).
-func (c *conn) waitDelete(ctx context.Context, key string, rev int64) error {
+func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadline time.Time) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	for wr := range c.cli.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
-		if err := wr.Err(); err != nil {
-			if isCompacted(err) {
-				return nil // re-read: the deletion may be what was compacted
+	changed := make(chan error, len(keys))
+	for _, k := range keys {
+		wch := c.cli.Watch(wctx, k, clientv3.WithRev(rev+1))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Not "range wch": a stream stuck on a frozen member closes its
+			// channel only when the connection is abandoned, and this
+			// goroutine must end with waitChange.
+			for {
+				var wr clientv3.WatchResponse
+				var ok bool
+				select {
+				case wr, ok = <-wch:
+				case <-wctx.Done():
+					return
+				}
+				if !ok {
+					changed <- errors.New("watch closed")
+					return
+				}
+				if err := wr.Err(); err != nil {
+					if isCompacted(err) {
+						changed <- nil // re-read: the change may be what was compacted
+					} else {
+						changed <- err
+					}
+					return
+				}
+				if len(wr.Events) > 0 {
+					changed <- nil
+					return
+				}
 			}
-			return err
-		}
-		for _, ev := range wr.Events {
-			if ev.Type == mvccpb.DELETE {
-				return nil
-			}
-		}
+		}()
 	}
-	if ctx.Err() != nil {
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := c.clock.NewTimer(deadline.Sub(c.clock.Now()))
+		defer t.Stop()
+		timeout = t.C()
+	}
+	select {
+	case err := <-changed:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	case <-timeout:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return errors.New("watch closed")
 }
 
-// Unlock deletes the grant's own entry. An entry key belongs to one
-// attempt until it is known to be deleted (see entry), so deleting it by
-// name can never release another grant. CodeNotHeld when the grant is unknown to this
-// connection or its entry is gone (lease lost, lock broken). When the
-// server cannot be reached the entry is deleted later, by Renew.
+// Unlock deletes the grant's own entry, compared by its create revision
+// (the token), so a repeated attempt can never delete anything else. An
+// entry key belongs to one attempt until it is known to be deleted (see
+// entry). Attempts are repeated on the endpoints until one answers (see
+// idempotent): a release interrupted by a leader change completes on
+// another member instead of leaving the lock held until the lease
+// expires. CodeNotHeld when the grant is unknown to this connection or
+// its entry is gone (lease lost, lock broken). When no member answers in
+// time the entry is deleted later, by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	op := fmt.Sprintf("unlock %q", key)
 	e, ok := c.forget(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
-	rctx, cancel := c.reqCtx(ctx)
-	defer cancel()
-	resp, err := c.cli.Delete(rctx, e.key)
+	deleted, ambiguous := false, false
+	err := c.idempotent(ctx, op, func(actx context.Context) error {
+		tx, err := c.cli.Txn(actx).
+			If(clientv3.Compare(clientv3.CreateRevision(e.key), "=", int64(token))).
+			Then(clientv3.OpDelete(e.key)).
+			Commit()
+		if err != nil {
+			ambiguous = true
+			return err
+		}
+		// After an attempt whose reply was lost, "not found" may be that
+		// attempt's own deletion.
+		deleted = tx.Succeeded || ambiguous
+		return nil
+	})
 	if err != nil {
 		c.orphan(e)
-		return classify(ctx, rctx, op, err)
+		return err
 	}
 	c.release(e)
-	if resp.Deleted == 0 {
+	if !deleted {
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
 	}
 	return nil

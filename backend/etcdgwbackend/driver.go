@@ -67,6 +67,7 @@ func Info() driver.Info {
 		},
 		Characteristics: characteristics,
 		Options:         optionSpecs,
+		Schedule:        schedule,
 		Open:            open,
 	}
 }

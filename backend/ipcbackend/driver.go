@@ -103,7 +103,8 @@ func info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options: options(),
-		Open:    open,
+		Options:  options(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }

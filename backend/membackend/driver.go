@@ -41,8 +41,9 @@ func info() driver.Info {
 			}
 			return c
 		},
-		Options: options(),
-		Open:    open,
+		Options:  options(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 

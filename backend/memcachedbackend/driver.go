@@ -27,6 +27,7 @@ func info() driver.Info {
 		Examples:        examples(),
 		Characteristics: characteristics(),
 		Options:         optionSpecs(),
+		Schedule:        schedule,
 		Open:            open,
 	}
 }

@@ -36,8 +36,9 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options: optionSpecs(),
-		Open:    open,
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 

@@ -41,8 +41,9 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options: optionSpecs(),
-		Open:    open,
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 

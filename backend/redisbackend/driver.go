@@ -31,6 +31,7 @@ func info() driver.Info {
 		Examples:        examples(),
 		Characteristics: characteristics(),
 		Options:         optionSpecs(),
+		Schedule:        schedule,
 		Open:            open,
 	}
 }
@@ -43,7 +44,7 @@ redis://[[user]:password@]sentinel[:port][,sentinel2[:port]...]?sentinel=MASTER[
 const summary = `Redis 3.2 or later, standalone or behind Sentinel (not Redis Cluster), through github.com/redis/go-redis/v9. ` +
 	`The port defaults to 6379 (26379 for sentinels); with no host the path is a unix socket; with a host, a path "/N" selects database N. ` +
 	`With ?sentinel=MASTER the URL's hosts and every sentinel_fallback are sentinels, asked for the current master of MASTER; a failover is followed automatically. ` +
-	`Locks are keys set with PX by a Lua script that also INCRs a per-lock counter: the fencing token. Release and refresh are Lua scripts comparing the token and the acquiring request's nonce. ` +
+	`Locks are keys set with PX by a Lua script that also advances a per-lock counter to max(counter + 1, the server's TIME in microseconds): the fencing token. Release and refresh are Lua scripts comparing the token and the acquiring request's nonce. ` +
 	`Shared locks are entries of a sorted set per lock, scored by their expiry in the server's clock. ` +
 	`A lock has its own lease (lock_timeout unless the caller asks for another TTL), refreshed by the backend every third of it. ` +
 	`Blocked acquirers wait on a pub/sub channel published by every release (in the same script), with a fallback retry when the blocking grant's lease runs out. ` +
@@ -53,15 +54,18 @@ const summary = `Redis 3.2 or later, standalone or behind Sentinel (not Redis Cl
 	`so a dead member never blocks a group's deletion and watchers learn of an expiry within milliseconds. ` +
 	`Watches and leader observation are pushed over pub/sub; messages carry the group's version and every reconnect or gap leads to a fresh listing (a resync). ` +
 	`Keyspace notifications are not used (managed Redis often forbids CONFIG SET). ` +
-	`Fencing strength is "failover": tokens strictly increase while the master keeps its data, but replication is asynchronous, so a failover (or a restart without persistence) ` +
-	`can lose the last acquires and counter increments: a token can then repeat, and the holder of a lost lock is told on its next refresh (its grant is reported lost, never kept). ` +
+	`Fencing strength is "strong" under one condition: tokens strictly increase, and because they follow the server's clock they keep increasing across a failover (or a restart without persistence) that lost the last acquires and counter increments, unless the new master's clock is behind the old one's by more than the failover took; ` +
+	`the holder of a lock lost that way is told on its next refresh (its grant is reported lost, never kept). ` +
 	`A restart without persistence also loses the liveness keys: every session is then reported lost; with persistence, sessions and grants survive a restart. ` +
+	`During a graceful Sentinel failover the client follows the new master and resends interrupted commands; grants and sessions whose keys were replicated go on, and tokens keep growing. ` +
+	`A killed or frozen master stops writes until Sentinel fails over: grants are cancelled a safety margin before their TTL if that takes longer, and writes the replica missed are lost and reported at the next refresh or renewal. ` +
 	`Data is never evicted unless maxmemory-policy evicts keys (use noeviction). ` +
 	`Keys live under the namespace (default "baton"; the layout is not tooz's, so tooz's default "_tooz" is not reused) as NAMESPACE:... . ` +
 	`tooz's options are all accepted with tooz's meaning and defaults; executor and encoding are accepted for compatibility and change nothing.`
 
 // characteristics are tooz's (across threads, processes and hosts;
-// causal) plus TTL liveness, pushed watches and failover-strength fencing.
+// causal) plus TTL liveness, pushed watches and fencing tokens with the
+// server's clock as a floor (strong while the servers' clocks agree).
 func characteristics() driver.Characteristics {
 	return driver.Characteristics{
 		DistributedAcrossThreads:   true,
@@ -70,7 +74,7 @@ func characteristics() driver.Characteristics {
 		Causal:                     true,
 		Liveness:                   driver.LivenessTTL,
 		Watch:                      driver.WatchPush,
-		Fencing:                    driver.FencingFailover,
+		Fencing:                    driver.FencingStrong,
 		SharedLocks:                true,
 	}
 }

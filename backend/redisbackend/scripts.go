@@ -67,6 +67,26 @@ local function now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 `
+	// nextToken sets the lock's counter f to max(counter + 1, the
+	// server's TIME in microseconds) and returns it as a string: tokens of
+	// a key strictly increase, and because they follow the server's clock
+	// they keep increasing across a failover (or a restart without
+	// persistence) that lost the counter's last writes, unless the new
+	// master's clock is behind the old one's by more than the failover
+	// took. Lua numbers are doubles: exact up to 2^53 microseconds (the
+	// year 2255).
+	luaNextToken = `
+local function nextToken(f)
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local n = tonumber(redis.call('GET', f) or '0') + 1
+  if us > n then n = us end
+  local s = string.format('%d', n)
+  redis.call('SET', f, s)
+  return s
+end
+`
 	luaReader = `
 local function reader(r, p)
   local all = redis.call('ZRANGE', r, 0, -1, 'WITHSCORES')
@@ -98,7 +118,7 @@ func newScripts() *scripts {
 		// KEYS: lock, fence, readers. ARGV: nonce, member, ttl ms, channel.
 		// -> {1, token} acquired (also on a retry of the same request),
 		//    {0, ms} held by someone else, for ms more (-1: no TTL).
-		acquire: redis.NewScript(luaNow + `
+		acquire: redis.NewScript(luaNow + luaNextToken + `
 local v = redis.call('GET', KEYS[1])
 if v then
   local t, n = string.match(v, '^(%d+):(%x+):')
@@ -111,14 +131,14 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if #first > 0 then return {0, tonumber(first[2]) - n} end
 end
-local t = string.format('%d', redis.call('INCR', KEYS[2]))
+local t = nextToken(KEYS[2])
 redis.call('SET', KEYS[1], t .. ':' .. ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[4], 'A')
 return {1, t}
 `),
 		// KEYS: lock, fence, readers. ARGV: nonce, member, ttl ms, channel.
 		// Replies as acquire.
-		acquireShared: redis.NewScript(luaNow + luaNonceOf + luaExpireReaders + `
+		acquireShared: redis.NewScript(luaNow + luaNextToken + luaNonceOf + luaExpireReaders + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('PTTL', KEYS[1])} end
 local n = now()
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', n)
@@ -126,7 +146,7 @@ local all = redis.call('ZRANGE', KEYS[3], 0, -1)
 for i = 1, #all do
   if nonceOf(all[i]) == ARGV[1] then return {1, string.match(all[i], '^(%d+):')} end
 end
-local t = string.format('%d', redis.call('INCR', KEYS[2]))
+local t = nextToken(KEYS[2])
 redis.call('ZADD', KEYS[3], n + tonumber(ARGV[3]), t .. ':' .. ARGV[1] .. ':' .. ARGV[2])
 expireReaders(KEYS[3])
 redis.call('PUBLISH', ARGV[4], 'S')

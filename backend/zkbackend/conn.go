@@ -22,6 +22,7 @@ type conn struct {
 	s      *settings
 	member string
 	log    *zap.Logger
+	clock  driver.Clock // times the driver's own waits (handover window, Lease.Sent)
 	zk     *client
 	events <-chan zk.Event // closed when go-zookeeper's goroutines end
 	acl    []zk.ACL
@@ -74,7 +75,10 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{s: s, member: cfg.MemberID, log: cfg.Logger, grants: map[grantID]string{}}
+	c := &conn{s: s, member: cfg.MemberID, log: cfg.Logger, clock: cfg.Clock, grants: map[grantID]string{}}
+	if c.clock == nil {
+		c.clock = driver.RealClock{} // a test opening the driver directly
+	}
 	c.acl = zk.WorldACL(zk.PermAll)
 	if s.auth {
 		c.acl = zk.DigestACL(zk.PermAll, s.user, s.password)
@@ -161,22 +165,46 @@ func (c *conn) ensureLayout(ctx context.Context) error {
 	return nil
 }
 
-// Session reports session liveness with the negotiated session timeout;
-// go-zookeeper pings the server itself, so Renew is never needed.
+// Session reports session liveness with the negotiated session timeout.
+// RenewInterval is left to the backend's timing model (a third of the
+// TTL): each Renew is a round trip that proves the server still hears
+// this session, on top of go-zookeeper's own pings.
 func (c *conn) Session() driver.SessionInfo {
 	return driver.SessionInfo{Liveness: driver.LivenessSession, TTL: c.sess.sessionTTL()}
 }
 
-// Renew reports whether the session is usable: nil when connected,
-// CodeLost when lost, CodeUnavailable while disconnected.
-func (c *conn) Renew(context.Context) error {
+// Renew is one round trip on the session's own connection: an Exists on
+// the root znode, which the server answers only for a live session, under
+// a per-attempt timeout of a third of the session TTL (a frozen server
+// fails the renewal instead of stalling it). It returns CodeLost once the
+// session expired, CodeUnavailable while disconnected or when the server
+// does not answer in time.
+func (c *conn) Renew(ctx context.Context) error {
 	if err := c.sess.err(); err != nil {
 		return err
 	}
 	if !c.sess.connected() {
 		return driver.Errorf(driver.CodeUnavailable, "disconnected from ZooKeeper")
 	}
-	return nil
+	rctx, cancel := context.WithTimeout(ctx, c.attemptTimeout())
+	defer cancel()
+	err := c.call(rctx, func() error { _, _, err := c.zk.Exists(c.s.root); return err })
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return c.classify(ctx.Err())
+	case rctx.Err() != nil:
+		return driver.Errorf(driver.CodeUnavailable, "renew session %s: no answer within %v", c.sess.id(), c.attemptTimeout())
+	}
+	return c.classify(err)
+}
+
+// attemptTimeout bounds one request that is retried on failure (Renew, a
+// withdrawal): a third of the session TTL, so that a server that stopped
+// answering costs at most one renew interval.
+func (c *conn) attemptTimeout() time.Duration {
+	return max(c.sess.sessionTTL()/3, 100*time.Millisecond)
 }
 
 // Close closes the session, which makes the server delete every

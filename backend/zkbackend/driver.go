@@ -44,8 +44,9 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options: optionSpecs(),
-		Open:    open,
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 
@@ -94,7 +95,13 @@ reconnection.
 
 Locks: the classic recipe (the first request in sequence order holds; each
 waiter watches only its predecessor, so waiting is native and a release wakes
-one waiter), plus Curator's read/write variant for shared locks. An
+one waiter), plus Curator's read/write variant for shared locks. A request
+queued behind another holds only once its owner, finding it first, confirms
+it (rewrites its data at version 0); the waiter behind a request that has
+been first and unconfirmed for the handover window (a thirtieth of the
+session timeout, 50 to 250 ms) deletes it, so a resignation hands over past
+a waiter killed while queued within the window plus a round trip instead of
+a session timeout (a live waiter slower than the window queues again). An
 uncontended acquisition is one round trip (a multi that creates the request
 and reports that it is alone), a release one more. Leases live as long as
 the session (TTL 0). Fencing tokens are the request znode's czxid: global
@@ -111,4 +118,20 @@ claim linearizable. tooz's connection_retry and command_retry cannot come
 from a URL (kazoo ignored them there): the driver refuses them and offers the
 connection_retry_* and command_retry_* options. tooz's handler=eventlet is
 refused; threading is accepted.
+
+Leader change, frozen member, lost quorum: Renew is one round trip on the
+session's connection (an Exists on the root, bounded by a third of the
+session timeout), so a server that stops answering fails renewals, and the
+backend puts grants in doubt before the session could expire. go-zookeeper
+gives up on a silent server after two thirds of the session timeout and
+reconnects to another member; the session survives when that takes less than
+the rest of the timeout. A leader killed or stopped: the ensemble elects
+another (a few ticks), clients connected to it reconnect elsewhere, and their
+grants held across the gap are put in doubt (released and taken again);
+clients of the followers notice nothing but a pause of the writes. A frozen
+member: its clients reconnect after two thirds of the session timeout;
+frozen past the session timeout, a frozen leader ends every session the new
+leader cannot account for (ZooKeeper's design), and the members see ErrLost.
+A lost quorum: the remaining members refuse clients, every grant is put in
+doubt, and sessions expire unless the quorum comes back within the timeout.
 `

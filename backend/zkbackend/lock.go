@@ -69,6 +69,18 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest, shared bool)
 			}
 			return attempt{}, nil
 		}
+		if !shared {
+			// Created behind another request, now first: confirm it, as
+			// WaitLock does, so that no waiter takes it for a dead
+			// candidate's.
+			ok, err := c.confirm(ctx, r.path, req.Member)
+			if err != nil || !ok {
+				if err != nil {
+					c.jan.remove(r.path)
+				}
+				return attempt{}, err
+			}
+		}
 		return attempt{r: r, granted: true}, nil
 	}, func(a attempt) {
 		if a.granted {

@@ -6,14 +6,27 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
 )
 
-// WaitLock queues an exclusive request and waits, watching only the
-// request just before it, until it is first or ctx ends (the request is
-// then withdrawn, in the background if the connection is down). It
-// returns CodeLost when the session ends meanwhile.
+// WaitLock queues an exclusive request and waits, watching only the one
+// or two requests just before it, until it is first or ctx ends (the
+// request is then withdrawn, in the background if the connection is
+// down). It returns CodeLost when the session ends meanwhile.
+//
+// A request created behind another one is pending: it holds the lock
+// only once its owner, having found it first, confirms it by writing its
+// data again (version 1, with a version check). A candidate killed while
+// queued never confirms; its ephemeral node would stay until its session
+// expires. The waiter behind it, having seen it queued behind an older
+// request, deletes it (only while it is unconfirmed: a delete at version
+// 0) once it has been first for the handover window, so that a
+// resignation hands over past a dead candidate within the window plus a
+// round trip instead of a session timeout. A live candidate too slow to
+// confirm within the window loses its place and queues again at the
+// back; exclusion never depends on the window.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	dir := c.lockPath(req.Key)
 	var r request
@@ -26,8 +39,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		return driver.Lease{}, c.classify(err)
 	}
+	behind := map[string]bool{} // requests seen queued behind an older one
+	var head string             // the pending first request being timed
+	var headSince time.Time
 	for {
-		sent := time.Now()
+		sent := c.clock.Now()
 		if r.path == "" {
 			var err error
 			r, err = run(c, ctx, func() (request, error) { return c.createRequest(ctx, dir, false, req.Member) },
@@ -38,7 +54,6 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			if r.alone {
 				return c.granted(req.Key, r, sent, fail)
 			}
-			sent = time.Now()
 		}
 		type queue struct {
 			q  []lockNode
@@ -55,36 +70,146 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			if err := c.check(); err != nil {
 				return fail(err)
 			}
-			r = request{} // broken while queued: queue again
+			r = request{} // broken or skipped while queued: queue again
 			continue
 		}
 		pred, blocked := blocker(qu.q, qu.me)
 		if !blocked {
+			sent = c.clock.Now()
+			ok, err := run(c, ctx, func() (bool, error) { return c.confirm(ctx, r.path, req.Member) }, nil, nil)
+			if err != nil {
+				return fail(err)
+			}
+			if !ok {
+				if err := c.check(); err != nil {
+					return fail(err)
+				}
+				r = request{} // skipped as a dead candidate: queue again
+				continue
+			}
 			return c.granted(req.Key, r, sent, fail)
 		}
-		ch, err := run(c, ctx, func() (<-chan zk.Event, error) {
-			var exists bool
-			var ch <-chan zk.Event
-			err := c.retry(ctx, func() (err error) { exists, _, ch, err = c.zk.ExistsW(dir + "/" + pred.name); return err })
-			if err == nil && !exists {
-				return nil, nil
+		watch := []string{dir + "/" + pred.name}
+		var deadline time.Time
+		if qu.me >= 2 {
+			behind[pred.name] = true
+			watch = append(watch, dir+"/"+qu.q[qu.me-2].name)
+			head = ""
+		} else if behind[pred.name] && !pred.shared {
+			st, err := run(c, ctx, func() (*zk.Stat, error) {
+				var ok bool
+				var st *zk.Stat
+				err := c.retry(ctx, func() (err error) { ok, st, err = c.zk.Exists(watch[0]); return err })
+				if err == nil && !ok {
+					return nil, nil
+				}
+				return st, err
+			}, nil, nil)
+			if err != nil {
+				return fail(err)
 			}
-			return ch, err
+			if st == nil {
+				continue // gone already
+			}
+			if st.Version == 0 {
+				// The first request is pending: its owner must confirm it.
+				if head != pred.name {
+					head, headSince = pred.name, c.clock.Now()
+				}
+				deadline = headSince.Add(c.handoverWindow())
+				if !c.clock.Now().Before(deadline) {
+					err := c.call(ctx, func() error {
+						err := c.retry(ctx, func() error { return c.zk.Delete(watch[0], 0) })
+						if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+							return nil // gone, or confirmed meanwhile
+						}
+						return err
+					})
+					if err != nil {
+						return fail(err)
+					}
+					c.log.Debug("skipped a queued candidate that did not confirm its turn", zap.String("request", watch[0]))
+					continue
+				}
+			}
+		}
+		chs, err := run(c, ctx, func() ([]<-chan zk.Event, error) {
+			var chs []<-chan zk.Event
+			for _, p := range watch {
+				var exists bool
+				var ch <-chan zk.Event
+				err := c.retry(ctx, func() (err error) { exists, _, ch, err = c.zk.ExistsW(p); return err })
+				if err != nil {
+					return nil, err
+				}
+				if !exists {
+					return nil, nil
+				}
+				chs = append(chs, ch)
+			}
+			return chs, nil
 		}, nil, nil)
 		if err != nil {
 			return fail(err)
 		}
-		if ch == nil {
-			continue // the predecessor is gone already
+		if chs == nil {
+			continue // a watched request is gone already
+		}
+		var second <-chan zk.Event
+		if len(chs) > 1 {
+			second = chs[1]
+		}
+		var timeout <-chan time.Time
+		var timer driver.Timer
+		if !deadline.IsZero() {
+			timer = c.clock.NewTimer(deadline.Sub(c.clock.Now()))
+			timeout = timer.C()
 		}
 		select {
-		case <-ch:
+		case <-chs[0]:
+		case <-second:
+		case <-timeout:
 		case <-ctx.Done():
+			stopTimer(timer)
 			return fail(ctx.Err())
 		case <-c.sess.end():
+			stopTimer(timer)
 			return fail(c.sess.err())
 		}
+		stopTimer(timer)
 	}
+}
+
+// stopTimer stops t unless it is nil.
+func stopTimer(t driver.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// confirm makes a request that found itself first hold the lock: it
+// writes the request's data again at version 0, so that no waiter can
+// delete it as a dead candidate's any more. It reports false when the
+// request is gone (skipped, broken, or its session ended). Only the owner
+// writes its request, so a version mismatch on a retry means an earlier
+// attempt succeeded.
+func (c *conn) confirm(ctx context.Context, path, member string) (bool, error) {
+	err := c.retry(ctx, func() error { _, err := c.zk.Set(path, []byte(member), 0); return err })
+	switch {
+	case err == nil, errors.Is(err, zk.ErrBadVersion):
+		return true, nil
+	case errors.Is(err, zk.ErrNoNode):
+		return false, nil
+	}
+	return false, err
+}
+
+// handoverWindow is how long a pending request may be first without
+// being confirmed before a waiter behind it deletes it as a dead
+// candidate's: a thirtieth of the session TTL, at least 50 ms and at
+// most 250 ms (many round trips, so a live candidate confirms in time).
+func (c *conn) handoverWindow() time.Duration {
+	return min(max(c.sess.sessionTTL()/30, 50*time.Millisecond), 250*time.Millisecond)
 }
 
 // withdraw deletes a lock request that will not be used, before
