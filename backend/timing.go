@@ -103,7 +103,7 @@ func (t Timing) String() string {
 	}
 	return fmt.Sprintf("TTL %v, renewed every %v; a grant is cancelled %v before the server could expire it "+
 		"(%v after the last successful renewal was sent; %v allowed per round trip)",
-		t.TTL, t.Interval, t.Margin, t.LossAfter(), t.RTT)
+		ms(t.TTL), ms(t.Interval), ms(t.Margin), ms(t.LossAfter()), ms(t.RTT))
 }
 
 func (t Timing) describe() string {
@@ -155,7 +155,7 @@ func describeSchedule(in driver.Info, v driver.Values) string {
 	default:
 		fmt.Fprintf(&b, "session: renewed every %v; a grant bound to it is cancelled %v before the server could expire it "+
 			"(TTL %v: %v after the last successful renewal was sent; %v allowed per round trip)",
-			st.Interval, st.Margin, st.TTL, st.LossAfter(), st.RTT)
+			ms(st.Interval), ms(st.Margin), ms(st.TTL), ms(st.LossAfter()), ms(st.RTT))
 	}
 	b.WriteString("\nlocks: ")
 	if s.LockTTL == 0 {
@@ -164,10 +164,13 @@ func describeSchedule(in driver.Info, v driver.Values) string {
 		fmt.Fprintf(&b, "%v", err)
 	} else {
 		fmt.Fprintf(&b, "own lease of %v, refreshed every %v; a grant is cancelled %v before the server could expire it",
-			lt.TTL, lt.Interval, lt.Margin)
+			ms(lt.TTL), ms(lt.Interval), ms(lt.Margin))
 	}
 	if s.Note != "" {
 		b.WriteString("\nnote: " + s.Note)
 	}
 	return b.String()
 }
+
+// ms rounds d to the millisecond for display.
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
