@@ -196,6 +196,7 @@ func (g *Grant) release(ctx context.Context, cause error) error {
 	g.stop()
 	defer func() { <-g.done }()
 	g.b.removeGrant(g)
+	g.b.observeReleased(g, lostCause)
 	op := fmt.Sprintf("release %q", g.name)
 	if g.b.ctx.Err() != nil {
 		// The session is gone (lost or closed): the store dropped the
@@ -230,6 +231,7 @@ func (g *Grant) lose(cause error) {
 		return // someone else ended it first
 	}
 	g.b.log.Warn("grant lost", zap.String("name", g.name), zap.Uint64("token", g.token), zap.Error(cause))
+	g.b.observeLost(g, cause)
 	b := g.b
 	b.mu.Lock()
 	if b.closed || b.ctx.Err() != nil {
@@ -329,6 +331,7 @@ func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time,
 	} else {
 		close(g.done)
 	}
+	b.observeAcquired(g)
 	if suspended && lease.TTL == 0 {
 		g.lose(lost(g.op(), ErrSuspended, "granted while the session was suspended", nil))
 	}
@@ -397,6 +400,7 @@ func (g *Grant) refresh(ctx context.Context, lossAt time.Time) time.Time {
 	if ctx.Err() != nil {
 		return time.Time{}
 	}
+	g.b.observeRefresh(g, sent, err)
 	switch {
 	case err == nil:
 		g.mu.Lock()

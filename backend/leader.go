@@ -21,7 +21,7 @@ func (b *Backend) Campaign(ctx context.Context, group string, o LockOptions) (*G
 		return nil, err
 	}
 	o.Shared = false
-	return b.waitGrant(ctx, leaderLockPrefix+group, group, fmt.Sprintf("campaign in %q", group), o)
+	return b.observedWait(ctx, leaderLockPrefix+group, group, fmt.Sprintf("campaign in %q", group), o)
 }
 
 // TryCampaign tries once to become the leader of group; ok is false when

@@ -49,7 +49,7 @@ func (b *Backend) Lock(ctx context.Context, name string, o LockOptions) (*Grant,
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
 	}
-	return b.waitGrant(ctx, userLockPrefix+name, name, fmt.Sprintf("lock %q", name), o)
+	return b.observedWait(ctx, userLockPrefix+name, name, fmt.Sprintf("lock %q", name), o)
 }
 
 // LockHolder reports who holds lock name; ok is false when nobody does.

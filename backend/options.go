@@ -54,6 +54,7 @@ type options struct {
 	rtt          time.Duration
 	pollInterval time.Duration
 	clock        Clock
+	observer     Observer
 }
 
 // WithMemberID sets this Backend's member identity: a non-empty UTF-8

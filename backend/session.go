@@ -51,6 +51,7 @@ func (b *Backend) renewLoop() {
 		if b.ctx.Err() != nil {
 			return
 		}
+		b.observeRenew(sent, err)
 		if err == nil {
 			b.renewed(sent)
 			wait = interval
@@ -222,6 +223,7 @@ func (b *Backend) loseWith(detail string, cause error) {
 	b.log.Error("session lost", zap.Error(err))
 	b.emit(SessionLost, err)
 	b.cancel(err)
+	b.observeSessionLost(err)
 	b.mu.Lock()
 	b.notifyLocked()
 	b.mu.Unlock()

@@ -220,6 +220,7 @@ func (w *GroupWatch) run(ctx context.Context, b *Backend) {
 			}
 			select {
 			case w.ch <- ev:
+				b.observeWatch(ev)
 			case <-ctx.Done():
 				w.finish(ctx, nil)
 				return

@@ -6,12 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/baton-go/baton/backend"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // url explain refuses exactly what Open refuses before connecting, with
 // the same error and exit status 2, and never shows a password.
