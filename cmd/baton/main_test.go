@@ -9,7 +9,6 @@ import (
 	"github.com/baton-go/baton/backend"
 )
 
-
 // url explain refuses exactly what Open refuses before connecting, with
 // the same error and exit status 2, and never shows a password.
 func TestExplainRefusesWhatOpenRefuses(t *testing.T) {
