@@ -185,8 +185,8 @@ func TestExplainDocsDrivers(t *testing.T) {
 	if code != 0 || out != backend.Explain(cfg) {
 		t.Fatalf("url explain: exit %d\n%s", code, out)
 	}
-	if _, _, code := baton(t, "", "url", "explain", "nosuch://x"); code != 1 {
-		t.Errorf("url explain of a bad URL: exit %d, want 1", code)
+	if _, _, code := baton(t, "", "url", "explain", "nosuch://x"); code != 2 {
+		t.Errorf("url explain of a bad URL: exit %d, want 2 (as Open refuses it)", code)
 	}
 	var want bytes.Buffer
 	if err := backend.WriteDriverDocs(&want); err != nil {

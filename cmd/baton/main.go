@@ -38,7 +38,7 @@ const (
 const exitCodesHelp = `Exit codes:
   0    success (lock, elect: CMD exited 0)
   1    the backend failed or is unreachable (the cause is printed)
-  2    usage error
+  2    usage error, or a connection string that Open would refuse (url explain)
   3    not found: no leader, lock not held, group not found
   4    lock or leadership not acquired (--try, or --timeout passed)
   5    the lock or leadership was lost while CMD ran; CMD was sent SIGTERM,
