@@ -127,6 +127,7 @@ var timerLoops = []string{
 	"github.com/baton-go/baton/backend.(*GroupWatch).pollSource(",
 	"github.com/baton-go/baton/backend.(*Backend).waitGrant(",
 	"github.com/baton-go/baton/backend.(*Backend).watchdog(",
+	"github.com/baton-go/baton/backend.(*LeaderWatch).run(",
 	"github.com/baton-go/baton/backend/membackend.(*conn).injected(",
 	"github.com/baton-go/baton/backend/membackend.(*conn).WaitLock(",
 }

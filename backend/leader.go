@@ -68,6 +68,10 @@ type LeaderWatch struct {
 // then says why.
 func (w *LeaderWatch) Changes() <-chan LeaderChange { return w.ch }
 
+// Done is closed when the watch has ended and its goroutine exited; Err
+// then says why.
+func (w *LeaderWatch) Done() <-chan struct{} { return w.done }
+
 // Err returns why the stream ended (nil while running).
 func (w *LeaderWatch) Err() error {
 	w.mu.Lock()
@@ -116,16 +120,26 @@ func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 	s := leaderStream{ch: w.ch}
 	emit := s.emit
 	endErr := func() error { return endedBy(ctx, "observe leader of "+w.group) }
+	op := "observe leader of " + w.group
+	budget := retryBudget{b: b}
 	if hw, ok := b.conn.(driver.HolderWatcher); ok {
 		for attempt := 0; ; attempt++ {
+			delivered := false
 			err := hw.WatchHolder(ctx, key, func(h driver.Holder, held bool) {
 				if !held {
 					h = driver.Holder{}
 				}
+				delivered = true
 				emit(LeaderChange{Held: held, Leader: h})
 			})
 			if ctx.Err() != nil {
 				return endErr()
+			}
+			if delivered {
+				budget.succeeded()
+			}
+			if end := budget.failed(op, err); err != nil && end != nil {
+				return end
 			}
 			b.log.Debug("leader watch interrupted; restarting", zap.String("group", w.group), zap.Error(err))
 			t := b.o.clock.NewTimer(b.o.pollInterval)
@@ -143,10 +157,15 @@ func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 		case ctx.Err() != nil:
 			return endErr()
 		case err == nil:
+			budget.succeeded()
 			emit(LeaderChange{Held: true, Leader: h})
 		case CodeOf(err) == driver.CodeNotFound:
+			budget.succeeded()
 			emit(LeaderChange{})
 		default:
+			if end := budget.failed(op, err); end != nil {
+				return end
+			}
 			b.log.Debug("leader poll failed", zap.String("group", w.group), zap.Error(err))
 		}
 		t := b.o.clock.NewTimer(b.o.pollInterval)

@@ -434,3 +434,36 @@ func TestLeasePropertyNeverTwoHolders(t *testing.T) {
 		})
 	}
 }
+
+// A polled watch and a polled leader observation whose source keeps
+// failing end, after the retry budget, with the last error (coded
+// unavailable), instead of retrying forever with only a log line.
+func TestWatchRetryBudget(t *testing.T) {
+	clk := newFakeClock()
+	u := pollScheme + "://" + newStore(t)
+	b := open(t, u, "watcher", backend.WithClock(clk))
+	other := open(t, u, "other")
+	must(t, other.CreateGroup(testCtx(t), "g"), "create group")
+	w, err := b.WatchGroup(testCtx(t), "g")
+	must(t, err, "watch")
+	lw, err := b.ObserveLeader(testCtx(t), "g")
+	must(t, err, "observe leader")
+	<-lw.Changes() // the initial state
+	t0 := clk.Now()
+	must(t, membackend.SetUnreachable(storeOf(b), b.MemberID(), true), "cut off")
+	t.Cleanup(func() { _ = membackend.SetUnreachable(storeOf(b), b.MemberID(), false) })
+	for !isClosed(w.Done()) || !isClosed(lw.Done()) {
+		clk.step(t)
+		if clk.Now().Sub(t0) > backend.MinWatchRetryBudget+5*time.Second {
+			t.Fatalf("after %v of failing polls: watch ended %v, observation ended %v", clk.Now().Sub(t0), isClosed(w.Done()), isClosed(lw.Done()))
+		}
+	}
+	if d := clk.Now().Sub(t0); d < backend.MinWatchRetryBudget {
+		t.Fatalf("ended after %v, before the retry budget %v", d, backend.MinWatchRetryBudget)
+	}
+	for range w.Events() {
+	}
+	wantErr(t, w.Err(), backend.ErrUnavailable, "watch Err")
+	wantErr(t, w.Err(), membackend.ErrUnreachable, "watch Err")
+	wantErr(t, lw.Err(), backend.ErrUnavailable, "observation Err")
+}

@@ -1,6 +1,11 @@
 package backend
 
-import "github.com/baton-go/baton/backend/driver"
+import (
+	"fmt"
+	"time"
+
+	"github.com/baton-go/baton/backend/driver"
+)
 
 // Why a grant ended. The context cause of a lost grant (a lock, a term, a
 // partition) matches ErrLost and exactly one of ErrExpired,
@@ -65,4 +70,33 @@ func (e *lossError) Unwrap() []error {
 // reason and wrapping last.
 func lost(op string, reason error, detail string, last error) error {
 	return &Error{Code: driver.CodeLost, Op: op, Err: &lossError{reason: reason, detail: detail, last: last}}
+}
+
+// MinWatchRetryBudget is the shortest time a watch or a leader
+// observation keeps retrying a failing source before it ends with the
+// last error; the budget is twice the session TTL when that is longer.
+const MinWatchRetryBudget = 30 * time.Second
+
+// retryBudget ends a watch or an observation whose attempts kept failing
+// for the whole budget, so that a source that cannot recover reaches the
+// caller as the stream's Err instead of a log line.
+type retryBudget struct {
+	b     *Backend
+	since time.Time // first failure of the current run; zero after a success
+}
+
+func (r *retryBudget) succeeded() { r.since = time.Time{} }
+
+// failed records a failure; it returns the stream's error, coded as err,
+// once failures lasted the budget, else nil.
+func (r *retryBudget) failed(op string, err error) error {
+	now := r.b.o.clock.Now()
+	if r.since.IsZero() {
+		r.since = now
+	}
+	budget := max(2*r.b.timing.TTL, MinWatchRetryBudget)
+	if now.Sub(r.since) < budget {
+		return nil
+	}
+	return &Error{Code: CodeOf(err), Op: op, Err: fmt.Errorf("failing for %v, the retry budget: %w", ms(now.Sub(r.since)), err)}
 }

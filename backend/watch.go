@@ -89,6 +89,10 @@ type GroupWatch struct {
 // the Backend ends. Err then says why.
 func (w *GroupWatch) Events() <-chan Event { return w.ch }
 
+// Done is closed when the watch has ended and its goroutine exited; Err
+// then says why.
+func (w *GroupWatch) Done() <-chan struct{} { return w.done }
+
 // Initial returns the members the group had when the watch started;
 // events report changes from there.
 func (w *GroupWatch) Initial() []Member { return append([]Member(nil), w.initial...) }
@@ -284,6 +288,7 @@ func (w *GroupWatch) source(ctx context.Context, b *Backend) error {
 
 func (w *GroupWatch) pollSource(ctx context.Context, b *Backend) error {
 	gap := false
+	budget := retryBudget{b: b}
 	for {
 		t := b.o.clock.NewTimer(b.o.pollInterval)
 		select {
@@ -300,10 +305,14 @@ func (w *GroupWatch) pollSource(ctx context.Context, b *Backend) error {
 			w.deleted()
 			return newError(driver.CodeGroupNotFound, "watch "+w.group, errors.New("group deleted"))
 		case err != nil:
+			if end := budget.failed("watch "+w.group, err); end != nil {
+				return end
+			}
 			b.log.Debug("watch poll failed", zap.String("group", w.group), zap.Error(err))
 			gap = true
 			continue
 		}
+		budget.succeeded()
 		w.snapshot(ms, gap)
 		gap = false
 	}
@@ -312,6 +321,7 @@ func (w *GroupWatch) pollSource(ctx context.Context, b *Backend) error {
 func (w *GroupWatch) pushSource(ctx context.Context, b *Backend, gw driver.GroupWatcher) error {
 	resync := false
 	deleted := false
+	budget := retryBudget{b: b}
 	for attempt := 0; ; attempt++ {
 		first := true
 		err := gw.WatchGroup(ctx, w.group, func(ev driver.GroupEvent) {
@@ -352,6 +362,12 @@ func (w *GroupWatch) pushSource(ctx context.Context, b *Backend, gw driver.Group
 			return newError(driver.CodeGroupNotFound, "watch "+w.group, errors.New("group deleted"))
 		case ctx.Err() != nil:
 			return errWatchCtx
+		}
+		if !first {
+			budget.succeeded() // the attempt delivered events
+		}
+		if end := budget.failed("watch "+w.group, err); err != nil && end != nil {
+			return end
 		}
 		b.log.Debug("watch interrupted; restarting", zap.String("group", w.group), zap.Error(err))
 		resync = true
