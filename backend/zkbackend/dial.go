@@ -53,7 +53,7 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	}
 	if n > 0 {
 		if !d.s.conn.allows(n) {
-			d.sess.giveUp(fmt.Errorf("gave up after %d connection attempts (connection_retry_attempts=%d)", n, d.s.conn.attempts))
+			d.sess.giveUp(fmt.Errorf("%w: gave up after %d connection attempts (connection_retry_attempts=%d)", ErrConnectionAttempts, n, d.s.conn.attempts))
 			return nil, errors.New("connection attempts exhausted")
 		}
 		wait := d.s.conn.wait(n)

@@ -21,7 +21,7 @@ func TestConnectionRetryAttempts(t *testing.T) {
 	start := time.Now()
 	p.Close() // every reconnection is refused
 	waitCtx(t, b.Context(), 5*time.Second, "session reported lost")
-	if !errors.Is(b.Err(), backend.ErrLost) || !strings.Contains(b.Err().Error(), "connection attempts") {
+	if !errors.Is(b.Err(), backend.ErrLost) || !errors.Is(b.Err(), ErrConnectionAttempts) {
 		t.Fatalf("Err %v, want ErrLost naming the connection attempts", b.Err())
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -39,7 +39,7 @@ func TestConnectionRetryDeadline(t *testing.T) {
 	b := openBackend(t, u, "m")
 	p.Blackhole(true)
 	waitCtx(t, b.Context(), 10*time.Second, "session reported lost")
-	if !errors.Is(b.Err(), backend.ErrLost) || !strings.Contains(b.Err().Error(), "connection_retry_deadline") {
+	if !errors.Is(b.Err(), backend.ErrLost) || !errors.Is(b.Err(), ErrConnectionDeadline) {
 		t.Fatalf("Err %v, want ErrLost naming connection_retry_deadline", b.Err())
 	}
 }

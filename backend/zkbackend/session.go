@@ -90,6 +90,16 @@ func (s *session) push(ev sessEvent) {
 }
 
 // giveUp reports that the connection cannot be re-established.
+// Causes of a session given up by the connection retry policy, wrapped
+// by the Backend's Err (errors.Is).
+var (
+	// ErrConnectionAttempts: connection_retry_attempts ran out.
+	ErrConnectionAttempts = errors.New("zookeeper connection attempts exhausted")
+	// ErrConnectionDeadline: the connection stayed down longer than
+	// connection_retry_deadline.
+	ErrConnectionDeadline = errors.New("zookeeper connection down past its retry deadline")
+)
+
 func (s *session) giveUp(cause error) { s.push(sessEvent{giveUp: cause}) }
 
 // handshake records what the server answered to a connect request (read
@@ -138,7 +148,7 @@ func (s *session) run() {
 		case <-s.wake:
 		case <-timerC:
 			timer, timerC = nil, nil
-			s.lose(fmt.Errorf("disconnected for longer than connection_retry_deadline=%v", s.deadline))
+			s.lose(fmt.Errorf("%w: disconnected for longer than connection_retry_deadline=%v", ErrConnectionDeadline, s.deadline))
 		}
 		s.mu.Lock()
 		q := s.q
