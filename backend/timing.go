@@ -107,9 +107,7 @@ func (t Timing) String() string {
 }
 
 func (t Timing) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ttl=%v interval=%v margin=%v rtt=%v", t.TTL, t.Interval, t.Margin, t.RTT)
-	return b.String()
+	return fmt.Sprintf("ttl=%v interval=%v margin=%v rtt=%v", t.TTL, t.Interval, t.Margin, t.RTT)
 }
 
 // Timing returns the timing model of this Backend's session: the session
