@@ -40,6 +40,7 @@ docs:
 # test: everything the project has, against real servers started for the run
 # and stopped afterwards even when a test fails.
 test: lint depcheck examples
+	bash scripts/install.sh tooz
 	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(MAKE) --no-print-directory test-go
 
 # A short fuzz run of the connection-string parser (no secret in any error,

@@ -10,7 +10,8 @@
 #
 # Also: tooz — not a server and never part of "all": Debian's tooz (Python)
 # and its drivers' client libraries, for the side-by-side benchmarks of
-# bench/ (run by /usr/bin/python3).
+# bench/ and the mixed-fleet tests of compat=tooz (internal/tooztest's
+# peer), run by /usr/bin/python3.
 #
 # Idempotent and quick when everything is present: apt-get (and its
 # `update`) runs only when a binary is missing. Consul is not packaged by
@@ -26,7 +27,7 @@ set -euo pipefail
 readonly ALL_BACKENDS=(redis memcached mariadb postgresql zookeeper etcd consul)
 readonly CONSUL_VERSION=1.16.3
 
-# tooz (bench/ only): Debian's packages, checked with dpkg, not by binary.
+# tooz (bench/ and the compat=tooz tests): Debian's packages, checked with dpkg, not by binary.
 readonly TOOZ_PACKAGES=(python3-tooz python3-kazoo python3-redis python3-pymemcache python3-etcd3gw
 	python3-pymysql python3-psycopg2 python3-consul python3-sysv-ipc)
 have_deb() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
