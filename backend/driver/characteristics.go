@@ -63,9 +63,14 @@ const (
 	// FencingEvictable: tokens increase while the store keeps the counter,
 	// which it may evict or lose on restart; then they start over.
 	FencingEvictable
+	// FencingPartial: tokens order the grants of baton's clients only.
+	// Another client sharing the data layout (a tooz process, with the
+	// compat=tooz option) takes the same locks without a token, so a
+	// resource that checks tokens cannot refuse that holder's writes.
+	FencingPartial
 )
 
-// String returns "strong", "failover" or "evictable".
+// String returns "strong", "failover", "evictable" or "partial".
 func (f FencingStrength) String() string {
 	switch f {
 	case FencingStrong:
@@ -74,6 +79,8 @@ func (f FencingStrength) String() string {
 		return "failover"
 	case FencingEvictable:
 		return "evictable"
+	case FencingPartial:
+		return "partial"
 	default:
 		return "unknown"
 	}

@@ -355,3 +355,30 @@ func (v Values) DurationOr(key string, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// The values of the "compat" option (CompatOption).
+const (
+	// CompatBaton is the driver's own data layout, the default.
+	CompatBaton = "baton"
+	// CompatTooz is tooz's data layout and protocol, so that baton and
+	// tooz (OpenStack's Python library) processes share groups, leaders
+	// and locks on one server.
+	CompatTooz = "tooz"
+)
+
+// CompatOption returns the spec of the "compat" option every driver
+// declares: compat=tooz makes the connection read and write tooz's exact
+// layout, so a mixed fleet of baton and tooz processes shares groups,
+// members, leaders and locks (a lock held by one is refused to the
+// other). doc is the driver's sentence on what its tooz mode shares and
+// what it gives up; the connection's Characteristics (Info.
+// CharacteristicsFor) must say the same.
+func CompatOption(doc string) OptionSpec {
+	return OptionSpec{
+		Key:     "compat",
+		Type:    String,
+		Default: CompatBaton,
+		Enum:    []string{CompatBaton, CompatTooz},
+		Doc:     "Data layout: baton (the driver's own) or tooz (tooz's keys and protocol, shared with tooz processes on the same server). " + doc,
+	}
+}

@@ -210,7 +210,7 @@ func testCharsConsistent(t *testing.T, e *env) {
 		t.Errorf("unknown watch kind %v", c.Watch)
 	}
 	switch c.Fencing {
-	case driver.FencingStrong, driver.FencingFailover, driver.FencingEvictable:
+	case driver.FencingStrong, driver.FencingFailover, driver.FencingEvictable, driver.FencingPartial:
 	default:
 		t.Errorf("unknown fencing strength %v", c.Fencing)
 	}
