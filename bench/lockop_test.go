@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,15 +32,26 @@ func BenchmarkLockOp(b *testing.B) {
 					b.Fatalf("%s: warm-up: %v", who, err)
 				}
 				b.ReportAllocs()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
 				b.ResetTimer()
 				for b.Loop() {
 					if err := op(ctx); err != nil {
 						b.Fatalf("%s: %v", who, err)
 					}
 				}
+				b.StopTimer()
+				runtime.ReadMemStats(&after)
 				if trips >= 0 {
 					b.ReportMetric(trips, "round-trips/op")
 				}
+				n := float64(b.N)
+				addRecord(record{Metric: "lockop", Target: t.name, Peer: t.lockPeer, Values: map[string]float64{
+					who + "_trips":  trips,
+					who + "_allocs": float64(after.Mallocs-before.Mallocs) / n,
+					who + "_bytes":  float64(after.TotalAlloc-before.TotalAlloc) / n,
+					who + "_s":      b.Elapsed().Seconds() / n,
+				}})
 			})
 		}
 	}

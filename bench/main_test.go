@@ -25,5 +25,13 @@ func TestMain(m *testing.M) {
 		}
 	}
 	writeReport(os.Stdout)
+	if path := os.Getenv(reportEnv); path != "" && code == 0 {
+		if err := saveReport(path); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", reportEnv, err)
+			code = 1
+		} else {
+			fmt.Printf("report written to %s\n", path)
+		}
+	}
 	os.Exit(code)
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -104,67 +103,6 @@ func BenchmarkMySQLLock(b *testing.B) {
 		b.ReportMetric(float64(took.Nanoseconds())/float64(ops), "tooz-ns/op")
 		b.ReportMetric(float64(ops)/took.Seconds(), "tooz-ops/s")
 	})
-}
-
-// BenchmarkMySQLHandoff: 8 Backends contend for one lock with Lock
-// (waiting on the server); reported: handoffs per second and the p50/p99
-// delay from Release to the next holder running.
-func BenchmarkMySQLHandoff(b *testing.B) {
-	raw, _ := mysqlBenchURL(b)
-	const clients = 8
-	bes := make([]*backend.Backend, clients)
-	for i := range bes {
-		bes[i] = openMySQL(b, raw, "c"+string(rune('0'+i)))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var released time.Time
-	var delays []time.Duration
-	n := 0
-	target := b.N
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for _, be := range bes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				g, err := be.Lock(ctx, "handoff", backend.LockOptions{})
-				if err != nil {
-					return
-				}
-				now := time.Now()
-				mu.Lock()
-				if !released.IsZero() {
-					delays = append(delays, now.Sub(released))
-				}
-				n++
-				finished := n >= target
-				released = time.Now()
-				mu.Unlock()
-				_ = g.Release(context.Background())
-				if finished {
-					select {
-					case <-done:
-					default:
-						close(done)
-					}
-					return
-				}
-			}
-		}()
-	}
-	<-done
-	b.StopTimer()
-	cancel()
-	wg.Wait()
-	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
-	if len(delays) > 0 {
-		b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "p50-handoff-µs")
-		b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-handoff-µs")
-	}
 }
 
 // BenchmarkMySQLJoinWatch: the delay from Join returning to the watcher
