@@ -319,7 +319,9 @@ func chart(rs []record) []byte {
 		hi = lo * 10
 	}
 	plotW := width - left - right
-	x := func(v float64) float64 { return left + plotW*(math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo)) }
+	x := func(v float64) float64 {
+		return left + plotW*(math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))
+	}
 	groupH := barH*float64(len(series)) + gap
 	height := top + groupH*float64(len(rows)) + 40
 	var b bytes.Buffer
