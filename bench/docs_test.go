@@ -134,7 +134,8 @@ func saveReport(path string) error {
 		order[t.name] = i
 	}
 	slices.SortStableFunc(st.Records, func(a, b record) int {
-		return cmp.Or(cmp.Compare(order[a.Target], order[b.Target]), cmp.Compare(a.Kind, b.Kind))
+		// graceful before crash
+		return cmp.Or(cmp.Compare(order[a.Target], order[b.Target]), -cmp.Compare(a.Kind, b.Kind))
 	})
 	st.Machine = thisMachine()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -169,7 +170,20 @@ func µs(sec float64) string {
 	if sec <= 0 || math.IsNaN(sec) {
 		return "—"
 	}
-	return ms(time.Duration(sec * 1e9))
+	return dur(time.Duration(sec * 1e9))
+}
+
+// dur formats d in ns, µs or ms, with 2 or 3 significant digits.
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%d ns", d.Nanoseconds())
+	case d < 100*time.Microsecond:
+		return fmt.Sprintf("%.1f µs", float64(d)/1e3)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	}
+	return ms(d)
 }
 
 // rng formats a ratio's median and range.
@@ -241,8 +255,11 @@ func markdown(st stored, svg string) []byte {
 		for _, r := range rs {
 			v := r.Values
 			rt := func(k string) string {
-				if v[k] <= 0 {
+				switch {
+				case v[k] <= 0:
 					return "—"
+				case v["rtt_s"] <= 0:
+					return µs(v[k])
 				}
 				return fmt.Sprintf("%s (%.1f RTT)", µs(v[k]), v[k]/v["rtt_s"])
 			}
@@ -336,7 +353,7 @@ func chart(rs []record) []byte {
 	for d := lo; d <= hi*1.0001; d *= 10 {
 		gx := x(d)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/>`+"\n", gx, top-4, gx, axisY)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", gx, axisY+14, html(ms(time.Duration(d*1e9))))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", gx, axisY+14, html(dur(time.Duration(d*1e9))))
 	}
 	for i, r := range rows {
 		gy := top + groupH*float64(i)
@@ -348,7 +365,7 @@ func chart(rs []record) []byte {
 			}
 			y := gy + barH*float64(j)
 			fmt.Fprintf(&b, `<rect x="%.0f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %s</title></rect>`+"\n",
-				left, y, math.Max(1, x(v)-left), barH-1, s.color, html(r.Target), s.label, html(ms(time.Duration(v*1e9))))
+				left, y, math.Max(1, x(v)-left), barH-1, s.color, html(r.Target), s.label, html(dur(time.Duration(v*1e9))))
 		}
 	}
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#555">Each backend against the best Go recipe on the same server (see performance.md).</text>`+"\n", left, axisY+32)
