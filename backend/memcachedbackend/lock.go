@@ -104,12 +104,12 @@ func (c *conn) putFree(key string, f freeLock) {
 
 // lockReq is one acquire attempt's fixed parts.
 type lockReq struct {
-	req       driver.LockRequest
-	key       string // the lock key
-	addr      string
-	exp       int32
-	ttl       time.Duration
-	nonce     string
+	req   driver.LockRequest
+	key   string // the lock key
+	addr  string
+	exp   int32
+	ttl   time.Duration
+	nonce string
 }
 
 func (r *lockReq) held(token uint64) []byte {
