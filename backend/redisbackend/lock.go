@@ -203,7 +203,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	}
 	pause := 10 * time.Millisecond
 	for {
-		sent := time.Now()
+		sent := c.clock.Now()
 		lease, ok, pttl, err := c.acquire(ctx, req, false)
 		switch {
 		case ctx.Err() != nil:
