@@ -70,7 +70,7 @@ demo:
 # when no BENCH is given.
 BENCH        ?=
 BENCHTIME    ?= 1s
-BENCH_ROUNDS ?= 5
+BENCH_ROUNDS ?= 3
 BENCH_SERVERS = $(if $(BENCH),$(filter-out mem file ipc,$(patsubst etcd2%,etcd%,$(patsubst etcd3+http,etcd,$(BENCH)))),$(SERVERS))
 BENCH_RE      = ^Benchmark(Lock|LockOp|Handoff|Takeover)$$$(if $(BENCH),/^$(subst +,\+,$(BENCH))$$)
 

@@ -17,7 +17,7 @@
 //	BATON_BENCH_REPORT=$PWD/docs/performance.md \
 //	go test -run '^$' -bench '^Benchmark(Lock|LockOp|Handoff|Takeover)$' -benchtime 1s ./bench/
 //
-// Most of a full run is in the crash rounds (BATON_BENCH_ROUNDS, 5 in
+// Most of a full run is in the crash rounds (BATON_BENCH_ROUNDS, 3 in
 // make bench).
 //
 // BenchmarkLock measures uncontended lock acquire+release through the lock

@@ -106,14 +106,12 @@ func thisMachine() machine {
 
 // saveReport merges this run's records into the results file next to
 // path, and writes the markdown report (path) and its chart from all of
-// them.
+// them (a run that measured nothing, `go test -run '^$' ./bench/`,
+// rewrites them from the results file).
 func saveReport(path string) error {
 	records.Lock()
 	run := slices.Clone(records.rs)
 	records.Unlock()
-	if len(run) == 0 {
-		return nil
-	}
 	base := strings.TrimSuffix(path, filepath.Ext(path))
 	var st stored
 	if b, err := os.ReadFile(base + ".json"); err == nil {
@@ -122,6 +120,9 @@ func saveReport(path string) error {
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	if len(run) == 0 && len(st.Records) == 0 {
+		return nil
 	}
 	fresh := map[string]bool{}
 	for _, r := range run {
@@ -137,7 +138,9 @@ func saveReport(path string) error {
 		// graceful before crash
 		return cmp.Or(cmp.Compare(order[a.Target], order[b.Target]), -cmp.Compare(a.Kind, b.Kind))
 	})
-	st.Machine = thisMachine()
+	if len(run) > 0 {
+		st.Machine = thisMachine()
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -353,7 +356,7 @@ func chart(rs []record) []byte {
 	for d := lo; d <= hi*1.0001; d *= 10 {
 		gx := x(d)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/>`+"\n", gx, top-4, gx, axisY)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", gx, axisY+14, html(dur(time.Duration(d*1e9))))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", gx, axisY+14, html(tick(d)))
 	}
 	for i, r := range rows {
 		gy := top + groupH*float64(i)
@@ -371,6 +374,19 @@ func chart(rs []record) []byte {
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#555">Each backend against the best Go recipe on the same server (see performance.md).</text>`+"\n", left, axisY+32)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// tick labels a power of ten of seconds.
+func tick(sec float64) string {
+	switch {
+	case sec < 1e-6:
+		return fmt.Sprintf("%g ns", math.Round(sec*1e9))
+	case sec < 1e-3:
+		return fmt.Sprintf("%g µs", math.Round(sec*1e6))
+	case sec < 1:
+		return fmt.Sprintf("%g ms", math.Round(sec*1e3))
+	}
+	return fmt.Sprintf("%g s", math.Round(sec))
 }
 
 // html escapes s for SVG text.
