@@ -62,9 +62,15 @@ func Info() driver.Info {
 			"consul://[::1]:8500?ttl=10s&timeout=2s&lock_delay=5s&datacenter=dc2&namespace=myapp",
 		},
 		Characteristics: characteristics,
-		Options:         optionSpecs,
-		Schedule:        schedule,
-		Open:            open,
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			if v.String("compat") == driver.CompatTooz {
+				return toozCharacteristics
+			}
+			return characteristics
+		},
+		Options:  optionSpecs,
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 
@@ -102,7 +108,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
 	}
-	if err := c.createSession(ctx, s, s.namespace); err != nil {
+	name := sessionName(s.namespace, c.memberID)
+	if s.tooz {
+		name = c.memberID // tooz names a member's session by its member ID
+	}
+	if err := c.createSession(ctx, s, name); err != nil {
 		tr.CloseIdleConnections()
 		return nil, err
 	}
@@ -110,5 +120,8 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c.stopWatch = stop
 	c.wg.Add(1)
 	go c.watchSession(wctx)
+	if s.tooz {
+		return newToozConn(c, s.namespace), nil
+	}
 	return c, nil
 }
