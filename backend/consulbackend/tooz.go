@@ -150,9 +150,10 @@ type toozConn struct {
 	c    *conn
 	keys toozKeys
 
-	mu     sync.Mutex
-	names  map[string]string        // session ID -> session name (member ID)
-	groups map[string]chan struct{} // group locks held by this connection
+	mu      sync.Mutex
+	names   map[string]string        // session ID -> session name (member ID)
+	groups  map[string]chan struct{} // group locks held by this connection
+	pending map[string]bool          // lock keys being acquired
 }
 
 var (
@@ -167,7 +168,7 @@ func newToozConn(c *conn, ns string) *toozConn {
 	if sessionHook != nil {
 		sessionHook(ns, c.memberID, c.session)
 	}
-	return &toozConn{c: c, keys: toozKeys{ns: ns}, names: map[string]string{}, groups: map[string]chan struct{}{}}
+	return &toozConn{c: c, keys: toozKeys{ns: ns}, names: map[string]string{}, groups: map[string]chan struct{}{}, pending: map[string]bool{}}
 }
 
 // Session, Renew and Close are those of baton's layout: one Consul
@@ -282,6 +283,20 @@ func (t *toozConn) release(ctx context.Context, op, k string, index uint64) (boo
 func (t *toozConn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
 	op := fmt.Sprintf("try lock %q", req.Key)
 	k := t.keys.lock(req.Key)
+	// One acquisition of a key at a time per connection: Consul would
+	// grant the same session twice.
+	t.mu.Lock()
+	if t.pending[k] || t.holds(k) {
+		t.mu.Unlock()
+		return driver.Lease{}, false, nil
+	}
+	t.pending[k] = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.pending, k)
+		t.mu.Unlock()
+	}()
 	token, err := t.acquire(ctx, op, k)
 	if err != nil || token == 0 {
 		return driver.Lease{}, false, err
@@ -582,7 +597,9 @@ func (t *toozConn) decode(l groupLayout, pairs api.KVPairs, index uint64) toozGr
 			continue
 		}
 		st.keys[id] = p
-		st.members = append(st.members, driver.Member{ID: id, Capabilities: p.Value, Incarnation: strconv.FormatUint(p.CreateIndex, 10)})
+		m := driver.Member{ID: id, Capabilities: p.Value, Incarnation: strconv.FormatUint(p.CreateIndex, 10)}
+		m.JoinedAt, m.UpdatedAt = unpackTimes(p.Flags)
+		st.members = append(st.members, m)
 	}
 	return st
 }
@@ -687,9 +704,10 @@ func (t *toozConn) Join(ctx context.Context, group string, caps []byte) error {
 		return driver.Errorf(driver.CodeMemberExists, "%s: %q is already a member", op, t.c.memberID)
 	}
 	mk := l.member(t.c.memberID)
+	now := time.Now()
 	ok, resp, err := t.txn(ctx, op, api.TxnOps{
 		kvOp(api.KVCheckNotExists, mk),
-		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: mk, Value: caps, Session: t.session()}},
+		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: mk, Value: caps, Flags: packTimes(now, now), Session: t.session()}},
 	})
 	if err != nil {
 		return err
@@ -759,9 +777,14 @@ func (t *toozConn) UpdateCapabilities(ctx context.Context, group string, caps []
 			}
 			return driver.Errorf(driver.CodeNotMember, "%s: %q is not a member", op, t.c.memberID)
 		}
+		joined, _ := unpackTimes(p.Flags)
+		now := time.Now()
+		if joined.IsZero() || now.Before(joined) {
+			joined = now
+		}
 		ok, resp, err := t.txn(ctx, op, api.TxnOps{
 			{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: mk, Index: p.ModifyIndex}},
-			{KV: &api.KVTxnOp{Verb: api.KVLock, Key: mk, Session: t.session(), Value: caps}},
+			{KV: &api.KVTxnOp{Verb: api.KVLock, Key: mk, Session: t.session(), Value: caps, Flags: packTimes(joined, now)}},
 		})
 		if err != nil {
 			return err
@@ -814,4 +837,34 @@ func (t *toozConn) WatchGroup(ctx context.Context, group string, emit func(drive
 		}
 		view = byID(next.members)
 	}
+}
+
+// packTimes keeps a baton member's join and update times in its key's
+// Flags, which tooz neither reads nor writes (its member keys have 0: no
+// times): the join time in whole Unix seconds in the upper 32 bits, the
+// update time after that second in the lower 32 bits, in milliseconds
+// (below 2^31 ms, about 24 days), else in seconds with the top bit set.
+func packTimes(joined, updated time.Time) uint64 {
+	js := joined.Unix()
+	d := updated.Sub(time.Unix(js, 0))
+	var lo uint64
+	if ms := d.Milliseconds(); ms < 1<<31 {
+		lo = uint64(max(ms, 0))
+	} else {
+		lo = 1<<31 | uint64(min(int64(d/time.Second), 1<<31-1))
+	}
+	return uint64(js)<<32 | lo
+}
+
+// unpackTimes reverses packTimes; zero times for flags 0 (a tooz member).
+func unpackTimes(flags uint64) (joined, updated time.Time) {
+	if flags == 0 {
+		return time.Time{}, time.Time{}
+	}
+	joined = time.Unix(int64(flags>>32), 0)
+	lo := flags & (1<<32 - 1)
+	if lo&(1<<31) != 0 {
+		return joined, joined.Add(time.Duration(lo&(1<<31-1)) * time.Second)
+	}
+	return joined, joined.Add(time.Duration(lo) * time.Millisecond)
 }
