@@ -1,0 +1,440 @@
+package consulbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+
+	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/tooztest"
+	"github.com/baton-go/baton/membership"
+)
+
+// Mixed fleets: a real tooz member (tooz's consul driver, driven through
+// internal/tooztest) and baton Backends with compat=tooz on one agent and
+// one namespace. Each test names the primitive; its subtests say who
+// acts and who observes.
+
+// Session TTLs in these tests, in seconds: python-consul2 refuses a TTL
+// below 10 s (an assertion in Session.create), so tooz's is 10; baton's
+// is 2 (the test agent accepts TTLs from 1 s), so a crashed baton member
+// goes quickly.
+const (
+	toozTTL  = 10
+	batonTTL = 2
+)
+
+// requireToozConsul fails the test, saying why, when the system Python's
+// consul module is not the client tooz's consul driver is written for:
+// tooz 3.1 requires python-consul2, whose Session.create takes a token;
+// Debian's python3-consul (python-consul 0.7.1) has none, and tooz's
+// start() then fails with "TypeError: Consul.Session.create() got an
+// unexpected keyword argument 'token'". Debian's python3-consul2 is the
+// one that works.
+func requireToozConsul(t *testing.T) {
+	t.Helper()
+	const probe = "import inspect, consul\n" +
+		"print('token' in inspect.signature(consul.Consul.Session.create).parameters)"
+	out, err := exec.Command(tooztest.Python, "-c", probe).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tooz's consul driver needs a Python consul client (Debian's python3-consul2): %v\n%s", err, out)
+	}
+	if strings.TrimSpace(string(out)) != "True" {
+		t.Fatal("the system Python's consul module is python-consul (Debian's python3-consul), whose Session.create takes no token: " +
+			"tooz 3.1's consul driver (which requires python-consul2) fails at start with TypeError; install Debian's python3-consul2")
+	}
+}
+
+// mixed is one namespace shared by baton (compat=tooz) and tooz.
+type mixed struct {
+	url  string // baton's URL
+	tooz string // tooz's URL for the same agent and namespace
+	ns   string
+}
+
+func newMixed(t *testing.T) mixed {
+	t.Helper()
+	requireToozConsul(t)
+	base := singleURL(t)
+	ns := "t-" + unique()
+	hostport := strings.TrimPrefix(base, "consul://")
+	return mixed{
+		url:  fmt.Sprintf("%s?compat=tooz&namespace=%s&ttl=%d", base, ns, batonTTL),
+		tooz: fmt.Sprintf("consul://%s?namespace=%s&ttl=%d", hostport, ns, toozTTL),
+		ns:   ns,
+	}
+}
+
+func (m mixed) peer(t *testing.T, member string) *tooztest.Peer {
+	t.Helper()
+	return tooztest.Start(t, m.tooz, member)
+}
+
+func (m mixed) backend(t *testing.T, member string) *backend.Backend {
+	t.Helper()
+	return openBackend(t, m.url, member)
+}
+
+// toozGroups returns the groups tooz lists, sorted.
+func toozGroups(t *testing.T, p *tooztest.Peer) []string {
+	t.Helper()
+	var gs []string
+	p.Must("get_groups", nil, &gs)
+	sort.Strings(gs)
+	return gs
+}
+
+func batonGroups(t *testing.T, b *backend.Backend) []string {
+	t.Helper()
+	gs, err := b.Groups(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(gs)
+	return gs
+}
+
+func batonMembers(t *testing.T, b *backend.Backend, g string) []string {
+	t.Helper()
+	ms, err := b.Members(testCtx(t), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func toozMembers(t *testing.T, p *tooztest.Peer, g string) []string {
+	t.Helper()
+	ms := p.Members(g)
+	sort.Strings(ms)
+	return ms
+}
+
+func want(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	sort.Strings(want)
+	if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+		t.Fatalf("%s = %q, want %q", what, got, want)
+	}
+}
+
+// toozErr returns tooz's exception class of err ("" for nil).
+func toozErr(t *testing.T, err error) string {
+	t.Helper()
+	if err == nil {
+		return ""
+	}
+	var te *tooztest.Error
+	if !errors.As(err, &te) {
+		t.Fatalf("not a tooz error: %v", err)
+	}
+	return te.Type
+}
+
+// Groups created, listed and deleted by one side are seen by the other.
+func TestToozGroups(t *testing.T) {
+	t.Run("ToozSeesBaton", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		for _, g := range []string{"g1", "g2"} {
+			if err := b.CreateGroup(ctx, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want(t, "tooz's groups", toozGroups(t, p), "g1", "g2")
+		_, err := p.Do("create_group", map[string]any{"group": "g1"})
+		if toozErr(t, err) != "GroupAlreadyExist" {
+			t.Fatalf("tooz create_group of baton's group: %v, want GroupAlreadyExist", err)
+		}
+		if err := b.DeleteGroup(ctx, "g1"); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "tooz's groups after baton's delete", toozGroups(t, p), "g2")
+		p.Must("delete_group", map[string]any{"group": "g2"}, nil)
+		want(t, "baton's groups after tooz deleted baton's group", batonGroups(t, b))
+	})
+	t.Run("BatonSeesTooz", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		p.Must("create_group", map[string]any{"group": "t1"}, nil)
+		p.Must("create_group", map[string]any{"group": "t2"}, nil)
+		want(t, "baton's groups", batonGroups(t, b), "t1", "t2")
+		if err := b.CreateGroup(ctx, "t1"); !errors.Is(err, backend.ErrGroupExists) {
+			t.Fatalf("baton's CreateGroup of tooz's group: %v, want ErrGroupExists", err)
+		}
+		p.Must("delete_group", map[string]any{"group": "t1"}, nil)
+		want(t, "baton's groups after tooz's delete", batonGroups(t, b), "t2")
+		if err := b.DeleteGroup(ctx, "t2"); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "tooz's groups after baton deleted tooz's group", toozGroups(t, p))
+	})
+}
+
+// Members joined by one side are listed by the other; a group with a
+// member of either side cannot be deleted by the other; leaves are seen.
+func TestToozMembers(t *testing.T) {
+	t.Run("ToozSeesBaton", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		if err := b.JoinCreate(ctx, "g", nil); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "tooz's members", toozMembers(t, p, "g"), "baton-1")
+		_, err := p.Do("delete_group", map[string]any{"group": "g"})
+		if toozErr(t, err) != "GroupNotEmpty" {
+			t.Fatalf("tooz delete_group with a baton member: %v, want GroupNotEmpty", err)
+		}
+		p.Must("join", map[string]any{"group": "g"}, nil)
+		want(t, "tooz's members", toozMembers(t, p, "g"), "baton-1", "tooz-1")
+		if err := b.Leave(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "tooz's members after baton's leave", toozMembers(t, p, "g"), "tooz-1")
+	})
+	t.Run("BatonSeesTooz", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		p.Must("join_create", map[string]any{"group": "g"}, nil)
+		want(t, "baton's members", batonMembers(t, b, "g"), "tooz-1")
+		if err := b.DeleteGroup(ctx, "g"); !errors.Is(err, backend.ErrGroupNotEmpty) {
+			t.Fatalf("baton's DeleteGroup with a tooz member: %v, want ErrGroupNotEmpty", err)
+		}
+		w, err := b.WatchGroup(ctx, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := b.Join(ctx, "g", nil); err != nil {
+			t.Fatal(err)
+		}
+		want(t, "baton's members", batonMembers(t, b, "g"), "baton-1", "tooz-1")
+		p.Must("leave", map[string]any{"group": "g"}, nil)
+		want(t, "baton's members after tooz's leave", batonMembers(t, b, "g"), "baton-1")
+		// The watch (blocking queries) reports tooz's leave.
+		for {
+			ev := nextEvent(t, w)
+			if ev.Type == backend.EventLeft && ev.Member.ID == "tooz-1" {
+				break
+			}
+		}
+		p.Must("join", map[string]any{"group": "g"}, nil)
+		for {
+			ev := nextEvent(t, w)
+			if ev.Type == backend.EventJoined && ev.Member.ID == "tooz-1" {
+				break
+			}
+		}
+	})
+}
+
+// Capabilities written by one side (msgpack, as tooz's utils.dumps) are
+// read by the other, at join and after an update.
+func TestToozCapabilities(t *testing.T) {
+	t.Run("ToozSeesBaton", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		caps, err := membership.EncodeCapabilities(map[string]any{"host": "a", "weight": 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.JoinCreate(ctx, "g", caps); err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		p.Must("capabilities", map[string]any{"group": "g", "member": "baton-1"}, &got)
+		if got["host"] != "a" || got["weight"] != float64(3) {
+			t.Fatalf("tooz reads baton's capabilities as %v", got)
+		}
+		caps, _ = membership.EncodeCapabilities(map[string]any{"host": "b"})
+		if err := b.UpdateCapabilities(ctx, "g", caps); err != nil {
+			t.Fatal(err)
+		}
+		got = nil
+		p.Must("capabilities", map[string]any{"group": "g", "member": "baton-1"}, &got)
+		if got["host"] != "b" || len(got) != 1 {
+			t.Fatalf("tooz reads baton's updated capabilities as %v", got)
+		}
+	})
+	t.Run("BatonSeesTooz", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		p.Must("join_create", map[string]any{"group": "g", "caps": map[string]any{"host": "t", "zone": []string{"x", "y"}}}, nil)
+		read := func() map[string]any {
+			t.Helper()
+			ms, err := b.Members(ctx, "g")
+			if err != nil || len(ms) != 1 {
+				t.Fatalf("members = %v, %v", ms, err)
+			}
+			var v map[string]any
+			if err := membership.DecodeCapabilities(ms[0].Capabilities, &v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		if v := read(); v["host"] != "t" || fmt.Sprint(v["zone"]) != "[x y]" {
+			t.Fatalf("baton reads tooz's capabilities as %v", v)
+		}
+		p.Must("update_capabilities", map[string]any{"group": "g", "caps": map[string]any{"host": "u"}}, nil)
+		if v := read(); v["host"] != "u" || len(v) != 1 {
+			t.Fatalf("baton reads tooz's updated capabilities as %v", v)
+		}
+		// tooz's default capabilities (b"") read as msgpack's empty bin.
+		p2 := m.peer(t, "tooz-2")
+		p2.Must("join", map[string]any{"group": "g"}, nil)
+		ms, err := b.Member(ctx, "g", "tooz-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v []byte
+		if err := membership.DecodeCapabilities(ms.Capabilities, &v); err != nil || len(v) != 0 {
+			t.Fatalf("tooz's default capabilities %x read as %v, %v", ms.Capabilities, v, err)
+		}
+	})
+}
+
+// tooz's consul driver has no leader election (watch_elected_as_leader
+// raises NotImplemented); baton's leaderships live in baton's own
+// subtree, which tooz never lists.
+func TestToozLeader(t *testing.T) {
+	t.Run("ToozHasNone", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		_, err := p.Do("elect", map[string]any{"group": "g"})
+		if toozErr(t, err) != "NotImplemented" {
+			t.Fatalf("tooz elect: %v, want NotImplemented", err)
+		}
+		if err := b.CreateGroup(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+		g, ok, err := b.TryCampaign(ctx, "g", backend.LockOptions{})
+		if err != nil || !ok {
+			t.Fatalf("TryCampaign = %v, %v", ok, err)
+		}
+		defer g.Release(ctx)
+		want(t, "tooz's groups with a baton leader", toozGroups(t, p), "g")
+		want(t, "tooz's members with a baton leader", toozMembers(t, p, "g"))
+	})
+}
+
+// acquireAsync runs b.Lock(name) and sends its outcome.
+func acquireAsync(ctx context.Context, b *backend.Backend, name string) <-chan *backend.Grant {
+	ch := make(chan *backend.Grant, 1)
+	go func() {
+		g, err := b.Lock(ctx, name, backend.LockOptions{})
+		if err != nil {
+			g = nil
+		}
+		ch <- g
+	}()
+	return ch
+}
+
+// A lock held by one side is refused to the other and handed over on
+// release, both ways.
+func TestToozLock(t *testing.T) {
+	t.Run("ToozSeesBaton", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		g, ok, err := b.TryLock(ctx, "x", backend.LockOptions{})
+		if err != nil || !ok {
+			t.Fatalf("baton TryLock = %v, %v", ok, err)
+		}
+		if p.Acquire("x") {
+			t.Fatal("tooz acquired a lock baton holds")
+		}
+		// A waiting tooz holder (tooz's retry loop) gets it once baton
+		// releases.
+		got := make(chan error, 1)
+		go func() {
+			res, err := p.Do("lock_acquire", map[string]any{"name": "x", "timeout": wait.Seconds()})
+			if err == nil && string(res) != "true" {
+				err = fmt.Errorf("tooz's acquire answered %s", res)
+			}
+			got <- err
+		}()
+		if err := g.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("tooz waiting for the lock baton released: %v", err)
+			}
+		case <-time.After(2 * wait):
+			t.Fatal("tooz was not handed the lock baton released")
+		}
+		h, held, err := b.LockHolder(ctx, "x")
+		if err != nil || !held || h.Member != "tooz-1" {
+			t.Fatalf("LockHolder = %v, %v, %v; want tooz-1", h, held, err)
+		}
+		if _, ok, _ := b.TryLock(ctx, "x", backend.LockOptions{}); ok {
+			t.Fatal("baton took the lock tooz holds")
+		}
+		if !p.Release("x") {
+			t.Fatal("tooz's release of its lock answered false")
+		}
+	})
+	t.Run("BatonSeesTooz", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz-1")
+		ctx := testCtx(t)
+		if !p.Acquire("x") {
+			t.Fatal("tooz could not take a free lock")
+		}
+		if _, ok, err := b.TryLock(ctx, "x", backend.LockOptions{}); err != nil || ok {
+			t.Fatalf("baton TryLock of tooz's lock = %v, %v", ok, err)
+		}
+		h, held, err := b.LockHolder(ctx, "x")
+		if err != nil || !held || h.Member != "tooz-1" {
+			t.Fatalf("LockHolder = %v, %v, %v; want tooz-1", h, held, err)
+		}
+		ch := acquireAsync(ctx, b, "x")
+		select {
+		case <-ch:
+			t.Fatal("baton's Lock returned while tooz held the lock")
+		case <-time.After(200 * time.Millisecond):
+		}
+		if !p.Release("x") {
+			t.Fatal("tooz's release answered false")
+		}
+		var g *backend.Grant
+		select {
+		case g = <-ch:
+		case <-time.After(wait):
+			t.Fatal("baton's Lock was not handed tooz's released lock")
+		}
+		if g == nil || g.Token() <= h.Token {
+			t.Fatalf("baton's grant %v: token not above tooz's acquisition index %d", g, h.Token)
+		}
+		if p.Acquire("x") {
+			t.Fatal("tooz acquired the lock baton now holds")
+		}
+		if err := g.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !p.AcquireWithin("x", wait) {
+			t.Fatal("tooz could not take the lock baton released")
+		}
+	})
+}
