@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"sort"
@@ -11,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/internal/tooztest"
 	"github.com/baton-go/baton/membership"
 )
@@ -436,5 +437,93 @@ func TestToozLock(t *testing.T) {
 		if !p.AcquireWithin("x", wait) {
 			t.Fatal("tooz could not take the lock baton released")
 		}
+	})
+}
+
+// A crashed member of either side, as the other sees it.
+//
+// ToozKilled: a tooz process killed -9 keeps its membership for good, on
+// both sides, because tooz never binds its member keys to its session
+// (tooz's own view, checked with a second tooz member); its lock is freed
+// when Consul invalidates its session (TTL to twice the TTL after its
+// last renewal) and then only after the session's lock-delay (15 s,
+// python-consul2's default), which baton honours by acquiring through
+// Consul's acquire endpoint as tooz does.
+//
+// BatonKilled: a baton process killed -9 leaves for tooz, and frees its
+// lock to tooz, once its session is invalidated: baton binds its member
+// key and its locks to its session (Behavior=delete).
+func TestToozKill(t *testing.T) {
+	t.Run("BatonSeesTooz", func(t *testing.T) {
+		m := newMixed(t)
+		victim, observer := m.peer(t, "tooz-1"), m.peer(t, "tooz-2")
+		b := m.backend(t, "baton-1")
+		ctx := testCtx(t)
+		victim.Must("join_create", map[string]any{"group": "g"}, nil)
+		if !victim.Acquire("x") {
+			t.Fatal("tooz could not take a free lock")
+		}
+		h, held, err := b.LockHolder(ctx, "x")
+		if err != nil || !held || h.Member != "tooz-1" {
+			t.Fatalf("LockHolder = %v, %v, %v; want tooz-1", h, held, err)
+		}
+		victim.Kill()
+		killedAt := time.Now()
+		lctx, cancel := context.WithTimeout(ctx, 3*wait)
+		defer cancel()
+		g, err := b.Lock(lctx, "x", backend.LockOptions{})
+		if err != nil {
+			t.Fatalf("baton's Lock of the killed tooz member's lock: %v", err)
+		}
+		after := time.Since(killedAt)
+		if after < toozTTL*time.Second {
+			t.Fatalf("lock handed over %v after the kill: before tooz's session TTL could run out", after)
+		}
+		if g.Token() <= h.Token {
+			t.Fatalf("baton's token %d is not above tooz's acquisition index %d", g.Token(), h.Token)
+		}
+		if observer.Acquire("x") {
+			t.Fatal("a tooz member acquired the lock baton took over")
+		}
+		want(t, "tooz's members after the kill (tooz never expires them)", toozMembers(t, observer, "g"), "tooz-1")
+		want(t, "baton's members after the kill (as tooz sees them)", batonMembers(t, b, "g"), "tooz-1")
+		t.Logf("kill -9 of a tooz holder: baton took its lock %v later (tooz's TTL %ds; Consul invalidates between TTL and 2×TTL, then tooz's lock-delay of 15 s); its membership stays on both sides",
+			after.Round(time.Millisecond), toozTTL)
+	})
+	t.Run("ToozSeesBaton", func(t *testing.T) {
+		if os.Getenv(testutil.HelperEnv) != "" {
+			return
+		}
+		m := newMixed(t)
+		events := make(chan testutil.Event, 4)
+		child := testutil.StartChild(t, "holder", "TestHelperHolder", []string{"BATON_TEST_URL=" + m.url}, events)
+		select {
+		case <-events:
+		case <-time.After(wait):
+			t.Fatal("the baton holder process did not take the lock")
+		}
+		p := m.peer(t, "tooz-1")
+		want(t, "tooz's members", toozMembers(t, p, "g"), "holder")
+		if p.Acquire("x") {
+			t.Fatal("tooz acquired the lock the baton process holds")
+		}
+		killedAt := child.Kill()
+		deadline := time.Now().Add(3 * wait)
+		for len(toozMembers(t, p, "g")) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("tooz still lists the killed baton member %v after the kill", 3*wait)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		left := time.Since(killedAt)
+		if !p.AcquireWithin("x", 3*wait) {
+			t.Fatal("tooz could not take the killed baton holder's lock")
+		}
+		took := time.Since(killedAt)
+		if left < batonTTL*time.Second {
+			t.Fatalf("the baton member left tooz's view %v after the kill: before its session TTL could run out", left)
+		}
+		t.Logf("kill -9 of a baton holder: tooz saw it leave %v and took its lock %v after the kill (baton's TTL %ds; Consul invalidates between TTL and 2×TTL)",
+			left.Round(time.Millisecond), took.Round(time.Millisecond), batonTTL)
 	})
 }
