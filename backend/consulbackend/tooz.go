@@ -374,15 +374,29 @@ func (t *toozConn) watchKey(ctx context.Context, op, k string, index uint64) (*a
 // longer held by this session at the grant's index.
 func (t *toozConn) Unlock(ctx context.Context, key string, token uint64) error {
 	op := fmt.Sprintf("unlock %q", key)
-	k, ok := t.c.forget(key, token)
+	k, ok := t.c.granted(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
+	// The key stays claimed until the release is done: an acquisition by
+	// this connection in between would be granted to the same session.
+	t.mu.Lock()
+	if t.pending[k] {
+		t.mu.Unlock()
+		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is being released", op, token)
+	}
+	t.pending[k] = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.pending, k)
+		t.mu.Unlock()
+	}()
 	done, err := t.release(ctx, op, k, token)
 	if err != nil {
-		t.c.remember(key, token, k)
-		return err
+		return err // still granted: may be retried
 	}
+	t.c.forget(key, token)
 	if !done {
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
 	}
