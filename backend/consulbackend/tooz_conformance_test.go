@@ -70,3 +70,5 @@ func toozHarness(base func(testing.TB) string) drivertest.Harness {
 }
 
 func TestConformanceToozSingle(t *testing.T) { drivertest.Run(t, toozHarness(singleURL)) }
+
+func TestConformanceToozCluster(t *testing.T) { drivertest.Run(t, toozHarness(clusterURL)) }
