@@ -60,6 +60,7 @@ func Info() driver.Info {
 			"consul://",
 			"consul://10.0.0.1:8501?protocol=https&ca_cert=/etc/consul/ca.pem&cert_cert=/etc/consul/client.pem&cert_key=/etc/consul/client-key.pem",
 			"consul://[::1]:8500?ttl=10s&timeout=2s&lock_delay=5s&datacenter=dc2&namespace=myapp",
+			"consul://127.0.0.1:8500?compat=tooz&ttl=15",
 		},
 		Characteristics: characteristics,
 		CharacteristicsFor: func(v driver.Values) driver.Characteristics {

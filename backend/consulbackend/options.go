@@ -20,6 +20,9 @@ const (
 	defaultPort = "8500"
 )
 
+// batonNamespace is the default namespace of baton's layout.
+const batonNamespace = "baton"
+
 // tokenEnv is where every Consul tool finds the ACL token when none is
 // given explicitly.
 const tokenEnv = "CONSUL_HTTP_TOKEN"
@@ -40,7 +43,7 @@ var optionSpecs = []driver.OptionSpec{
 		Doc: "Timeout of every request to the agent (a blocking query waits this long beyond its own wait time).",
 	},
 	{
-		Key: "namespace", Type: driver.String, Default: "baton",
+		Key: "namespace", Type: driver.String,
 		DefaultDoc: `"baton"; "tooz" with compat=tooz`,
 		Doc:        "KV prefix: every key the driver writes lives under \"<namespace>/\" (tooz's meaning). Its default is tooz's \"tooz\" with compat=tooz, where the layout is tooz's; with baton's own layout the default stays \"baton\", so the two layouts never mix. Not a Consul Enterprise namespace.",
 	},
@@ -115,8 +118,11 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	if cfg.Username != "" || cfg.PasswordSet {
 		return nil, bad("consul:// takes no user information: give the ACL token with ?acl_token= or %s", tokenEnv)
 	}
-	if s.tooz && !o.IsSet("namespace") {
-		s.namespace = toozNamespace
+	if !o.IsSet("namespace") {
+		s.namespace = batonNamespace
+		if s.tooz {
+			s.namespace = toozNamespace
+		}
 	}
 	if s.namespace == "" {
 		return nil, bad("option \"namespace\" is empty")
