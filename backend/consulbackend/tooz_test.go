@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/internal/tooztest"
@@ -526,4 +528,68 @@ func TestToozKill(t *testing.T) {
 		t.Logf("kill -9 of a baton holder: tooz saw it leave %v and took its lock %v after the kill (baton's TTL %ds; Consul invalidates between TTL and 2×TTL)",
 			left.Round(time.Millisecond), took.Round(time.Millisecond), batonTTL)
 	})
+}
+
+// The keys a compat=tooz Backend writes are tooz's, byte for byte where
+// tooz defines them: the group record (value ""), the member key (the
+// capabilities as given, bound to a session named by the member ID), the
+// lock key (tooz's value while held; released, not deleted, with the
+// session ID as value, as tooz's release leaves it), the group lock; and
+// names tooz's layout cannot hold go to baton's own subtree.
+func TestToozLayout(t *testing.T) {
+	m := newMixed(t)
+	b := m.backend(t, "baton-1")
+	ctx := testCtx(t)
+	cli, done := newAdminClient(t, m.url)
+	defer done()
+	get := func(key string) *api.KVPair {
+		t.Helper()
+		p, _, err := cli.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caps := []byte{0x81, 0xa1, 'a', 0x01} // msgpack {"a": 1}
+	if err := b.JoinCreate(ctx, "g", caps); err != nil {
+		t.Fatal(err)
+	}
+	if p := get(m.ns + "/groups/g/"); p == nil || len(p.Value) != 0 {
+		t.Fatalf("group record = %+v, want an empty value", p)
+	}
+	mk := get(m.ns + "/groups/g/baton-1")
+	if mk == nil || string(mk.Value) != string(caps) || mk.Session == "" {
+		t.Fatalf("member key = %+v, want the capabilities, bound to a session", mk)
+	}
+	se, _, err := cli.Session().Info(mk.Session, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil || se == nil || se.Name != "baton-1" {
+		t.Fatalf("session of the member key = %+v, %v; want one named baton-1", se, err)
+	}
+	if p := get(m.ns + "/group_locks/g"); p == nil || p.Session != "" {
+		t.Fatalf("group lock after the join = %+v, want a released key", p)
+	}
+	g, ok, err := b.TryLock(ctx, "x", backend.LockOptions{})
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	lk := get(m.ns + "/locks/x")
+	if lk == nil || string(lk.Value) != toozLockValue || lk.Session != mk.Session || lk.ModifyIndex != g.Token() {
+		t.Fatalf("lock key = %+v, want tooz's value held by the session at the token %d", lk, g.Token())
+	}
+	if err := g.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lk = get(m.ns + "/locks/x"); lk == nil || lk.Session != "" || string(lk.Value) != mk.Session {
+		t.Fatalf("lock key after release = %+v, want it released with the session ID as value", lk)
+	}
+	// A group name tooz's layout cannot hold lives in baton's subtree.
+	if err := b.CreateGroup(ctx, "a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if p := get(m.ns + "/baton/groups/a%2Fb/"); p == nil {
+		t.Fatal("group a/b is not in baton's subtree")
+	}
+	want(t, "baton's groups", batonGroups(t, b), "a/b", "g")
+	p := m.peer(t, "tooz-1")
+	want(t, "tooz's groups", toozGroups(t, p), "g")
 }
