@@ -593,3 +593,30 @@ func TestToozLayout(t *testing.T) {
 	p := m.peer(t, "tooz-1")
 	want(t, "tooz's groups", toozGroups(t, p), "g")
 }
+
+// Names with spaces, escapes, separators and non-ASCII mean the same key
+// on both sides (tooz writes names as they are; both HTTP clients
+// percent-encode the path): a tooz lock refuses baton, tooz's groups and
+// member IDs read back exactly.
+func TestToozNames(t *testing.T) {
+	t.Run("BatonSeesTooz", func(t *testing.T) {
+		m := newMixed(t)
+		b, p := m.backend(t, "baton-1"), m.peer(t, "tooz/ü 1")
+		ctx := testCtx(t)
+		names := []string{"with space", "ünïcödé/日本", "a%2Fb", "q?x#y&z=1", "a/b/c"}
+		for _, n := range names {
+			if !p.Acquire(n) {
+				t.Fatalf("tooz could not take lock %q", n)
+			}
+			if _, ok, err := b.TryLock(ctx, n, backend.LockOptions{}); err != nil || ok {
+				t.Fatalf("baton TryLock of tooz's lock %q = %v, %v", n, ok, err)
+			}
+			if h, held, err := b.LockHolder(ctx, n); err != nil || !held || h.Member != "tooz/ü 1" {
+				t.Fatalf("LockHolder(%q) = %v, %v, %v", n, h, held, err)
+			}
+		}
+		p.Must("join_create", map[string]any{"group": "grp ü%20"}, nil)
+		want(t, "baton's groups", batonGroups(t, b), "grp ü%20")
+		want(t, "baton's members", batonMembers(t, b, "grp ü%20"), "tooz/ü 1")
+	})
+}
