@@ -71,6 +71,7 @@ func Info() driver.Info {
 		},
 		Options:  optionSpecs,
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -125,4 +126,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return newToozConn(c, s.namespace), nil
 	}
 	return c, nil
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }
