@@ -129,20 +129,6 @@ func (k toozKeys) lock(key string) string {
 	return k.ns + "/baton/locks/" + escape(key)
 }
 
-// watchPrefix is the longest prefix of key that an HTTP blocking query
-// can name: key itself when clean, else up to its last clean segment.
-func watchPrefix(key string) string {
-	if cleanPath(key) {
-		return key
-	}
-	segs := strings.Split(key, "/")
-	n := 0
-	for n < len(segs) && cleanSegment(segs[n]) {
-		n++
-	}
-	return strings.Join(segs[:n], "/") + "/"
-}
-
 // toozConn is a compat=tooz connection: the session, renewals and
 // session following of conn, with tooz's keys and protocol for groups
 // and locks. It has no shared locks (tooz has none).
@@ -222,24 +208,12 @@ func (t *toozConn) holds(k string) bool {
 // acquire takes Consul key k with the session as tooz does: PUT
 // ?acquire=<session> with tooz's value (Consul enforces the lock-delay of
 // a session that lost the key only on this endpoint, so tooz's 15 s are
-// honoured), or, for a key no HTTP path can name, a transaction. It
-// returns the ModifyIndex of the acquiring write, 0 when not acquired.
+// honoured). Every lock key is a clean path (names tooz cannot address
+// are escaped into the baton subtree). It returns the ModifyIndex of the
+// acquiring write, 0 when not acquired.
 func (t *toozConn) acquire(ctx context.Context, op, k string) (uint64, error) {
 	if t.holds(k) {
 		return 0, nil
-	}
-	if !cleanPath(k) {
-		ok, resp, err := t.txn(ctx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVLock, Key: k, Value: []byte(toozLockValue), Session: t.session()}}})
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			return 0, t.c.lostIf(op, resp)
-		}
-		if len(resp.Results) == 0 || resp.Results[0].KV == nil {
-			return 0, driver.Errorf(driver.CodeInternal, "%s: the transaction returned no entry", op)
-		}
-		return resp.Results[0].KV.ModifyIndex, nil
 	}
 	rctx, cancel := t.c.reqCtx(ctx)
 	got, _, err := t.c.cli.KV().Acquire(&api.KVPair{Key: k, Value: []byte(toozLockValue), Session: t.session()}, (&api.WriteOptions{}).WithContext(rctx))
@@ -345,11 +319,11 @@ func (t *toozConn) WaitLock(ctx context.Context, req driver.LockRequest) (driver
 	}
 }
 
-// watchKey reads key k (index 0: consistently, at once; else a blocking
-// query that returns when the listing of its watch prefix moves past
-// index). It returns the key (nil when absent) and the next index.
+// watchKey reads lock key k (index 0: consistently, at once; else a
+// blocking query that returns when the listing of k as a prefix moves
+// past index). It returns the key (nil when absent) and the next index.
 func (t *toozConn) watchKey(ctx context.Context, op, k string, index uint64) (*api.KVPair, uint64, error) {
-	pfx := watchPrefix(k)
+	pfx := k
 	var pairs api.KVPairs
 	var got uint64
 	var err error
