@@ -44,9 +44,10 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  optionSpecs(),
-		Schedule: schedule,
-		Open:     open,
+		CharacteristicsFor: characteristicsFor,
+		Options:            optionSpecs(),
+		Schedule:           schedule,
+		Open:               open,
 	}
 }
 
