@@ -2,8 +2,8 @@ package zkbackend
 
 import (
 	"context"
-	"net/url"
 	"errors"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
