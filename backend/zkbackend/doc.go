@@ -48,5 +48,6 @@
 // interoperated with: its get_groups lists the locks directory and its
 // get_members the leader directory (baton lists neither); kazoo creates
 // directories persistent (baton's container znodes are not used in this
-// mode); tooz's ids with '%' followed by two hex digits read as escapes.
+// mode); a tooz ID that is exactly baton's escape of another ID (such as
+// a%2Fb) reads as that ID.
 package zkbackend
