@@ -65,6 +65,7 @@ func Info() driver.Info {
 		CharacteristicsFor: characteristicsFor,
 		Options:            optionSpecs,
 		Schedule:           schedule,
+		Check:              check,
 		Open:               open,
 	}
 }
@@ -109,4 +110,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return nil, classify(ctx, fmt.Sprintf("open session on %s", cfg.Redacted), err)
 	}
 	return c, nil
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }

@@ -69,6 +69,7 @@ func Info() driver.Info {
 		CharacteristicsFor: characteristicsFor,
 		Options:            optionSpecs,
 		Schedule:           schedule,
+		Check:              check,
 		Open:               open,
 	}
 }
@@ -171,4 +172,11 @@ func (c *conn) explainPath(ctx context.Context, err error) error {
 		msg += "; it does not answer GET /version as etcd does"
 	}
 	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }
