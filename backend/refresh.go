@@ -38,19 +38,19 @@ const maxRefreshWorkers = 16
 
 // refresher is a Backend's refresh scheduler.
 type refresher struct {
-	mu      sync.Mutex
-	heap    []*Grant // by Grant.due; every live own-lease grant
+	mu   sync.Mutex
+	heap []*Grant // by Grant.due; every live own-lease grant
 	// maxInterval is the longest refresh interval of a grant scheduled so
 	// far: the early-refresh window of a batch is at most half of it.
 	maxInterval time.Duration
-	batch   driver.BatchRefresher
-	started bool          // refreshLoop runs
-	wake    chan struct{} // cap 1: the heap changed, the loop recomputes
-	work    chan struct{} // a round was queued for an idle worker
-	queue   []*refreshRound
-	free    []*refreshRound
-	idle    int // workers parked waiting for work
-	workers int
+	batch       driver.BatchRefresher
+	started     bool          // refreshLoop runs
+	wake        chan struct{} // cap 1: the heap changed, the loop recomputes
+	work        chan struct{} // a round was queued for an idle worker
+	queue       []*refreshRound
+	free        []*refreshRound
+	idle        int // workers parked waiting for work
+	workers     int
 	// cands and lost are refreshLoop's buffers.
 	cands, lost []*Grant
 }
