@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,6 +54,33 @@ type refresher struct {
 	workers     int
 	// cands and lost are refreshLoop's buffers.
 	cands, lost []*Grant
+	// requests and leases count the refresh requests sent and the leases
+	// they carried.
+	requests, leases atomic.Uint64
+}
+
+// RefreshStats counts the work of a Backend's refresh scheduler, which
+// keeps the grants that have a lease of their own (locks on TTL stores
+// such as Redis); grants bound to the session are kept by the session's
+// renewals instead and appear nowhere here.
+type RefreshStats struct {
+	// Grants is the number of own-lease grants scheduled now.
+	Grants int
+	// Requests is the number of refresh requests sent so far: one per
+	// lease, or one per batch where the driver refreshes many leases in
+	// one round trip.
+	Requests uint64
+	// Leases is the number of lease refreshes those requests carried.
+	Leases uint64
+}
+
+// RefreshStats reports the refresh scheduler's counters.
+func (b *Backend) RefreshStats() RefreshStats {
+	r := &b.ref
+	r.mu.Lock()
+	n := len(r.heap)
+	r.mu.Unlock()
+	return RefreshStats{Grants: n, Requests: r.requests.Load(), Leases: r.leases.Load()}
 }
 
 // refreshRound is one request: a grant's refresh, or a batch.
@@ -337,6 +365,8 @@ func (b *Backend) runRound(rd *refreshRound) {
 		}
 	}
 	cancel()
+	r.requests.Add(1)
+	r.leases.Add(uint64(len(rd.grants)))
 	for i, g := range rd.grants {
 		g.refreshed(sent, rd.errs[i])
 	}
