@@ -203,7 +203,7 @@ func BenchmarkScaleMembers(b *testing.B) {
 
 func scaleMembers(b *testing.B, s *site, n int) {
 	ctx := context.Background()
-	u := scaleURL(s)
+	u := s.batonURL(false) // the default TTL: a thousand sessions renew at leisure
 	members := make([]*backend.Backend, n)
 	defer func() {
 		parallel(b, n, 32, func(i int) error {
