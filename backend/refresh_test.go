@@ -97,8 +97,14 @@ func TestRefreshBatched(t *testing.T) {
 	if first := t0.Add(10 * time.Second); len(at[first]) != 3 {
 		t.Fatalf("refreshes at %v; want the first batch at 10s (the first grant's refresh)", at)
 	}
+	if st := b.RefreshStats(); st.Grants != 3 || st.Requests == 0 || st.Leases != 3*st.Requests {
+		t.Fatalf("refresh stats %+v; want 3 grants, every request carrying the three leases", st)
+	}
 	for _, g := range grants {
 		must(t, g.Release(testCtx(t)), "release")
+	}
+	if st := b.RefreshStats(); st.Grants != 0 {
+		t.Fatalf("refresh stats %+v after the releases; want no grant scheduled", st)
 	}
 }
 

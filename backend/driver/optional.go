@@ -82,7 +82,9 @@ type HolderWatcher interface {
 // uses it when several grants are due together, and gathers the grants
 // due within half a refresh interval into one batch, so that a process
 // holding many locks sends about one request per renewal period instead
-// of one per lock.
+// of one per lock. Drivers whose locks are bound to the session (etcd3's
+// locks ride the session lease, ZooKeeper's are ephemeral nodes of the
+// session) need none: one renewal of the session keeps all their locks.
 type BatchRefresher interface {
 	// RefreshLocks extends every lease of locks as RefreshLock would
 	// each, each by its own TTL from the time of the call, in as few
