@@ -152,7 +152,8 @@
 //   - CampaignTimeout: a Campaign whose context times out fails matching
 //     context.DeadlineExceeded and ErrDeadlineExceeded and leads nothing.
 //   - NotListedAsMember: the leader is not listed as a member of the group
-//     and leaderships are not listed as groups.
+//     and leaderships are not listed as groups (with LeadersInGroups, a
+//     campaign for a name without a group creates that group, empty).
 //   - Observe: ObserveLeader reports no leader, then each leader with its
 //     token, then no leader again, never the same state twice in a row; a
 //     new observer starts with the current leader; Close ends it with Err
@@ -274,7 +275,11 @@
 //     exactly the real groups, Members exactly the real members, Leader the
 //     real leader.
 //   - IndependentKinds: a group, a lock, a leadership and a member of one
-//     name coexist; releasing or deleting one affects no other.
+//     name coexist; releasing or deleting one affects no other. With
+//     Characteristics().LeadersInGroups (tooz's ZooKeeper layout) the
+//     leadership keeps its group: deleting it fails with ErrGroupNotEmpty
+//     until the leader resigns; InternalLookalikes and Leaders then also
+//     expect the groups the campaigns created.
 //
 // # Open (5)
 //

@@ -50,6 +50,7 @@ func characteristicsFor(v driver.Values) driver.Characteristics {
 	if v.String("compat") == driver.CompatTooz {
 		ch.Fencing = driver.FencingPartial
 		ch.SharedLocks = false
+		ch.LeadersInGroups = true // tooz's leader lock is /<ns>/<group>/leader
 	}
 	return ch
 }
