@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -253,7 +251,6 @@ func (g *Grant) lose(cause error) {
 	if context.Cause(g.ctx) != cause {
 		return // someone else ended it first
 	}
-	g.b.log.Warn("grant lost", zap.String("name", g.name), zap.Uint64("token", g.token), zap.Error(cause))
 	g.b.observeLost(g, cause)
 	g.b.releaseInBackground(g)
 }
@@ -290,10 +287,12 @@ func (b *Backend) releaseLost(g *Grant) {
 			cancel()
 			switch CodeOf(err) {
 			case driver.CodeUnavailable, driver.CodeDeadlineExceeded:
-				b.log.Debug("release of a lost grant failed; retrying", zap.String("name", g.name), zap.Error(err))
+				f := grantFields(g)
+				b.log.Debug("release of a lost grant failed; retrying", f[0], f[1], causeField(err))
 			default:
 				if err != nil && CodeOf(err) != driver.CodeNotHeld && b.ctx.Err() == nil {
-					b.log.Debug("release of a lost grant failed", zap.String("name", g.name), zap.Error(err))
+					f := grantFields(g)
+					b.log.Debug("release of a lost grant failed", f[0], f[1], causeField(err))
 				}
 				return
 			}

@@ -141,7 +141,7 @@ func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 			if end := budget.failed(op, err); err != nil && end != nil {
 				return end
 			}
-			b.log.Debug("leader watch interrupted; restarting", zap.String("group", w.group), zap.Error(err))
+			b.log.Debug("leader watch interrupted; restarting", zap.String("group", w.group), causeField(err))
 			t := b.o.clock.NewTimer(b.o.pollInterval)
 			select {
 			case <-ctx.Done():
@@ -166,7 +166,7 @@ func (w *LeaderWatch) run(ctx context.Context, b *Backend) error {
 			if end := budget.failed(op, err); end != nil {
 				return end
 			}
-			b.log.Debug("leader poll failed", zap.String("group", w.group), zap.Error(err))
+			b.log.Debug("leader poll failed", zap.String("group", w.group), causeField(err))
 		}
 		t := b.o.clock.NewTimer(b.o.pollInterval)
 		select {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // GrantKind says whether a grant is a lock or a leadership.
@@ -99,7 +101,29 @@ func (g *Grant) event(cause error) GrantEvent {
 	return GrantEvent{Kind: g.kind(), Name: g.name, Token: g.token, Held: g.b.o.clock.Now().Sub(g.sent), Cause: cause}
 }
 
+// The Backend's logs carry one set of fields: backend and member (on
+// every line, from the Backend's logger), group (a leadership or a
+// watch), name (a lock), token, and cause (why something failed or was
+// lost). Acquired and released grants are logged at Debug, lost grants
+// at Warn with their cause, a lost session at Error.
+
+// grantFields names g: group for a leadership, name for a lock, and its
+// token.
+func grantFields(g *Grant) [2]zap.Field {
+	if g.kind() == GrantLeader {
+		return [2]zap.Field{zap.String("group", g.name), zap.Uint64("token", g.token)}
+	}
+	return [2]zap.Field{zap.String("name", g.name), zap.Uint64("token", g.token)}
+}
+
+// causeField is the cause field of a log line.
+func causeField(err error) zap.Field { return zap.NamedError("cause", err) }
+
 func (b *Backend) observeAcquired(g *Grant) {
+	if ce := b.log.Check(zap.DebugLevel, "grant acquired"); ce != nil {
+		f := grantFields(g)
+		ce.Write(zap.Stringer("kind", g.kind()), f[0], f[1])
+	}
 	if b.o.observer != nil {
 		b.o.observer.GrantAcquired(g.event(nil))
 	}
@@ -108,12 +132,21 @@ func (b *Backend) observeAcquired(g *Grant) {
 // observeReleased reports a release of a grant that was still held (a lost
 // one was reported when lost).
 func (b *Backend) observeReleased(g *Grant, lostCause error) {
-	if b.o.observer != nil && lostCause == nil {
+	if lostCause != nil {
+		return
+	}
+	if ce := b.log.Check(zap.DebugLevel, "grant released"); ce != nil {
+		f := grantFields(g)
+		ce.Write(zap.Stringer("kind", g.kind()), f[0], f[1])
+	}
+	if b.o.observer != nil {
 		b.o.observer.GrantReleased(g.event(nil))
 	}
 }
 
 func (b *Backend) observeLost(g *Grant, cause error) {
+	f := grantFields(g)
+	b.log.Warn("grant lost", zap.Stringer("kind", g.kind()), f[0], f[1], causeField(cause))
 	if b.o.observer != nil {
 		b.o.observer.GrantLost(g.event(cause))
 	}

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -407,7 +405,8 @@ func (g *Grant) refreshed(sent time.Time, err error) {
 	case CodeOf(err) == driver.CodeNotHeld || CodeOf(err) == driver.CodeLost:
 		g.lose(lost(g.op(), ErrNoLongerHeld, "refresh found the lock gone", err))
 	default:
-		g.b.log.Warn("lock refresh failed", zap.String("name", g.name), zap.Error(err))
+		f := grantFields(g)
+		g.b.log.Warn("lock refresh failed", f[0], f[1], causeField(err))
 		retry := g.b.o.clock.Now().Add(max(g.timing.RTT, time.Millisecond))
 		g.mu.Lock()
 		g.lastErr = err

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -64,7 +62,7 @@ func (b *Backend) renewLoop() {
 		b.mu.Lock()
 		b.lastRenewErr = err
 		b.mu.Unlock()
-		b.log.Warn("renew failed", zap.Error(err))
+		b.log.Warn("renew failed", causeField(err))
 		b.emit(SessionRenewFailed, err)
 		now := b.o.clock.Now()
 		if expires && !now.Before(until) && b.silent(until, err, ttlLiveness) {
@@ -220,7 +218,7 @@ func (b *Backend) loseWith(detail string, cause error) {
 		return
 	}
 	err := lost("session", ErrSessionLost, detail, cause)
-	b.log.Error("session lost", zap.Error(err))
+	b.log.Error("session lost", causeField(err))
 	b.emit(SessionLost, err)
 	b.cancel(err)
 	b.observeSessionLost(err)
@@ -242,7 +240,7 @@ func (b *Backend) suspend(cause error) {
 	}
 	b.notifyLocked()
 	b.mu.Unlock()
-	b.log.Warn("session suspended", zap.Error(cause))
+	b.log.Warn("session suspended", causeField(cause))
 	b.emit(SessionSuspended, cause)
 	for _, g := range grants {
 		g.lose(cause)

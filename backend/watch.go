@@ -308,7 +308,7 @@ func (w *GroupWatch) pollSource(ctx context.Context, b *Backend) error {
 			if end := budget.failed("watch "+w.group, err); end != nil {
 				return end
 			}
-			b.log.Debug("watch poll failed", zap.String("group", w.group), zap.Error(err))
+			b.log.Debug("watch poll failed", zap.String("group", w.group), causeField(err))
 			gap = true
 			continue
 		}
@@ -369,7 +369,7 @@ func (w *GroupWatch) pushSource(ctx context.Context, b *Backend, gw driver.Group
 		if end := budget.failed("watch "+w.group, err); err != nil && end != nil {
 			return end
 		}
-		b.log.Debug("watch interrupted; restarting", zap.String("group", w.group), zap.Error(err))
+		b.log.Debug("watch interrupted; restarting", zap.String("group", w.group), causeField(err))
 		resync = true
 		t := b.o.clock.NewTimer(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second))
 		select {
