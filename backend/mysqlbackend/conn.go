@@ -43,6 +43,8 @@ type conn struct {
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
 
+	tooz bool // compat=tooz
+
 	stateMu sync.Mutex
 	lostErr error // set once the session connection is gone
 	closed  bool
@@ -61,7 +63,11 @@ var (
 )
 
 func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
-	return openConn(ctx, cfg)
+	c, err := openConn(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.outer(), nil
 }
 
 func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
@@ -72,7 +78,7 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	c := &conn{
 		s: s, t: newTables(s.tablePrefix), ns: s.namespace, dbName: s.mysql.DBName,
 		obs: cfg.Observer, clock: cfg.Clock, log: cfg.Logger, memberID: cfg.MemberID,
-		held: map[string]*hold{},
+		held: map[string]*hold{}, tooz: cfg.Options.String("compat") == driver.CompatTooz,
 	}
 	if c.clock == nil {
 		c.clock = driver.RealClock{}

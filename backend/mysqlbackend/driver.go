@@ -36,9 +36,10 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  optionSpecs(),
-		Schedule: schedule,
-		Open:     open,
+		CharacteristicsFor: toozCharacteristics,
+		Options:            optionSpecs(),
+		Schedule:           schedule,
+		Open:               open,
 	}
 }
 

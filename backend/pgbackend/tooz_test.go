@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/backend/driver"
 	"github.com/baton-go/baton/backend/drivertest"
 	"github.com/baton-go/baton/internal/tooztest"
 )
@@ -23,7 +25,10 @@ func toozMode(t testing.TB, kv ...string) string {
 // TestToozConformance runs the conformance suite in compat=tooz mode.
 func TestToozConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
-		NewURL:        func(t testing.TB) string { return toozMode(t) },
+		NewURL: func(t testing.TB) string {
+			u := toozMode(t)
+			return toozSuiteScheme + strings.TrimPrefix(u, testScheme)
+		},
 		ExpireSession: terminate,
 	})
 }
@@ -222,4 +227,74 @@ func TestToozKill(t *testing.T) {
 		t.Logf("lock of an ended baton session taken by tooz after %v", time.Since(start))
 		p.Release(name)
 	})
+}
+
+// toozSuiteScheme is the driver registered once more for the conformance
+// suite in compat=tooz mode. tooz's advisory keys are database-wide, with
+// no namespace, while the suite runs its subtests in parallel, each in a
+// namespace of its own, with the same lock names ("l"): this scheme's
+// connections prefix user lock names with the namespace, so that
+// parallel subtests do not share tooz's keys. Everything else is the
+// driver's tooz mode unchanged.
+const toozSuiteScheme = "pgtoozsuite"
+
+func init() {
+	info := Info()
+	info.Name = "PostgreSQL (tooz-mode suite)"
+	info.Schemes = []string{toozSuiteScheme}
+	info.Open = func(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+		c, err := openConn(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		k := openedKey(cfg.Redacted, cfg.MemberID)
+		opened.Lock()
+		opened.m[k] = append(opened.m[k], c)
+		opened.Unlock()
+		return &nsConn{conn: c, prefix: userLockPrefix + cfg.Options.String("namespace") + "."}, nil
+	}
+	backend.Register(info)
+}
+
+// nsConn prefixes user lock names with the namespace.
+type nsConn struct {
+	*conn
+	prefix string
+}
+
+func (n *nsConn) key(k string) string {
+	if name, ok := strings.CutPrefix(k, userLockPrefix); ok {
+		return n.prefix + name
+	}
+	return k
+}
+
+func (n *nsConn) req(r driver.LockRequest) driver.LockRequest { r.Key = n.key(r.Key); return r }
+
+func (n *nsConn) TryLock(ctx context.Context, r driver.LockRequest) (driver.Lease, bool, error) {
+	return n.conn.TryLock(ctx, n.req(r))
+}
+
+func (n *nsConn) TryLockShared(ctx context.Context, r driver.LockRequest) (driver.Lease, bool, error) {
+	return n.conn.TryLockShared(ctx, n.req(r))
+}
+
+func (n *nsConn) WaitLock(ctx context.Context, r driver.LockRequest) (driver.Lease, error) {
+	return n.conn.WaitLock(ctx, n.req(r))
+}
+
+func (n *nsConn) Unlock(ctx context.Context, k string, token uint64) error {
+	return n.conn.Unlock(ctx, n.key(k), token)
+}
+
+func (n *nsConn) RefreshLock(ctx context.Context, k string, token uint64, ttl time.Duration) error {
+	return n.conn.RefreshLock(ctx, n.key(k), token, ttl)
+}
+
+func (n *nsConn) Holder(ctx context.Context, k string) (driver.Holder, error) {
+	return n.conn.Holder(ctx, n.key(k))
+}
+
+func (n *nsConn) BreakLock(ctx context.Context, k string) (bool, error) {
+	return n.conn.BreakLock(ctx, n.key(k))
 }
