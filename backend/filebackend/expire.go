@@ -5,6 +5,7 @@ package filebackend
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/baton-go/baton/backend"
@@ -37,6 +38,16 @@ func ExpireSession(rawURL, memberID string) error {
 	s, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options)
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		n, err := expireTooz(filepath.Clean(cfg.Path), memberID)
+		if err != nil {
+			return fail(err)
+		}
+		if n == 0 {
+			return fail(driver.Errorf(driver.CodeNotFound, "%w in %s", ErrNoSession, cfg.Path))
+		}
+		return nil
 	}
 	l := newLayout(s.root)
 	ents, err := os.ReadDir(l.sessions)
