@@ -59,6 +59,7 @@ func options() []driver.OptionSpec {
 			Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc:  "Accepted for tooz compatibility (tooz's worker-thread choice); every value behaves the same.",
 		},
+		driver.CompatOption(compatDoc),
 	}
 }
 
@@ -103,8 +104,9 @@ func info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  options(),
-		Schedule: schedule,
-		Open:     open,
+		CharacteristicsFor: toozCharacteristics,
+		Options:            options(),
+		Schedule:           schedule,
+		Open:               open,
 	}
 }

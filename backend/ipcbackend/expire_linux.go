@@ -41,6 +41,11 @@ func ExpireSession(rawURL, memberID string) error {
 		return fail(err)
 	}
 	defer st.detach()
+	if cfg.Options.String("compat") == driver.CompatTooz && s.keys.ns != "" {
+		// tooz's group list and internal lock of this (non-tooz)
+		// namespace; the empty namespace's are tooz's, left alone.
+		s.keys.removeToozObjects()
+	}
 	state, err := st.readLocked()
 	if err != nil {
 		st.unlock()
@@ -103,6 +108,11 @@ func RemoveNamespace(rawURL string) error {
 		return fail(err)
 	}
 	defer st.detach()
+	if cfg.Options.String("compat") == driver.CompatTooz && s.keys.ns != "" {
+		// tooz's group list and internal lock of this (non-tooz)
+		// namespace; the empty namespace's are tooz's, left alone.
+		s.keys.removeToozObjects()
+	}
 	state, err := st.readLocked()
 	if err != nil {
 		st.unlock()
