@@ -517,12 +517,15 @@ func (c *toozConn) Groups(ctx context.Context) ([]string, error) {
 // object (as membership encodes them, like tooz's utils.dumps) are that
 // object; other bytes are stored as a msgpack bin, flagged by an extra
 // key that tooz ignores, so that baton reads the same bytes back.
-func memberFile(member string, caps []byte, joined time.Time) []byte {
+func memberFile(member string, caps []byte, joined, updated time.Time) []byte {
 	raw := len(caps) == 0 || !mpOneObject(caps) || mpIsBin(caps)
 	var w mpWriter
 	n := 4
 	if raw {
-		n = 5
+		n++
+	}
+	if !updated.IsZero() {
+		n++
 	}
 	w.mapHeader(n)
 	w.str("capabilities")
@@ -541,11 +544,20 @@ func memberFile(member string, caps []byte, joined time.Time) []byte {
 		w.str(rawCapsKey)
 		w.boolean(true)
 	}
+	if !updated.IsZero() {
+		w.str(updatedKey)
+		w.datetime(updated)
+	}
 	return w.Bytes()
 }
 
-// rawCapsKey marks capabilities stored as bytes by baton.
-const rawCapsKey = "baton_raw_capabilities"
+// Extra keys of baton's member files (tooz's schema allows extra keys):
+// rawCapsKey marks capabilities stored as bytes, updatedKey is when they
+// were last updated.
+const (
+	rawCapsKey = "baton_raw_capabilities"
+	updatedKey = "baton_updated_on"
+)
 
 // readMember decodes a member file.
 func readToozMember(b []byte) (driver.Member, []byte, error) {
@@ -570,8 +582,14 @@ func readToozMember(b []byte) (driver.Member, []byte, error) {
 	if len(caps) == 0 {
 		caps = nil
 	}
+	updated := joined
+	if raw, ok := m[updatedKey]; ok {
+		if u, err := mpDatetime(raw); err == nil && u.After(joined) {
+			updated = u
+		}
+	}
 	return driver.Member{ID: id, Capabilities: caps, Incarnation: hex.EncodeToString(m["joined_on"]),
-		JoinedAt: joined, UpdatedAt: joined}, m["joined_on"], nil
+		JoinedAt: joined, UpdatedAt: updated}, m["joined_on"], nil
 }
 
 // Join writes this member's file under the driver lock, as tooz does
@@ -596,7 +614,7 @@ func (c *toozConn) Join(ctx context.Context, group string, caps []byte) error {
 		if err := c.checkLocked(); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(c.tmp, me, memberFile(c.member, caps, time.Now()), false); err != nil {
+		if err := writeFileAtomic(c.tmp, me, memberFile(c.member, caps, time.Now(), time.Time{}), false); err != nil {
 			return ioErr("join", err)
 		}
 		c.joined[group] = true
@@ -692,7 +710,7 @@ func (c *toozConn) UpdateCapabilities(ctx context.Context, group string, caps []
 		if err != nil {
 			return driver.Wrap(driver.CodeInternal, fmt.Errorf("member file: %w", err))
 		}
-		if err := writeFileAtomic(c.tmp, me, memberFile(c.member, caps, m.JoinedAt), false); err != nil {
+		if err := writeFileAtomic(c.tmp, me, memberFile(c.member, caps, m.JoinedAt, time.Now()), false); err != nil {
 			return ioErr("update capabilities", err)
 		}
 		return nil
