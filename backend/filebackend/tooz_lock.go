@@ -27,6 +27,7 @@ import (
 type fcntlFile struct {
 	mu         sync.Mutex
 	fd         int // -1 when nothing is held
+	size       int // of the file, while fd is open
 	excl       bool
 	exclToken  uint64
 	exclMember string
@@ -88,21 +89,24 @@ type toozRecord struct {
 	Member string `json:"member,omitempty"`
 }
 
-func readRecord(fd int) toozRecord {
+// readRecord reads the record of a lock file, and the file's length.
+func readRecord(fd int) (toozRecord, int) {
 	buf, err := preadAll(fd, make([]byte, 0, 2048))
 	var r toozRecord
 	if err != nil || json.Unmarshal(buf, &r) != nil {
-		return toozRecord{}
+		return toozRecord{}, len(buf)
 	}
-	return r
+	return r, len(buf)
 }
 
-func writeRecord(fd int, r toozRecord) error {
+// writeRecord writes r over a file of size bytes, padded with spaces
+// (which JSON ignores) to that size rather than truncated.
+func writeRecord(fd int, r toozRecord, size int) (int, error) {
 	b, _ := json.Marshal(r)
-	if err := pwriteAll(fd, b); err != nil {
-		return err
+	for len(b) < size {
+		b = append(b, ' ')
 	}
-	return unix.Ftruncate(fd, int64(len(b)))
+	return len(b), pwriteAll(fd, b)
 }
 
 // nextToken is the larger of the last token plus one and the wall clock
@@ -154,9 +158,9 @@ func tryLockFile(path, member string, shared bool) (uint64, bool, error) {
 			return 0, false, nil
 		}
 		// Another shared hold of this process: the lock is ours already.
-		r := readRecord(f.fd)
+		r, size := readRecord(f.fd)
 		r.Token = nextToozToken(r.Token)
-		if err := writeRecord(f.fd, toozRecord{Token: r.Token}); err != nil {
+		if _, err := writeRecord(f.fd, toozRecord{Token: r.Token}, size); err != nil {
 			return 0, false, err
 		}
 		f.shared[r.Token] = member
@@ -176,17 +180,18 @@ func tryLockFile(path, member string, shared bool) (uint64, bool, error) {
 		closeFD(fd)
 		return 0, false, err
 	}
-	r := readRecord(fd)
+	r, size := readRecord(fd)
 	token := nextToozToken(r.Token)
 	rec := toozRecord{Token: token}
 	if !shared {
 		rec.PID, rec.Member = int32(os.Getpid()), member
 	}
-	if err := writeRecord(fd, rec); err != nil {
+	size, err = writeRecord(fd, rec, size)
+	if err != nil {
 		closeFD(fd)
 		return 0, false, err
 	}
-	f.fd = fd
+	f.fd, f.size = fd, size
 	if shared {
 		f.shared[token] = member
 	} else {
@@ -205,7 +210,7 @@ func unlockFile(path string, token uint64) bool {
 	case f.fd < 0:
 		return false
 	case f.excl && f.exclToken == token:
-		_ = writeRecord(f.fd, toozRecord{Token: token})
+		_, _ = writeRecord(f.fd, toozRecord{Token: token}, f.size)
 		f.excl, f.exclToken, f.exclMember = false, 0, ""
 	case f.excl:
 		return false
@@ -257,7 +262,7 @@ func holderOfFile(path string) (member string, token uint64, held bool, err erro
 	if err != nil || !held {
 		return "", 0, false, err
 	}
-	if r := readRecord(fd); r.PID != 0 && r.PID == pid {
+	if r, _ := readRecord(fd); r.PID != 0 && r.PID == pid {
 		return r.Member, r.Token, true, nil
 	}
 	return "", 0, true, nil

@@ -412,3 +412,29 @@ func TestToozCharacteristics(t *testing.T) {
 		t.Fatalf("compat=tooz with a namespace: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// BenchmarkToozLock measures an uncontended exclusive acquire and release
+// through *backend.Backend with compat=baton (flock on baton's lock file)
+// and compat=tooz (fcntl lock on tooz's file DIR/NAME).
+func BenchmarkToozLock(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range []string{driver.CompatBaton, driver.CompatTooz} {
+		b.Run("compat="+mode, func(b *testing.B) {
+			u := newURL(b, "compat="+mode)
+			be, err := backend.Open(ctx, u, backend.WithMemberID("bench"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close(ctx)
+			for b.Loop() {
+				g, ok, err := be.TryLock(ctx, "bench", backend.LockOptions{})
+				if err != nil || !ok {
+					b.Fatalf("lock: %v %v", ok, err)
+				}
+				if err := g.Release(ctx); err != nil {
+					b.Fatalf("release: %v", err)
+				}
+			}
+		})
+	}
+}

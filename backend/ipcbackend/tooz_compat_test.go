@@ -242,3 +242,29 @@ func TestToozKill(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkToozLock measures an uncontended exclusive acquire and release
+// through *backend.Backend with compat=baton and compat=tooz (the same
+// semaphores: the mode changes groups, not locks).
+func BenchmarkToozLock(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range []string{driver.CompatBaton, driver.CompatTooz} {
+		b.Run("compat="+mode, func(b *testing.B) {
+			u := newURL(b, "compat="+mode)
+			be, err := backend.Open(ctx, u, backend.WithMemberID("bench"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close(ctx)
+			for b.Loop() {
+				g, ok, err := be.TryLock(ctx, "bench", backend.LockOptions{})
+				if err != nil || !ok {
+					b.Fatalf("lock: %v %v", ok, err)
+				}
+				if err := g.Release(ctx); err != nil {
+					b.Fatalf("release: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -237,3 +237,25 @@ func (n *nsConn) RefreshLock(ctx context.Context, k string, token uint64, ttl ti
 func (n *nsConn) Holder(ctx context.Context, k string) (driver.Holder, error) {
 	return n.Conn.Holder(ctx, n.key(k))
 }
+
+// BenchmarkToozLock measures an uncontended exclusive acquire and release
+// through *backend.Backend with compat=baton and compat=tooz (GET_LOCK on
+// tooz's name instead of baton's).
+func BenchmarkToozLock(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range []string{driver.CompatBaton, driver.CompatTooz} {
+		b.Run("compat="+mode, func(b *testing.B) {
+			be := openBackend(b, isolate(b, mysqlURL(b), "compat", mode), "bench")
+			name := "bench-" + randomName(b)
+			for b.Loop() {
+				g, ok, err := be.TryLock(ctx, name, backend.LockOptions{})
+				if err != nil || !ok {
+					b.Fatalf("lock: %v %v", ok, err)
+				}
+				if err := g.Release(ctx); err != nil {
+					b.Fatalf("release: %v", err)
+				}
+			}
+		})
+	}
+}

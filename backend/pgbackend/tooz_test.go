@@ -298,3 +298,25 @@ func (n *nsConn) Holder(ctx context.Context, k string) (driver.Holder, error) {
 func (n *nsConn) BreakLock(ctx context.Context, k string) (bool, error) {
 	return n.conn.BreakLock(ctx, n.key(k))
 }
+
+// BenchmarkToozLock measures an uncontended exclusive acquire and release
+// through *backend.Backend with compat=baton and compat=tooz (which also
+// takes and gives back tooz's advisory key on the session connection).
+func BenchmarkToozLock(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range []string{driver.CompatBaton, driver.CompatTooz} {
+		b.Run("compat="+mode, func(b *testing.B) {
+			be := openBackend(b, isolate(b, serverURL(b), "compat", mode), "bench")
+			name := "bench-" + unique()
+			for b.Loop() {
+				g, ok, err := be.TryLock(ctx, name, backend.LockOptions{})
+				if err != nil || !ok {
+					b.Fatalf("lock: %v %v", ok, err)
+				}
+				if err := g.Release(ctx); err != nil {
+					b.Fatalf("release: %v", err)
+				}
+			}
+		})
+	}
+}
