@@ -41,11 +41,6 @@ func ExpireSession(rawURL, memberID string) error {
 		return fail(err)
 	}
 	defer st.detach()
-	if cfg.Options.String("compat") == driver.CompatTooz && s.keys.ns != "" {
-		// tooz's group list and internal lock of this (non-tooz)
-		// namespace; the empty namespace's are tooz's, left alone.
-		s.keys.removeToozObjects()
-	}
 	state, err := st.readLocked()
 	if err != nil {
 		st.unlock()
@@ -108,11 +103,6 @@ func RemoveNamespace(rawURL string) error {
 		return fail(err)
 	}
 	defer st.detach()
-	if cfg.Options.String("compat") == driver.CompatTooz && s.keys.ns != "" {
-		// tooz's group list and internal lock of this (non-tooz)
-		// namespace; the empty namespace's are tooz's, left alone.
-		s.keys.removeToozObjects()
-	}
 	state, err := st.readLocked()
 	if err != nil {
 		st.unlock()
@@ -123,6 +113,11 @@ func RemoveNamespace(rawURL string) error {
 		_ = st.writeLocked(state)
 		st.unlock()
 		return fail(driver.Errorf(driver.CodeUnavailable, "namespace %q has %d live sessions", s.keys.ns, n))
+	}
+	if cfg.Options.String("compat") == driver.CompatTooz && s.keys.ns != "" {
+		// tooz's group list and internal lock of this (non-tooz)
+		// namespace; the empty namespace's are tooz's, left alone.
+		s.keys.removeToozObjects()
 	}
 	st.removeAll(zap.NewNop())
 	return nil
