@@ -43,7 +43,8 @@ type conn struct {
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
 
-	tooz bool // compat=tooz
+	tooz    bool // compat=tooz
+	mariaDB bool // the server is MariaDB (GET_LOCK name limits)
 
 	stateMu sync.Mutex
 	lostErr error // set once the session connection is gone
@@ -107,6 +108,12 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 		c.db.Close()
 		c.waitDB.Close()
 		return nil, err
+	}
+	if c.tooz {
+		if err := c.probeLockNames(ctx); err != nil {
+			c.closeDBs()
+			return nil, err
+		}
 	}
 	if err := c.start(ctx); err != nil {
 		c.closeDBs()

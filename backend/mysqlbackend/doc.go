@@ -19,8 +19,9 @@
 // server drops its connection, and a baton member whose session
 // connection ends frees it for tooz. GET_LOCK names are server-wide and
 // case-insensitive, so the namespace and table prefix no longer separate
-// user locks. A name longer than 64 characters, which GET_LOCK (and so
-// tooz) cannot take, keeps baton's own GET_LOCK name. Baton's grants
+// user locks. A name longer than GET_LOCK takes (64 characters on
+// MySQL, 192 bytes on MariaDB, whose VERSION() Open reads), which tooz
+// cannot lock either, keeps baton's own GET_LOCK name. Baton's grants
 // still get fencing tokens from the counter rows, updated in the same
 // statement as the GET_LOCK; tooz's holders have none (fencing partial).
 // Holder reports a GET_LOCK held outside baton (a tooz process) with an

@@ -16,16 +16,39 @@ import (
 // LockRequest.Key; such a lock's tooz name is the rest.
 const userLockPrefix = "l/"
 
-// maxLockName is the most characters of a GET_LOCK name on MySQL.
-const maxLockName = 64
+// The longest GET_LOCK names: 64 characters on MySQL, 192 bytes on
+// MariaDB (its identifier limit); longer ones fail, in tooz too.
+const (
+	maxLockNameMySQL   = 64  // characters
+	maxLockNameMariaDB = 192 // bytes
+)
+
+// probeLockNames learns which server this is, for fitsLockName.
+func (c *conn) probeLockNames(ctx context.Context) error {
+	var v string
+	if err := c.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+		return classify(err)
+	}
+	c.mariaDB = strings.Contains(strings.ToLower(v), "mariadb")
+	return nil
+}
+
+// fitsLockName reports whether the server's GET_LOCK takes name.
+func (c *conn) fitsLockName(name string) bool {
+	if c.mariaDB {
+		return len(name) <= maxLockNameMariaDB
+	}
+	return utf8.RuneCountInString(name) <= maxLockNameMySQL
+}
 
 // lockName is the GET_LOCK name of a lock key: tooz's (the user's name
 // verbatim) for a user lock in tooz mode, when GET_LOCK accepts it;
-// baton's own otherwise. A name longer than 64 characters fails in tooz,
-// so no tooz process can hold it and baton's name keeps it usable.
+// baton's own otherwise. A name GET_LOCK refuses as too long fails in
+// tooz too, so no tooz process can hold it, and baton's name keeps it
+// usable.
 func (c *conn) lockName(key string) string {
 	if c.tooz {
-		if name, ok := strings.CutPrefix(key, userLockPrefix); ok && utf8.RuneCountInString(name) <= maxLockName {
+		if name, ok := strings.CutPrefix(key, userLockPrefix); ok && c.fitsLockName(name) {
 			return name
 		}
 	}
@@ -83,5 +106,5 @@ func toozCharacteristics(v driver.Values) driver.Characteristics {
 	return c
 }
 
-const compatDoc = "tooz: a user lock NAME is GET_LOCK(NAME) itself, tooz's lock, so baton and tooz (mysql://) holders exclude each other (GET_LOCK names are server-wide and case-insensitive; a name over 64 characters, which tooz cannot lock, keeps baton's GET_LOCK name); " +
+const compatDoc = "tooz: a user lock NAME is GET_LOCK(NAME) itself, tooz's lock, so baton and tooz (mysql://) holders exclude each other (GET_LOCK names are server-wide and case-insensitive; a name too long for GET_LOCK (64 characters on MySQL, 192 bytes on MariaDB), which tooz cannot lock, keeps baton's GET_LOCK name); " +
 	"baton holders still get fencing tokens from baton's counter rows, tooz's holders none (fencing partial); shared locks are unavailable (GET_LOCK has no shared form). Groups, members and leaders keep baton's tables (tooz has none on MySQL)."

@@ -120,6 +120,27 @@ func TestToozLock(t *testing.T) {
 		}
 		p.Release(name)
 	})
+	t.Run("LongName", func(t *testing.T) {
+		// Past MySQL's 64 characters (MariaDB takes 192 bytes): the name
+		// is still tooz's wherever the server takes it.
+		name := "tz-" + randomName(t) + "-" + strings.Repeat("n", 80)
+		p := tooztest.Start(t, toozURL(t), "tooz-"+randomName(t))
+		b := openBackend(t, toozMode(t), "baton")
+		res, err := p.Do("lock_acquire", map[string]any{"name": name, "blocking": false})
+		if err == nil && string(res) == "true" {
+			if _, ok, err := b.TryLock(ctx, name, backend.LockOptions{}); err != nil || ok {
+				t.Fatalf("baton TryLock of a long name tooz holds: acquired=%v err=%v", ok, err)
+			}
+			p.Release(name)
+		} else {
+			t.Logf("tooz cannot lock a %d-character name on this server: %s %v", len(name), res, err)
+		}
+		g, ok, err := b.TryLock(ctx, name, backend.LockOptions{})
+		if err != nil || !ok {
+			t.Fatalf("baton TryLock of a long name: %v %v", ok, err)
+		}
+		_ = g.Release(ctx)
+	})
 	t.Run("NoSharedLocks", func(t *testing.T) {
 		b := openBackend(t, toozMode(t), "baton")
 		if b.Characteristics().SharedLocks || b.Characteristics().Fencing != driver.FencingPartial {
