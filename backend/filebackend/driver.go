@@ -108,6 +108,16 @@ func info() driver.Info {
 		CharacteristicsFor: toozCharacteristics,
 		Options:            options(),
 		Schedule:           schedule,
+		Check:              check,
 		Open:               open,
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	if _, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options); err != nil {
+		return err
+	}
+	return checkTooz(cfg.Options)
 }

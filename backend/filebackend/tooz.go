@@ -68,9 +68,8 @@ func toozDir(cfg *driver.Config) (string, error) {
 	if _, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options); err != nil {
 		return "", err
 	}
-	if cfg.Options.IsSet(optNamespace) {
-		return "", driver.Wrap(driver.CodeInvalidArgument, &driver.OptionError{Key: optNamespace,
-			Reason: "has no meaning with compat=tooz: tooz's layout lives in the directory itself"})
+	if err := checkTooz(cfg.Options); err != nil {
+		return "", err
 	}
 	return filepath.Clean(cfg.Path), nil
 }

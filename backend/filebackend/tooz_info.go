@@ -2,6 +2,16 @@ package filebackend
 
 import "github.com/baton-go/baton/backend/driver"
 
+// checkTooz refuses what compat=tooz cannot honour: a namespace (tooz's
+// layout lives in the directory itself).
+func checkTooz(opts driver.Values) error {
+	if opts.String("compat") == driver.CompatTooz && opts.IsSet(optNamespace) {
+		return driver.Wrap(driver.CodeInvalidArgument, &driver.OptionError{Key: optNamespace,
+			Reason: "has no meaning with compat=tooz: tooz's layout lives in the directory itself"})
+	}
+	return nil
+}
+
 // toozCharacteristics are the driver's characteristics; with compat=tooz
 // they are those of tooz's layout: liveness is the mtime of member files
 // (a TTL: timeout after the last heartbeat), watches poll, tooz's

@@ -107,6 +107,14 @@ func info() driver.Info {
 		CharacteristicsFor: toozCharacteristics,
 		Options:            options(),
 		Schedule:           schedule,
+		Check:              check,
 		Open:               open,
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }
