@@ -35,6 +35,7 @@ type toozConn struct {
 	member                       string
 	obs                          driver.SessionObserver
 	log                          *zap.Logger
+	clock                        driver.Clock
 
 	mu     sync.Mutex
 	joined map[string]bool
@@ -85,7 +86,7 @@ func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c := &toozConn{
 		dir: dir, groups: filepath.Join(dir, "groups"), tmp: filepath.Join(dir, "tmp"),
 		driverLock: filepath.Join(dir, ".driver_lock"), own: filepath.Join(dir, ".baton"),
-		timeout: cfg.Options.Duration(optTimeout), member: cfg.MemberID, obs: cfg.Observer, log: cfg.Logger,
+		timeout: cfg.Options.Duration(optTimeout), member: cfg.MemberID, obs: cfg.Observer, log: cfg.Logger, clock: cfg.Clock,
 		joined: map[string]bool{}, grants: map[toozGrantKey]string{},
 	}
 	for _, d := range []string{c.dir, c.groups, c.tmp} {
@@ -310,7 +311,7 @@ func (c *toozConn) tryLock(ctx context.Context, req driver.LockRequest, shared b
 func (c *toozConn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	pause := time.Millisecond
 	for {
-		sent := time.Now()
+		sent := c.clock.Now()
 		l, ok, err := c.TryLock(ctx, req)
 		if err != nil {
 			return driver.Lease{}, err
@@ -319,8 +320,12 @@ func (c *toozConn) WaitLock(ctx context.Context, req driver.LockRequest) (driver
 			l.Sent = sent
 			return l, nil
 		}
-		if err := sleepCtx(ctx, pause); err != nil {
-			return driver.Lease{}, ctxErr(err)
+		t := c.clock.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return driver.Lease{}, ctxErr(ctx.Err())
+		case <-t.C():
 		}
 		pause = min(2*pause, 50*time.Millisecond)
 	}
