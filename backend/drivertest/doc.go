@@ -24,7 +24,7 @@
 // Close category runs first, its NoGoroutineLeak subtest alone; every
 // other subtest runs in parallel.
 //
-// The subtests and what each asserts (105 in all):
+// The subtests and what each asserts (106 in all):
 //
 // # Close (7)
 //
@@ -158,7 +158,7 @@
 //     new observer starts with the current leader; Close ends it with Err
 //     matching ErrCanceled.
 //
-// # Locks (15)
+// # Locks (16)
 //
 //   - AcquireRelease: TryLock and Lock of a free lock succeed with a
 //     non-zero token; Release returns nil; the lock is free afterwards.
@@ -178,6 +178,10 @@
 //     succeeds after the release, both ways.
 //   - BlockingWaits: another Backend's Lock waits for the release, never
 //     returns before it, then holds the lock.
+//   - WaitUsesBackendClock: a grant obtained by waiting is stamped with the
+//     Backend's clock (driver.Config.Clock), not the process's: with a
+//     clock an hour ahead, its AcquiredAt lies within the wait as that
+//     clock read it.
 //   - Timeout: a Lock whose context times out fails matching
 //     context.DeadlineExceeded and ErrDeadlineExceeded, and holds nothing,
 //     neither then nor after the holder releases.

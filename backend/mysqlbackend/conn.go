@@ -43,8 +43,9 @@ type conn struct {
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
 
-	tooz    bool // compat=tooz
-	mariaDB bool // the server is MariaDB (GET_LOCK name limits)
+	tooz    bool      // compat=tooz
+	mariaDB bool      // the server is MariaDB (GET_LOCK name limits)
+	names   lockNames // GET_LOCK names by key
 
 	stateMu sync.Mutex
 	lostErr error // set once the session connection is gone

@@ -41,18 +41,19 @@ func (c *conn) fitsLockName(name string) bool {
 	return utf8.RuneCountInString(name) <= maxLockNameMySQL
 }
 
-// lockName is the GET_LOCK name of a lock key: tooz's (the user's name
-// verbatim) for a user lock in tooz mode, when GET_LOCK accepts it;
-// baton's own otherwise. A name GET_LOCK refuses as too long fails in
-// tooz too, so no tooz process can hold it, and baton's name keeps it
-// usable.
-func (c *conn) lockName(key string) string {
-	if c.tooz {
-		if name, ok := strings.CutPrefix(key, userLockPrefix); ok && c.fitsLockName(name) {
-			return name
-		}
+// toozLockName is the GET_LOCK name of a lock key in tooz mode: tooz's
+// (the user's name verbatim) for a user lock, when GET_LOCK accepts it
+// (ok false otherwise: baton's own name). A name GET_LOCK refuses as too
+// long fails in tooz too, so no tooz process can hold it, and baton's
+// name keeps it usable.
+func (c *conn) toozLockName(key string) (string, bool) {
+	if !c.tooz {
+		return "", false
 	}
-	return lockName(c.dbName, c.s.tablePrefix, c.ns, key)
+	if name, ok := strings.CutPrefix(key, userLockPrefix); ok && c.fitsLockName(name) {
+		return name, true
+	}
+	return "", false
 }
 
 // toozHolder reports, for a key without a live baton holder, a holder of
