@@ -58,6 +58,9 @@ type conn struct {
 // open is the driver's OpenFunc: it creates the directories when missing,
 // removes what dead processes left behind and starts a session.
 func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		return openTooz(ctx, cfg)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(err)
 	}

@@ -140,4 +140,63 @@
 //
 // ExpireSession removes a member's session files, which ends its sessions
 // as described under Liveness.
+//
+// # compat=tooz
+//
+// With compat=tooz the directory is tooz's own (tooz.drivers.file), the
+// URL's directory itself (the namespace option is refused):
+//
+//	DIR/.driver_lock                    fcntl lock serializing members
+//	DIR/groups/SHA1(group)/.metadata    msgpack {group_id: bytes, encoded: true}
+//	DIR/groups/SHA1(group)/SHA1(member).raw
+//	                                    msgpack {capabilities, joined_on, member_id, encoded}
+//	DIR/tmp/                            files being written
+//	DIR/NAME                            the lock NAME: an fcntl (lockf) lock on the file
+//	DIR/.baton/keys/ENC, .baton/locks/ENC
+//	                                    leaderships, and names tooz cannot lock
+//
+// SHA1 is the hex SHA-1 of the UTF-8 id; joined_on is oslo's msgpack
+// datetime (extension 1, local time). Groups are created, listed and
+// deleted as tooz does; joins, leaves, listings and capability updates
+// hold the .driver_lock as tooz's do. Capabilities that are one msgpack
+// object (what the membership package writes, as tooz's utils.dumps) are
+// stored as that object, so tooz reads them as the value they encode;
+// other bytes are stored as msgpack bytes with the extra key
+// baton_raw_capabilities (tooz ignores extra keys), so baton reads the
+// same bytes back. An update (which tooz's file driver lacks) rewrites
+// the file with the key baton_updated_on.
+//
+// Liveness is tooz's: a member counts while its file's mtime is within
+// timeout (default 10 s) of now; Renew (every third of it) touches this
+// member's files as tooz's heartbeat does, so tooz sees baton's members
+// alive, and a crashed baton process's members vanish for tooz timeout
+// after its last touch, and a killed tooz member for baton alike
+// (Liveness ttl, NonTimeoutBased false). tooz never removes a dead
+// member's file and its delete_group then fails for ever; baton's
+// DeleteGroup removes files older than timeout, and a Join replaces a
+// stale file of the same member (tooz would say it exists). A member
+// file someone removed ends the session at the next Renew (ExpireSession
+// does so, and ends this process's connections of the member at once).
+// Watches poll.
+//
+// Locks are tooz's: the lock NAME is the file at tooz's
+// safe_abs_path(DIR, NAME), locked with fcntl(F_SETLK) on the whole file
+// as fasteners' lockf does, and created with its parent directories.
+// fcntl locks belong to a process, so this process's grants of one file
+// share one descriptor (closing any other would release them), and
+// grants exclude each other inside the process as tooz's _Barrier makes
+// them. A shared lock is an F_RDLCK: it excludes tooz's (always
+// exclusive) holders and coexists with baton's shared holders in every
+// process. A killed holder's lock is freed by the kernel at once, both
+// ways. Dot segments resolve as in tooz ("a/../b" is the lock "b"). A
+// name tooz refuses (leaving DIR, or DIR, groups, tmp, .driver_lock) or
+// cannot open (a directory in the way, a component over 255 bytes) can
+// never be held by tooz, and uses baton's own file under DIR/.baton/locks;
+// a name tooz's prefix check would let out of DIR (DIR=/a, "../ab") is
+// refused as invalid. Fencing tokens, and the exclusive holder's process
+// and member for Holder, are a JSON record baton writes into the lock
+// file (tooz leaves it empty and never reads it); tooz's holders have
+// no token (fencing partial) and are reported with an empty member.
+// Leaders (tooz's file driver has none) are baton's locks under
+// DIR/.baton/keys, which tooz never lists.
 package filebackend

@@ -56,6 +56,7 @@ func options() []driver.OptionSpec {
 			Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc:  "Accepted for tooz compatibility (tooz's worker-thread choice); every value behaves the same.",
 		},
+		driver.CompatOption(compatDoc),
 	}
 }
 
@@ -104,16 +105,19 @@ func info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  options(),
-		Schedule: schedule,
-		Check:    check,
-		Open:     open,
+		CharacteristicsFor: toozCharacteristics,
+		Options:            options(),
+		Schedule:           schedule,
+		Check:              check,
+		Open:               open,
 	}
 }
 
 // check validates cfg as open does before it contacts a server; see
 // driver.Info.Check.
 func check(cfg *driver.Config) error {
-	_, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options)
-	return err
+	if _, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options); err != nil {
+		return err
+	}
+	return checkTooz(cfg.Options)
 }

@@ -5,6 +5,7 @@ package filebackend
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/baton-go/baton/backend"
@@ -22,6 +23,12 @@ import (
 // tests and for administrators. It does not block. Its errors are
 // *backend.Error values: not found (wrapping ErrNoSession) when the member
 // has no session there, invalid argument for a bad connection string.
+//
+// With compat=tooz (tooz's layout, where a member is its files) it removes
+// the member's files in every group, so tooz and baton stop listing it at
+// once, and ends this process's connections of that member at once (a
+// connection in another process ends at its next Renew, finding its
+// member file gone).
 func ExpireSession(rawURL, memberID string) error {
 	cfg, err := backend.ParseURL(rawURL)
 	if err != nil {
@@ -37,6 +44,16 @@ func ExpireSession(rawURL, memberID string) error {
 	s, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options)
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		n, err := expireTooz(filepath.Clean(cfg.Path), memberID)
+		if err != nil {
+			return fail(err)
+		}
+		if n == 0 {
+			return fail(driver.Errorf(driver.CodeNotFound, "%w in %s", ErrNoSession, cfg.Path))
+		}
+		return nil
 	}
 	l := newLayout(s.root)
 	ents, err := os.ReadDir(l.sessions)

@@ -91,6 +91,9 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return nil, err
 	}
 	c.log.Debug("ipc session started", zap.String("namespace", s.keys.ns), zap.String("session", c.sessHex))
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		return &toozConn{Conn: c, c: c}, nil
+	}
 	return c, nil
 }
 

@@ -137,4 +137,32 @@
 //
 // ExpireSession removes a member's session semaphores, which ends its
 // sessions as described under Liveness.
+//
+// # compat=tooz
+//
+// Locks need no mode: in the empty namespace a user lock is tooz's
+// semaphore in every mode. With compat=tooz, groups are tooz's too
+// (tooz.drivers.ipc): the group list is the shared memory segment of
+// 1024 bytes at tooz's ftok("GROUP_LIST", "_TOOZ_INTERNAL"), holding a
+// native-endian uint16 length and a msgpack array of the group ids as
+// bytes, changed under tooz's IPC lock TOOZ_INTERNAL_LOCK (the semaphore
+// at ftok("TOOZ_INTERNAL_LOCK", "__TOOZ_LOCK_"), created at 1 when
+// missing and taken with SEM_UNDO, as tooz's IPCLock does; baton gives it
+// back with a V instead of removing it, which tooz's waiters handle
+// alike). CreateGroup, DeleteGroup and Groups read and write that list,
+// so a group created by either side is listed, refused as existing and
+// deletable by the other; the list holds at most 1021 bytes of msgpack
+// (tooz's "Group list is too big"), beyond which CreateGroup fails as
+// unavailable. Members, which tooz's ipc driver does not have (its
+// get_members raises NotImplemented), stay in baton's segment: joining
+// needs the group in tooz's list, and a group tooz deletes disappears
+// with baton's members in it. tooz's stop removes the group list segment
+// for every process (tooz's bug): every group then disappears for baton
+// too, as it does for tooz. Shared locks are unavailable in this mode
+// (ErrUnimplemented): baton's shared hold leaves tooz's semaphore free,
+// so a tooz process could take it. Fencing is partial: tooz's holders
+// have no token. With a namespace other than the empty one, every key,
+// tooz's group list and internal lock included, is the namespace's own,
+// and no tooz process shares anything (RemoveNamespace then removes that
+// namespace's group list too).
 package ipcbackend

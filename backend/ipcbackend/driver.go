@@ -59,6 +59,7 @@ func options() []driver.OptionSpec {
 			Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc:  "Accepted for tooz compatibility (tooz's worker-thread choice); every value behaves the same.",
 		},
+		driver.CompatOption(compatDoc),
 	}
 }
 
@@ -103,10 +104,11 @@ func info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  options(),
-		Schedule: schedule,
-		Check:    check,
-		Open:     open,
+		CharacteristicsFor: toozCharacteristics,
+		Options:            options(),
+		Schedule:           schedule,
+		Check:              check,
+		Open:               open,
 	}
 }
 

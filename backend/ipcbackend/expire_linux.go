@@ -114,6 +114,11 @@ func RemoveNamespace(rawURL string) error {
 		st.unlock()
 		return fail(driver.Errorf(driver.CodeUnavailable, "namespace %q has %d live sessions", s.keys.ns, n))
 	}
+	if cfg.Options.String("compat") == driver.CompatTooz && s.keys.ns != "" {
+		// tooz's group list and internal lock of this (non-tooz)
+		// namespace; the empty namespace's are tooz's, left alone.
+		s.keys.removeToozObjects()
+	}
 	st.removeAll(zap.NewNop())
 	return nil
 }

@@ -43,7 +43,9 @@ type conn struct {
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
 
-	names lockNames // GET_LOCK names by key
+	tooz    bool      // compat=tooz
+	mariaDB bool      // the server is MariaDB (GET_LOCK name limits)
+	names   lockNames // GET_LOCK names by key
 
 	stateMu sync.Mutex
 	lostErr error // set once the session connection is gone
@@ -63,7 +65,11 @@ var (
 )
 
 func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
-	return openConn(ctx, cfg)
+	c, err := openConn(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.outer(), nil
 }
 
 func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
@@ -74,7 +80,7 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	c := &conn{
 		s: s, t: newTables(s.tablePrefix), ns: s.namespace, dbName: s.mysql.DBName,
 		obs: cfg.Observer, clock: cfg.Clock, log: cfg.Logger, memberID: cfg.MemberID,
-		held: map[string]*hold{},
+		held: map[string]*hold{}, tooz: cfg.Options.String("compat") == driver.CompatTooz,
 	}
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
@@ -103,6 +109,12 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 		c.db.Close()
 		c.waitDB.Close()
 		return nil, err
+	}
+	if c.tooz {
+		if err := c.probeLockNames(ctx); err != nil {
+			c.closeDBs()
+			return nil, err
+		}
 	}
 	if err := c.start(ctx); err != nil {
 		c.closeDBs()

@@ -36,10 +36,11 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  optionSpecs(),
-		Schedule: schedule,
-		Check:    check,
-		Open:     open,
+		CharacteristicsFor: toozCharacteristics,
+		Options:            optionSpecs(),
+		Schedule:           schedule,
+		Check:              check,
+		Open:               open,
 	}
 }
 

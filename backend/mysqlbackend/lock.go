@@ -298,7 +298,7 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 		name, c.ns, lid).Scan(&member, &token, &excl)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return driver.Holder{}, driver.Errorf(driver.CodeNotFound, "lock %q is free", key)
+		return c.toozHolder(ctx, name, key)
 	case err != nil:
 		return driver.Holder{}, classify(err)
 	case excl.Valid && excl.Bool:
@@ -336,7 +336,7 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 		}
 	}
 	if found == nil {
-		return driver.Holder{}, driver.Errorf(driver.CodeNotFound, "lock %q is free", key)
+		return c.toozHolder(ctx, name, key)
 	}
 	return *found, nil
 }
@@ -384,7 +384,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // lock is granted.
 func (c *conn) waitOn(ctx context.Context, w *sql.Conn, req driver.LockRequest) (driver.Lease, error) {
 	name := c.lockName(req.Key)
-	queue := "baton:q:" + name[len("baton:l:"):]
+	queue := "baton:q:" + lockName(c.dbName, c.s.tablePrefix, c.ns, req.Key)[len("baton:l:"):]
 	var got sql.NullInt64
 	for !got.Valid || got.Int64 != 1 {
 		if err := w.QueryRowContext(ctx, "SELECT GET_LOCK(?, 3600)", queue).Scan(&got); err != nil {

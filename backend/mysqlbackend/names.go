@@ -13,8 +13,12 @@ type lockNames struct {
 	m  map[string]string
 }
 
-// lockName returns key's GET_LOCK name in this connection's namespace.
+// lockName returns key's GET_LOCK name in this connection's namespace
+// (tooz's name for a user lock in tooz mode, see toozLockName).
 func (c *conn) lockName(key string) string {
+	if name, ok := c.toozLockName(key); ok {
+		return name
+	}
 	c.names.mu.Lock()
 	defer c.names.mu.Unlock()
 	if name, ok := c.names.m[key]; ok {

@@ -40,6 +40,7 @@ const (
 
 func optionSpecs() []driver.OptionSpec {
 	return []driver.OptionSpec{
+		driver.CompatOption(compatDoc),
 		{Key: optNamespace, Type: driver.String, Default: "baton",
 			Doc: "Isolates this application's groups, members and locks from others using the same tables (at most 255 bytes)."},
 		{Key: optTablePrefix, Type: driver.String, Default: defaultTablePrefix,

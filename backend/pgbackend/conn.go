@@ -27,6 +27,7 @@ type conn struct {
 	pool   *pgxpool.Pool
 	sess   *session
 	hub    *hub
+	tz     *toozState // compat=tooz; nil otherwise
 
 	ctx    context.Context // ends with Close or the session's loss
 	cancel context.CancelFunc
@@ -61,6 +62,9 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{cfg: cfg, s: s, log: cfg.Logger, clock: cfg.Clock, schema: pgx.Identifier{s.schema}.Sanitize(), closed: make(chan struct{})}
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		c.tz = &toozState{held: map[toozGrant]bool{}}
+	}
 	sc, err := c.connect(ctx)
 	if err != nil {
 		return nil, c.connectError(err)

@@ -17,12 +17,18 @@ import (
 // name never taken before gets its row inserted (a second statement).
 // Locks live as long as the session (Lease.TTL 0).
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	if name, ok := c.toozName(req.Key); ok {
+		return c.toozTryLock(ctx, c.q.tryLock, name, req, false)
+	}
 	return c.tryLock(ctx, c.q.tryLock, req, 0)
 }
 
 // TryLockShared takes a shared hold of req.Key: it coexists with other
 // shared holds and excludes exclusive ones.
 func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	if name, ok := c.toozName(req.Key); ok {
+		return c.toozTryLock(ctx, c.q.tryLockShared, name, req, true)
+	}
 	return c.tryLock(ctx, c.q.tryLockShared, req, -1)
 }
 
@@ -74,6 +80,9 @@ func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, 
 // (its reconnection wakes every waiter too). The grant takes the waiter
 // off the count in the same statement.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	if name, ok := c.toozName(req.Key); ok {
+		return c.toozWaitLock(ctx, name, req)
+	}
 	sent := c.clock.Now()
 	lease, ok, err := c.TryLock(ctx, req)
 	switch {
@@ -138,6 +147,14 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // notifies the lock's waiters: CodeNotHeld when that grant no longer
 // holds it.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
+	if name, ok := c.toozName(key); ok {
+		return c.toozUnlock(ctx, name, key, token)
+	}
+	return c.unlockRow(ctx, key, token)
+}
+
+// unlockRow releases the grant's row.
+func (c *conn) unlockRow(ctx context.Context, key string, token uint64) error {
 	if err := c.check(); err != nil {
 		return err
 	}
@@ -170,6 +187,14 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time
 // Holder reports the live holder of key (one of them for a shared hold):
 // CodeNotFound when nobody live holds it.
 func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
+	if name, ok := c.toozName(key); ok {
+		return c.toozHolder(ctx, name, key)
+	}
+	return c.holderRow(ctx, key)
+}
+
+// holderRow reports the live holder recorded in key's row.
+func (c *conn) holderRow(ctx context.Context, key string) (driver.Holder, error) {
 	if err := c.check(); err != nil {
 		return driver.Holder{}, err
 	}
@@ -189,6 +214,9 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 // BreakLock clears every hold of key whoever holds it and wakes its
 // waiters; it reports whether a live holder lost it.
 func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
+	if _, ok := c.toozName(key); ok {
+		return false, driver.Errorf(driver.CodeUnimplemented, "compat=tooz: tooz's advisory lock can be released only by the session holding it")
+	}
 	if err := c.check(); err != nil {
 		return false, err
 	}

@@ -55,6 +55,7 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "application_name of the driver's connections, shown in pg_stat_activity."},
 		{Key: "target_session_attrs", Type: driver.String, Default: "any", Enum: []string{"any", "read-write", "read-only", "primary", "standby", "prefer-standby"},
 			Doc: "With several hosts, which server to settle on, as in libpq. baton writes, so use any, read-write or primary."},
+		driver.CompatOption(compatDoc),
 	}
 }
 

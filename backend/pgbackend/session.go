@@ -29,6 +29,7 @@ type session struct {
 	state      int
 	lostErr    error
 	round      *pingRound // the ping asked for and not yet answered
+	jobs       []*sessJob // statements to run on the session connection (compat=tooz)
 	waitCancel context.CancelFunc
 	stopCtx    context.Context
 	stop       context.CancelFunc
@@ -93,6 +94,7 @@ func (s *session) askLocked() *pingRound {
 func (s *session) run() {
 	defer s.c.wg.Done()
 	defer close(s.done)
+	defer s.drainJobs()
 	idle := max(s.ttl/3, time.Millisecond)
 	for {
 		s.mu.Lock()
@@ -105,6 +107,11 @@ func (s *session) run() {
 			s.doPing(r)
 			continue
 		}
+		if j := s.nextJobLocked(); j != nil {
+			s.mu.Unlock()
+			s.doJob(j)
+			continue
+		}
 		wctx, cancel := context.WithTimeout(s.stopCtx, idle)
 		s.waitCancel = cancel
 		s.mu.Unlock()
@@ -113,7 +120,7 @@ func (s *session) run() {
 		cancel()
 		s.mu.Lock()
 		s.waitCancel = nil
-		if interrupted && s.state == sessLive && s.round == nil {
+		if interrupted && s.state == sessLive && s.round == nil && len(s.jobs) == 0 {
 			s.askLocked() // idle for a while: ping on our own
 		}
 		s.mu.Unlock()
