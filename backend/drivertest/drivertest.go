@@ -37,6 +37,12 @@ type Harness struct {
 	// one run can mix two drivers of one store (etcd3:// and etcd3+http://
 	// members of one cluster). Nil means url for every member.
 	MemberURL func(url, member string) string
+	// GroupListBytes, when positive, says the store keeps every group name
+	// in one record of this many bytes (tooz's ipc layout: one msgpack
+	// list in a 1 KiB segment). Names/Groups then creates the awkward
+	// names in batches that fit, and checks that a group that cannot fit
+	// is refused with ErrInvalidArgument; 0 means no such bound.
+	GroupListBytes int
 }
 
 // test is one named behaviour.

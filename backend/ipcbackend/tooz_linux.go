@@ -142,7 +142,7 @@ func (k keys) toozList(ctx context.Context, fn func(groups map[string]bool) (wri
 		}
 	}
 	if buf.Len() >= toozSegmentSize-2 {
-		return driver.Errorf(driver.CodeUnavailable, "tooz's group list is full (%d bytes of msgpack; tooz's segment holds %d)", buf.Len(), toozSegmentSize-2)
+		return driver.Errorf(driver.CodeInvalidArgument, "the group list would not fit tooz's segment (%d bytes of msgpack; it holds %d): delete groups or use shorter names", buf.Len(), toozSegmentSize-3)
 	}
 	binary.NativeEndian.PutUint16(mem, uint16(buf.Len()))
 	copy(mem[2:], buf.Bytes())
