@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,9 +265,40 @@ type nsConn struct {
 
 func (n *nsConn) key(k string) string {
 	if name, ok := strings.CutPrefix(k, userLockPrefix); ok {
-		return n.prefix + name
+		return suiteKeys.of(n.prefix + name)
 	}
 	return k
+}
+
+// suiteKeys gives every lock name the suite uses a name whose tooz key
+// (two bytes of md5) no other name of the run has: tooz's keys collide
+// for about 2% of 52 names held at once, and the parallel subtests hold
+// hundreds, so without it names that tooz's layout makes exclusive would
+// fail subtests that assume distinct names are independent. The tooz
+// key derivation itself is the driver's, unchanged.
+var suiteKeys = &keyRegistry{names: map[string]string{}, used: map[[2]int32]bool{}}
+
+type keyRegistry struct {
+	sync.Mutex
+	names map[string]string
+	used  map[[2]int32]bool
+}
+
+func (s *keyRegistry) of(name string) string {
+	s.Lock()
+	defer s.Unlock()
+	if m, ok := s.names[name]; ok {
+		return m
+	}
+	// name is a full lock key; tooz's name is the part after the prefix.
+	tk := func(key string) [2]int32 { return toozKey(strings.TrimPrefix(key, userLockPrefix)) }
+	m := name
+	for i := 1; s.used[tk(m)]; i++ {
+		m = fmt.Sprintf("%s~%d", name, i)
+	}
+	s.used[tk(m)] = true
+	s.names[name] = m
+	return m
 }
 
 func (n *nsConn) req(r driver.LockRequest) driver.LockRequest { r.Key = n.key(r.Key); return r }
