@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"crypto/md5"
 	"encoding/binary"
+	"math/bits"
 	"slices"
 	"strconv"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // point is a ring position. In the default mode only hi is used (lo is
@@ -74,8 +77,16 @@ func (r *Ring) search(key []byte) int {
 		}
 		i = lo
 	} else {
-		kh := r.hash(key)
-		lo, hi := 0, n
+		var kh uint64
+		if r.xx {
+			kh = xxhash.Sum64(key)
+		} else {
+			kh = r.hash(key)
+		}
+		// The bucket of kh bounds the answer: points of earlier buckets
+		// are below kh, points of later buckets above it.
+		k := kh >> r.shift
+		lo, hi := int(r.index[k]), int(r.index[k+1])
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
 			if r.hi[m] > kh {
@@ -185,6 +196,34 @@ func (r *Ring) merge(id int32, fresh []point) {
 	if r.members[id].owned == len(fresh) {
 		r.live++
 	}
+	r.reindex()
+}
+
+// reindex rebuilds the lookup index after the points changed.
+func (r *Ring) reindex() {
+	if r.tooz {
+		return
+	}
+	n := len(r.hi)
+	b := uint(0)
+	if n > 1 {
+		b = uint(bits.Len64(uint64(n - 1))) // 2^b >= n buckets
+	}
+	r.shift = 64 - b
+	buckets := 1 << b
+	if cap(r.index) >= buckets+1 {
+		r.index = r.index[:buckets+1]
+	} else {
+		r.index = make([]uint32, buckets+1)
+	}
+	i := 0
+	for k := range buckets {
+		for i < n && r.hi[i]>>r.shift < uint64(k) {
+			i++
+		}
+		r.index[k] = uint32(i)
+	}
+	r.index[buckets] = uint32(n)
 }
 
 // removePoints withdraws the claims of node id on pts. A point nobody else
@@ -234,6 +273,7 @@ func (r *Ring) removePoints(id int32, pts []point) {
 	if r.tooz {
 		r.lo = r.lo[:w]
 	}
+	r.reindex()
 }
 
 // tombstone marks a point being removed; ids are never negative.

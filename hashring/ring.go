@@ -22,6 +22,7 @@ type Ring struct {
 	tooz   bool
 	vnodes int
 	hash   Hash // nil in tooz mode
+	xx     bool // hash is the default xxhash: called directly, not through hash
 
 	// Members by name and by id. Points refer to members by id; the id
 	// of a removed member is reused.
@@ -36,6 +37,14 @@ type Ring struct {
 	hi    []uint64
 	lo    []uint64
 	owner []int32
+
+	// Lookup index of the default mode: the points whose position's top
+	// bits are k are hi[index[k]:index[k+1]], with bits = 64 - shift
+	// chosen so that there are about as many buckets as points. A lookup
+	// then reads one bucket instead of binary-searching the whole ring.
+	// Rebuilt by every mutation; nil in tooz mode.
+	index []uint32
+	shift uint
 
 	// Claimants of points claimed more than once (by distinct nodes whose
 	// points collide, or by one node twice). Almost always empty.
@@ -61,6 +70,7 @@ func New(opts ...Option) (*Ring, error) {
 		tooz:   c.tooz,
 		vnodes: c.vnodes,
 		hash:   c.hash,
+		xx:     !c.tooz && !c.hashSet,
 		ids:    make(map[string]int32),
 		shared: make(map[point][]int32),
 	}, nil
@@ -78,6 +88,7 @@ func (r *Ring) lazyInit() {
 	}
 	if !r.tooz && r.hash == nil {
 		r.hash = xxhash.Sum64
+		r.xx = true
 	}
 }
 
@@ -233,6 +244,7 @@ func (r *Ring) Clone() *Ring {
 	c.hi = slices.Clone(r.hi)
 	c.lo = slices.Clone(r.lo)
 	c.owner = slices.Clone(r.owner)
+	c.index = slices.Clone(r.index)
 	c.shared = make(map[point][]int32, len(r.shared))
 	for p, cl := range r.shared {
 		c.shared[p] = slices.Clone(cl)
