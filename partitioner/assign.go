@@ -32,15 +32,30 @@ const (
 	// not bounded: with 8 partitions over 4 members, about 4 in 10 member
 	// name sets leave a member idle.
 	Ring
+	// Tooz is tooz's Partitioner (tooz.partitioner), for a group shared
+	// with Python members: a key is placed directly on a tooz ring of the
+	// members (hashring.ToozCompatible, md5, with tooz's partitions
+	// argument as the points per unit of weight, see WithToozPartitions),
+	// so Owner, Owners and OwnedBySelf of a key answer exactly what tooz's
+	// members_for_object and belongs_to_self answer for an object whose
+	// str() is the key. A member's weight is its capabilities' "weight"
+	// (1 when absent, as tooz reads it). The numbered partitions (Owned,
+	// OwnsPartition, Rebalance) go to the owners of "partition-<n>" on the
+	// same ring, as in the Ring assignment. Ownership is advisory, as in
+	// tooz: the Tooz assignment runs in Advisory mode only. The load is
+	// tooz's: not bounded (see the Ring assignment).
+	Tooz
 )
 
-// String returns "balanced" or "ring".
+// String returns "balanced", "ring" or "tooz".
 func (a Assignment) String() string {
 	switch a {
 	case Balanced:
 		return "balanced"
 	case Ring:
 		return "ring"
+	case Tooz:
+		return "tooz"
 	}
 	return "unknown"
 }
@@ -179,6 +194,22 @@ func AssignRing(members []Weighted, parts int, opts ...hashring.Option) ([]strin
 		return nil, err
 	}
 	return ringOwners(r, parts), nil
+}
+
+// NewToozRing returns the ring tooz's Partitioner builds for members
+// with partitions points per unit of weight (tooz's default is
+// hashring.DefaultToozVirtualNodes, 32): ring.Owner(key) is tooz's
+// members_for_object(obj)[0] for an object whose str() is key, and
+// ring.Owners(key, n) its members_for_object(obj, replicas=n) in walk
+// order. A negative weight owns nothing, as in tooz. Points that two
+// member names share (names such as "a" and "aa") go to the one that
+// sorts last, where tooz keeps the one it happened to add last.
+func NewToozRing(members []Weighted, partitions int) (*hashring.Ring, error) {
+	return buildRing(dedupe(members), toozRingOptions(partitions))
+}
+
+func toozRingOptions(partitions int) []hashring.Option {
+	return []hashring.Option{hashring.ToozCompatible(), hashring.WithVirtualNodes(partitions)}
 }
 
 func buildRing(ms []Weighted, opts []hashring.Option) (*hashring.Ring, error) {
