@@ -40,19 +40,19 @@ func TestToozAssignmentMatchesToozPartitioner(t *testing.T) {
 		{ID: "host-7.example.org:4242", Weight: 1},
 	}
 	objs := toozObjects()
+	url := "file://" + t.TempDir()
+	group := "fleet"
+	var peers []*tooztest.Peer
+	for _, m := range members {
+		p := tooztest.Start(t, url, m.ID)
+		p.Must("partitioner_join", map[string]any{"group": group, "weight": m.Weight}, nil)
+		peers = append(peers, p)
+	}
+	first := peers[0]
 	for _, parts := range []int{32, 8} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			url := "file://" + t.TempDir()
-			group := "fleet"
-			var peers []*tooztest.Peer
-			for _, m := range members {
-				p := tooztest.Start(t, url, m.ID)
-				p.Must("partitioner_join", map[string]any{"group": group, "weight": m.Weight, "partitions": parts}, nil)
-				peers = append(peers, p)
-			}
 			// The first member's Partitioner was built before the others
 			// joined; rebuild it from the whole group.
-			first := peers[0]
 			first.Must("partitioner_refresh", map[string]any{"group": group, "partitions": parts}, nil)
 			var one, three map[string][]string
 			first.Must("members_for", map[string]any{"group": group, "objects": objs}, &one)
@@ -103,11 +103,9 @@ func TestToozAssignmentMatchesToozPartitioner(t *testing.T) {
 					t.Fatalf("%q owned by self at %v, tooz %v", obj, owners, one[obj])
 				}
 			}
-			for _, p := range peers {
-				p.Stop()
-			}
 		})
 	}
+	// The peers are killed when the test ends (tooztest.Start).
 }
 
 // toozPartitioners joins one Partitioner in the Tooz assignment per
