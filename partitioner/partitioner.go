@@ -6,7 +6,9 @@
 // map to members by a bounded-load rendezvous assignment of the members'
 // weights (Balanced, the default: every member owns its share of the
 // partitions, rounded down or up), or by tooz's consistent-hash ring
-// (Ring). Weights come from the members' capabilities, {"weight": w} in
+// (Ring). The Tooz assignment is tooz's Partitioner exactly: keys are
+// placed on a tooz ring of the members, for groups shared with Python
+// members. Weights come from the members' capabilities, {"weight": w} in
 // msgpack as tooz publishes them. The partitioner follows the group with
 // a watch; the caller never polls. In the default Exclusive mode each
 // owned partition is also a held lock, so a partition is never worked by
