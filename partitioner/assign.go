@@ -43,7 +43,9 @@ const (
 	// OwnsPartition, Rebalance) go to the owners of "partition-<n>" on the
 	// same ring, as in the Ring assignment. Ownership is advisory, as in
 	// tooz: the Tooz assignment runs in Advisory mode only. The load is
-	// tooz's: not bounded (see the Ring assignment).
+	// tooz's: not bounded (see the Ring assignment). One difference: a
+	// member's new weight (its capabilities updated) is applied, where
+	// tooz's Partitioner keeps the weight it read when the member joined.
 	Tooz
 )
 

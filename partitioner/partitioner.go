@@ -411,6 +411,36 @@ func (p *Partitioner) applyEvent(ev membership.Event) bool {
 	case membership.Left:
 		delete(p.weights, id)
 	}
+	if p.ring != nil {
+		// The ring follows the change in O(points), where a rebuild would
+		// add every member again.
+		p.updateRing(id)
+		return true
+	}
 	p.reassign()
 	return true
+}
+
+// updateRing applies the change of member id (joined, new weight, left)
+// to the ring and recomputes the owners; p.mu is held. A weight the ring
+// refuses leaves the member out, as a rebuild would.
+func (p *Partitioner) updateRing(id string) {
+	w, member := p.weights[id]
+	_, onRing := p.ring.Weight(id)
+	switch {
+	case !member && onRing:
+		_ = p.ring.Remove(id)
+	case member && onRing:
+		if err := p.ring.SetWeight(id, w); err != nil {
+			_ = p.ring.Remove(id)
+		}
+	case member:
+		_ = p.ring.Add(id, w)
+	}
+	p.members = p.members[:0]
+	for id := range p.weights {
+		p.members = append(p.members, id)
+	}
+	slices.Sort(p.members)
+	p.owners = ringOwners(p.ring, p.o.partitions)
 }

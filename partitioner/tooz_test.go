@@ -169,3 +169,86 @@ func TestToozAssignmentOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestRingAssignmentsFollowTheGroup checks that the Ring and Tooz
+// assignments, which follow joins and leaves by changing their ring in
+// place, agree with a ring built afresh from the members after each
+// change.
+func TestRingAssignmentsFollowTheGroup(t *testing.T) {
+	const parts = 64
+	for _, tc := range []struct {
+		name string
+		opt  partitioner.Option
+		want func([]partitioner.Weighted) []string
+	}{
+		{"ring", partitioner.WithAssignment(partitioner.Ring), func(ms []partitioner.Weighted) []string {
+			o, err := partitioner.AssignRing(ms, parts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}},
+		{"tooz", partitioner.WithToozPartitions(16), func(ms []partitioner.Weighted) []string {
+			r, err := partitioner.NewToozRing(ms, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := make([]string, parts)
+			for part := range parts {
+				o[part], _ = r.Owner([]byte(fmt.Sprintf("partition-%d", part)))
+			}
+			return o
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			url := "mem://ring-follow-" + testutil.Unique()
+			open := func(id string, w int) *partitioner.Partitioner {
+				b, err := backend.Open(ctx, url, backend.WithMemberID(id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Close(ctx) })
+				p, err := partitioner.New(ctx, b, "g", tc.opt, partitioner.WithMode(partitioner.Advisory),
+					partitioner.WithPartitions(parts), partitioner.WithWeight(w))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = p.Close(ctx) })
+				return p
+			}
+			ms := []partitioner.Weighted{{ID: "a", Weight: 1}, {ID: "b", Weight: 2}, {ID: "c", Weight: 1}}
+			var ps []*partitioner.Partitioner
+			for _, m := range ms {
+				ps = append(ps, open(m.ID, m.Weight))
+			}
+			agree := func(ms []partitioner.Weighted, ps []*partitioner.Partitioner) {
+				t.Helper()
+				want := tc.want(ms)
+				deadline := time.Now().Add(30 * time.Second)
+				for _, p := range ps {
+					for {
+						got := make([]string, parts)
+						for part := range parts {
+							got[part], _ = p.PartitionOwner(part)
+						}
+						if slices.Equal(got, want) {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("members %v: owners %v, want %v", p.Members(), got, want)
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+				}
+			}
+			agree(ms, ps)
+			d := open("d", 3)
+			agree(append(slices.Clone(ms), partitioner.Weighted{ID: "d", Weight: 3}), append(slices.Clone(ps), d))
+			if err := d.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			agree(ms, ps)
+		})
+	}
+}
