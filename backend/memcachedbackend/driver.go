@@ -28,6 +28,7 @@ func info() driver.Info {
 		Characteristics: characteristics(),
 		Options:         optionSpecs(),
 		Schedule:        schedule,
+		Check:           check,
 		Open:            open,
 	}
 }
@@ -98,4 +99,11 @@ func optionSpecs() []driver.OptionSpec {
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc: "Accepted for tooz compatibility; it has no effect (tooz runs calls on a one-thread executor; baton's calls block their caller and the driver is safe for concurrent use)."},
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := parseSettings(cfg)
+	return err
 }

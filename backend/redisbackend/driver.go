@@ -32,6 +32,7 @@ func info() driver.Info {
 		Characteristics: characteristics(),
 		Options:         optionSpecs(),
 		Schedule:        schedule,
+		Check:           check,
 		Open:            open,
 	}
 }
@@ -151,4 +152,18 @@ func optionSpecs() []driver.OptionSpec {
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc: "Accepted for tooz compatibility; it has no effect (every call blocks its caller, and the driver is safe for concurrent use)."},
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	s, err := parseSettings(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := s.tlsConfig(s.ssl); err != nil {
+		return err
+	}
+	_, err = s.tlsConfig(s.sentinelSSL)
+	return err
 }
