@@ -167,6 +167,16 @@ func (r *Ring) insertPoints(id int32, pts []point) {
 // owned by node id. It grows the slices and merges from the back, in
 // place, in O(points).
 func (r *Ring) merge(id int32, fresh []point) {
+	owners := make([]int32, len(fresh))
+	for k := range owners {
+		owners[k] = id
+	}
+	r.mergeOwned(fresh, owners)
+}
+
+// mergeOwned inserts the sorted points fresh, none of which is on the
+// ring, fresh[k] owned by node owners[k], in O(points).
+func (r *Ring) mergeOwned(fresh []point, owners []int32) {
 	if len(fresh) == 0 {
 		return
 	}
@@ -186,15 +196,14 @@ func (r *Ring) merge(id int32, fresh []point) {
 			i--
 			continue
 		}
-		r.hi[w], r.owner[w] = fresh[j].hi, id
+		r.hi[w], r.owner[w] = fresh[j].hi, owners[j]
 		if r.tooz {
 			r.lo[w] = fresh[j].lo
 		}
 		j--
 	}
-	r.members[id].owned += len(fresh)
-	if r.members[id].owned == len(fresh) {
-		r.live++
+	for _, id := range owners {
+		r.own(id)
 	}
 	r.reindex()
 }

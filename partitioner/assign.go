@@ -258,10 +258,16 @@ func buildRing(ms []Weighted, opts []hashring.Option) (*hashring.Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range ms {
-		// A weight the ring refuses (too large) leaves that member out,
-		// on every member alike.
-		_ = r.Add(m.ID, m.Weight)
+	nodes := make([]hashring.Node, len(ms))
+	for i, m := range ms {
+		nodes[i] = hashring.Node{Name: m.ID, Weight: m.Weight}
+	}
+	if err := r.AddAll(nodes...); err != nil {
+		for _, m := range ms {
+			// A weight the ring refuses (too large) leaves that member
+			// out, on every member alike.
+			_ = r.Add(m.ID, m.Weight)
+		}
 	}
 	return r, nil
 }
