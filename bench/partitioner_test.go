@@ -64,6 +64,7 @@ func BenchmarkRebalance(b *testing.B) {
 		{"mem", "mem://bench-rebalance-" + testutil.Unique()},
 		{"file", "file://" + b.TempDir() + "/baton"},
 		{"redis", os.Getenv("BATON_TEST_REDIS_URL")},
+		{"zookeeper", os.Getenv("BATON_TEST_ZOOKEEPER_URL")},
 		{"etcd", os.Getenv("BATON_TEST_ETCD_URL")},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

@@ -2,6 +2,7 @@ package hashring
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -21,11 +22,30 @@ func benchKeys(n int) [][]byte {
 
 func BenchmarkOwner(b *testing.B) {
 	keys := benchKeys(1 << 12)
-	for _, mode := range modes {
+	cases := []struct {
+		name   string
+		opts   []Option
+		search func(r *Ring, key []byte) string
+	}{
+		{name: "xxhash"},
+		// The former default (128 points, binary search over the points),
+		// measured in the same run as the baseline of the default.
+		{name: "xxhash-128-binary-search", opts: []Option{WithVirtualNodes(128)}, search: ownerBinarySearch},
+		{name: "xxhash-128", opts: []Option{WithVirtualNodes(128)}},
+		{name: "tooz", opts: []Option{ToozCompatible()}},
+	}
+	for _, c := range cases {
 		for _, nodes := range []int{10, 100} {
-			b.Run(fmt.Sprintf("%s/nodes=%d", mode.name, nodes), func(b *testing.B) {
-				r := mustRing(b, ones(manyNames("node-", nodes)...), mode.opts...)
+			b.Run(fmt.Sprintf("%s/nodes=%d", c.name, nodes), func(b *testing.B) {
+				r := mustRing(b, ones(manyNames("node-", nodes)...), c.opts...)
 				i := 0
+				if c.search != nil {
+					for b.Loop() {
+						c.search(r, keys[i&(len(keys)-1)])
+						i++
+					}
+					return
+				}
 				for b.Loop() {
 					r.Owner(keys[i&(len(keys)-1)])
 					i++
@@ -33,6 +53,25 @@ func BenchmarkOwner(b *testing.B) {
 			})
 		}
 	}
+}
+
+// ownerBinarySearch is Owner as it was before the lookup index: a binary
+// search over all the points of a default-mode ring.
+func ownerBinarySearch(r *Ring, key []byte) string {
+	kh := r.hash(key)
+	lo, hi := 0, len(r.hi)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.hi[m] > kh {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	if lo == len(r.hi) {
+		lo = 0
+	}
+	return r.members[r.owner[lo]].name
 }
 
 func BenchmarkOwners(b *testing.B) {
@@ -77,7 +116,11 @@ func BenchmarkAddRemove(b *testing.B) {
 func BenchmarkMovement(b *testing.B) {
 	const nodes, trials = 10, 10
 	keys := benchKeys(100_000)
-	for _, mode := range modes {
+	movementModes := append(slices.Clone(modes), struct {
+		name string
+		opts []Option
+	}{name: "xxhash-128", opts: []Option{WithVirtualNodes(128)}})
+	for _, mode := range movementModes {
 		b.Run(fmt.Sprintf("%s/nodes=%d", mode.name, nodes), func(b *testing.B) {
 			var join, leave ratioStats
 			for b.Loop() {
@@ -121,11 +164,12 @@ func BenchmarkLoad(b *testing.B) {
 	}{
 		{mode: "xxhash", vnodes: 32},
 		{mode: "xxhash", vnodes: 64},
-		{mode: "xxhash", vnodes: DefaultVirtualNodes},
-		{mode: "xxhash", vnodes: 160},
+		{mode: "xxhash", vnodes: 128},
 		{mode: "xxhash", vnodes: 256},
+		{mode: "xxhash", vnodes: 512},
+		{mode: "xxhash", vnodes: DefaultVirtualNodes},
 		{mode: "tooz", opts: []Option{ToozCompatible()}, vnodes: DefaultToozVirtualNodes},
-		{mode: "tooz", opts: []Option{ToozCompatible()}, vnodes: DefaultVirtualNodes},
+		{mode: "tooz", opts: []Option{ToozCompatible()}, vnodes: 128},
 	}
 	for _, c := range cases {
 		b.Run(fmt.Sprintf("%s/nodes=%d/vnodes=%d", c.mode, nodes, c.vnodes), func(b *testing.B) {

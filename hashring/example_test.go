@@ -24,8 +24,8 @@ func Example() {
 	fmt.Println("nodes:", r.Nodes(), "points:", r.Points())
 	// Output:
 	// owner: node-a
-	// replicas: [node-a node-b]
-	// nodes: [node-a node-b node-c] points: 384
+	// replicas: [node-a node-c]
+	// nodes: [node-a node-b node-c] points: 3072
 }
 
 func ExampleRing_Owners() {
@@ -45,8 +45,8 @@ func ExampleRing_Owners() {
 	// Never more than the nodes that own points.
 	fmt.Println(len(r.Owners(key, 10)))
 	// Output:
-	// [node-d node-b node-a]
-	// [node-b node-a node-c]
+	// [node-d node-a node-c]
+	// [node-a node-c node-b]
 	// 4
 }
 
@@ -67,7 +67,7 @@ func ExampleRing_SetWeight() {
 	}
 	fmt.Printf("big owns %.0f%% of the keys\n", float64(counts["big"])/100)
 	// Output:
-	// big owns 76% of the keys
+	// big owns 75% of the keys
 }
 
 func ExampleToozCompatible() {

@@ -24,6 +24,8 @@ var goldenNodes = []weighted{
 
 // TestGolden pins placement: owners (n=3, walk order) of "key-0" ..
 // "key-999". A diff here means every deployment reshuffles on upgrade.
+// xxhash.golden is the default mode at 128 virtual nodes (the former
+// default), xxhash-1024.golden the default mode with its defaults.
 // testdata/tooz.golden was cross-checked against tooz's algorithm run in
 // Python.
 func TestGolden(t *testing.T) {
@@ -32,11 +34,12 @@ func TestGolden(t *testing.T) {
 		giveOpts []Option
 		wantFile string
 	}{
-		{name: "xxhash", wantFile: "xxhash.golden"},
+		{name: "xxhash", giveOpts: []Option{WithVirtualNodes(128)}, wantFile: "xxhash.golden"},
+		{name: "xxhash", wantFile: "xxhash-1024.golden"},
 		{name: "tooz", giveOpts: []Option{ToozCompatible()}, wantFile: "tooz.golden"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.wantFile, func(t *testing.T) {
 			r := mustRing(t, goldenNodes, tt.giveOpts...)
 			got := goldenPlacement(r, tt.name)
 			path := filepath.Join("testdata", tt.wantFile)

@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"crypto/md5"
 	"encoding/binary"
+	"math/bits"
 	"slices"
 	"strconv"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // point is a ring position. In the default mode only hi is used (lo is
@@ -74,8 +77,16 @@ func (r *Ring) search(key []byte) int {
 		}
 		i = lo
 	} else {
-		kh := r.hash(key)
-		lo, hi := 0, n
+		var kh uint64
+		if r.xx {
+			kh = xxhash.Sum64(key)
+		} else {
+			kh = r.hash(key)
+		}
+		// The bucket of kh bounds the answer: points of earlier buckets
+		// are below kh, points of later buckets above it.
+		k := kh >> r.shift
+		lo, hi := int(r.index[k]), int(r.index[k+1])
 		for lo < hi {
 			m := int(uint(lo+hi) >> 1)
 			if r.hi[m] > kh {
@@ -156,6 +167,16 @@ func (r *Ring) insertPoints(id int32, pts []point) {
 // owned by node id. It grows the slices and merges from the back, in
 // place, in O(points).
 func (r *Ring) merge(id int32, fresh []point) {
+	owners := make([]int32, len(fresh))
+	for k := range owners {
+		owners[k] = id
+	}
+	r.mergeOwned(fresh, owners)
+}
+
+// mergeOwned inserts the sorted points fresh, none of which is on the
+// ring, fresh[k] owned by node owners[k], in O(points).
+func (r *Ring) mergeOwned(fresh []point, owners []int32) {
 	if len(fresh) == 0 {
 		return
 	}
@@ -175,16 +196,43 @@ func (r *Ring) merge(id int32, fresh []point) {
 			i--
 			continue
 		}
-		r.hi[w], r.owner[w] = fresh[j].hi, id
+		r.hi[w], r.owner[w] = fresh[j].hi, owners[j]
 		if r.tooz {
 			r.lo[w] = fresh[j].lo
 		}
 		j--
 	}
-	r.members[id].owned += len(fresh)
-	if r.members[id].owned == len(fresh) {
-		r.live++
+	for _, id := range owners {
+		r.own(id)
 	}
+	r.reindex()
+}
+
+// reindex rebuilds the lookup index after the points changed.
+func (r *Ring) reindex() {
+	if r.tooz {
+		return
+	}
+	n := len(r.hi)
+	b := uint(0)
+	if n > 1 {
+		b = uint(bits.Len64(uint64(n - 1))) // 2^b >= n buckets
+	}
+	r.shift = 64 - b
+	buckets := 1 << b
+	if cap(r.index) >= buckets+1 {
+		r.index = r.index[:buckets+1]
+	} else {
+		r.index = make([]uint32, buckets+1)
+	}
+	i := 0
+	for k := range buckets {
+		for i < n && r.hi[i]>>r.shift < uint64(k) {
+			i++
+		}
+		r.index[k] = uint32(i)
+	}
+	r.index[buckets] = uint32(n)
 }
 
 // removePoints withdraws the claims of node id on pts. A point nobody else
@@ -234,6 +282,7 @@ func (r *Ring) removePoints(id int32, pts []point) {
 	if r.tooz {
 		r.lo = r.lo[:w]
 	}
+	r.reindex()
 }
 
 // tombstone marks a point being removed; ids are never negative.

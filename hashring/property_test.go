@@ -96,7 +96,11 @@ func (m model) verify(tb testing.TB, r *Ring, opts []Option, keys int) error {
 func TestIncrementalEqualsFresh(t *testing.T) {
 	for _, mode := range propertyModes {
 		t.Run(mode.name, func(t *testing.T) {
-			for seed := range uint64(20) {
+			seeds := uint64(20)
+			if mode.opts == nil {
+				seeds = 5 // 1024 points a node: the fresh rings cost the most
+			}
+			for seed := range seeds {
 				rng := rand.New(rand.NewPCG(seed, 0x6861736872696e67))
 				r, err := New(mode.opts...)
 				if err != nil {
@@ -180,5 +184,63 @@ func TestOrderIndependence(t *testing.T) {
 		if err := sameRing(mustRing(t, shuffled, opts...), want); err != nil {
 			t.Fatalf("order %v: %v", shuffled, err)
 		}
+	}
+}
+
+// TestAddAllEqualsAdds checks that AddAll builds the ring the same Add
+// calls build, shared points and insertion order included, onto an empty
+// ring and onto one that already has members, and that it adds nothing
+// when a node is invalid.
+func TestAddAllEqualsAdds(t *testing.T) {
+	for _, mode := range propertyModes {
+		t.Run(mode.name, func(t *testing.T) {
+			for seed := range uint64(10) {
+				rng := rand.New(rand.NewPCG(seed, 0x616c6c))
+				var nodes []Node
+				for _, name := range namePool {
+					if rng.IntN(3) > 0 {
+						nodes = append(nodes, Node{Name: name, Weight: rng.IntN(4)})
+					}
+				}
+				rng.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
+				split := rng.IntN(len(nodes) + 1)
+				want, err := New(mode.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := want.Clone()
+				for _, n := range nodes {
+					if err := want.Add(n.Name, n.Weight); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, n := range nodes[:split] {
+					if err := got.Add(n.Name, n.Weight); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := got.AddAll(nodes[split:]...); err != nil {
+					t.Fatal(err)
+				}
+				if err := checkInvariants(got); err != nil {
+					t.Fatalf("seed %d: %v", seed, err)
+				}
+				if err := sameRing(got, want); err != nil {
+					t.Fatalf("seed %d, %v after %v: %v", seed, nodes[split:], nodes[:split], err)
+				}
+				for i := range 200 {
+					key := fmt.Appendf(nil, "k%d", i)
+					if a, b := got.Owners(key, 3), want.Owners(key, 3); !slices.Equal(a, b) {
+						t.Fatalf("seed %d: Owners(%q) = %v, want %v", seed, key, a, b)
+					}
+				}
+			}
+			r, _ := New(mode.opts...)
+			for _, bad := range [][]Node{{{"x", 1}, {"", 1}}, {{"x", 1}, {"x", 2}}, {{"x", 1}, {"y", -1}}} {
+				if err := r.AddAll(bad...); err == nil || r.Len() != 0 {
+					t.Fatalf("AddAll(%v) = %v, %d nodes added", bad, err, r.Len())
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package hashring
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -22,6 +23,7 @@ type Ring struct {
 	tooz   bool
 	vnodes int
 	hash   Hash // nil in tooz mode
+	xx     bool // hash is the default xxhash: called directly, not through hash
 
 	// Members by name and by id. Points refer to members by id; the id
 	// of a removed member is reused.
@@ -36,6 +38,14 @@ type Ring struct {
 	hi    []uint64
 	lo    []uint64
 	owner []int32
+
+	// Lookup index of the default mode: the points whose position's top
+	// bits are k are hi[index[k]:index[k+1]], with bits = 64 - shift
+	// chosen so that there are about as many buckets as points. A lookup
+	// then reads one bucket instead of binary-searching the whole ring.
+	// Rebuilt by every mutation; nil in tooz mode.
+	index []uint32
+	shift uint
 
 	// Claimants of points claimed more than once (by distinct nodes whose
 	// points collide, or by one node twice). Almost always empty.
@@ -61,6 +71,7 @@ func New(opts ...Option) (*Ring, error) {
 		tooz:   c.tooz,
 		vnodes: c.vnodes,
 		hash:   c.hash,
+		xx:     !c.tooz && !c.hashSet,
 		ids:    make(map[string]int32),
 		shared: make(map[point][]int32),
 	}, nil
@@ -78,6 +89,7 @@ func (r *Ring) lazyInit() {
 	}
 	if !r.tooz && r.hash == nil {
 		r.hash = xxhash.Sum64
+		r.xx = true
 	}
 }
 
@@ -233,9 +245,107 @@ func (r *Ring) Clone() *Ring {
 	c.hi = slices.Clone(r.hi)
 	c.lo = slices.Clone(r.lo)
 	c.owner = slices.Clone(r.owner)
+	c.index = slices.Clone(r.index)
 	c.shared = make(map[point][]int32, len(r.shared))
 	for p, cl := range r.shared {
 		c.shared[p] = slices.Clone(cl)
 	}
 	return &c
+}
+
+// Node is a node and its weight, for [Ring.AddAll].
+type Node struct {
+	Name   string
+	Weight int
+}
+
+// AddAll adds nodes as that many calls of [Ring.Add] in the order given
+// would (the order matters only in [ToozCompatible] mode, where the last
+// insertion wins a shared point), but merges their points into the ring
+// in one pass: O(points · log points) for the whole batch instead of
+// O(points) per node. It validates every node first and adds none when
+// one is invalid, returning the error Add would. It must not run
+// concurrently with other methods.
+func (r *Ring) AddAll(nodes ...Node) error {
+	r.lazyInit()
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if n.Name == "" {
+			return fmt.Errorf("add node: %w", ErrInvalidNode)
+		}
+		if _, ok := r.ids[n.Name]; ok || seen[n.Name] {
+			return fmt.Errorf("add node %q: %w", n.Name, ErrDuplicateNode)
+		}
+		seen[n.Name] = true
+		if _, err := r.checkWeight(n.Name, n.Weight); err != nil {
+			return fmt.Errorf("add node: %w", err)
+		}
+	}
+	if len(r.members)-len(r.free)+len(nodes) > math.MaxInt32 {
+		return fmt.Errorf("add %d nodes: ring is full: %w", len(nodes), ErrInvalidNode)
+	}
+	type claim struct {
+		p   point
+		ord int // insertion order: by node, then the node's points
+		id  int32
+	}
+	total := 0
+	for _, n := range nodes {
+		total += n.Weight * r.vnodes
+	}
+	all := make([]claim, 0, total)
+	for k, n := range nodes {
+		r.seq++
+		m := member{name: n.Name, weight: n.Weight, seq: r.seq}
+		var id int32
+		if f := len(r.free); f > 0 {
+			id, r.free = r.free[f-1], r.free[:f-1]
+			r.members[id] = m
+		} else {
+			id = int32(len(r.members))
+			r.members = append(r.members, m)
+		}
+		r.ids[n.Name] = id
+		for _, p := range r.pointsOf(n.Name, 0, n.Weight*r.vnodes) {
+			all = append(all, claim{p: p, ord: k, id: id})
+		}
+	}
+	// all is in insertion order: ord breaks ties between claims of one
+	// point, for a total order without a stable sort.
+	for k := range all {
+		all[k].ord = k
+	}
+	slices.SortFunc(all, func(a, b claim) int {
+		if c := comparePoints(a.p, b.p); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ord, b.ord)
+	})
+	// The first claim of a point not on the ring makes it fresh; every
+	// other claim (a later node, the same node twice, or a point already
+	// on the ring) is replayed in insertion order once the fresh points
+	// are merged, as the Add calls would have made it.
+	var fresh []point
+	var freshOwner []int32
+	var later []claim
+	for k, c := range all {
+		if k > 0 && all[k-1].p == c.p {
+			later = append(later, c)
+			continue
+		}
+		if _, ok := r.find(c.p); ok {
+			later = append(later, c)
+			continue
+		}
+		fresh = append(fresh, c.p)
+		freshOwner = append(freshOwner, c.id)
+	}
+	r.mergeOwned(fresh, freshOwner)
+	slices.SortFunc(later, func(a, b claim) int { return cmp.Compare(a.ord, b.ord) })
+	for _, c := range later {
+		if i, ok := r.find(c.p); ok {
+			r.claim(i, c.p, c.id)
+		}
+	}
+	return nil
 }

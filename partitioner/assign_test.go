@@ -106,10 +106,13 @@ func TestBalancedBounds(t *testing.T) {
 				s = sets / 4
 			}
 			b := measure(t, partitioner.Balanced, parts, n, s)
-			r := measure(t, partitioner.Ring, parts, n, s)
+			// The ring's movement is minimal by construction; its balance
+			// needs fewer sets, and each build hashes 1024 points a member.
+			rs := max(s/4, 5)
+			r := measure(t, partitioner.Ring, parts, n, rs)
 			ratio := float64(b.moved) / float64(b.opt)
 			fmt.Fprintf(&tab, "| %d | %d | %.2f | %d/%d | %.3f | %.2f | %d/%d | %.3f |\n", parts, n,
-				b.maxOverMean, b.idleSets, s, ratio, r.maxOverMean, r.idleSets, s, float64(r.moved)/float64(r.opt))
+				b.maxOverMean, b.idleSets, s, ratio, r.maxOverMean, r.idleSets, rs, float64(r.moved)/float64(r.opt))
 			if b.outOfBounds > 0 || (parts >= n && b.idleSets > 0) {
 				t.Errorf("P=%d N=%d: %d members out of bounds, %d idle sets", parts, n, b.outOfBounds, b.idleSets)
 			}

@@ -48,6 +48,7 @@ type options struct {
 	assignment  Assignment
 	weight      int
 	ringOpts    []hashring.Option
+	toozParts   int
 	onRebalance func(Rebalance)
 	retry       time.Duration
 	lockTTL     time.Duration
@@ -84,6 +85,17 @@ func WithRingOptions(opts ...hashring.Option) Option {
 	})
 }
 
+// WithToozPartitions selects the Tooz assignment with n as tooz's
+// Partitioner "partitions" argument: the ring's points per unit of
+// weight (default hashring.DefaultToozVirtualNodes, 32, tooz's default).
+// Every member of the group, Go or Python, must use the same n.
+func WithToozPartitions(n int) Option {
+	return optionFunc(func(o *options) {
+		o.toozParts = n
+		o.assignment = Tooz
+	})
+}
+
 // OnRebalance registers a callback told of every change of this member's
 // partitions, lost before gained. It runs on the partitioner's goroutine,
 // never inside New: the first Rebalance comes after New has returned
@@ -113,11 +125,14 @@ func (o *options) validate() error {
 	if o.partitions == 0 {
 		o.partitions = DefaultPartitions
 	}
-	if o.mode == 0 {
-		o.mode = Exclusive
-	}
 	if o.assignment == 0 {
 		o.assignment = Balanced
+	}
+	if o.mode == 0 {
+		o.mode = Exclusive
+		if o.assignment == Tooz {
+			o.mode = Advisory
+		}
 	}
 	if o.retry == 0 {
 		o.retry = 50 * time.Millisecond
@@ -127,8 +142,12 @@ func (o *options) validate() error {
 		return fmt.Errorf("partitions %d not in 1..65536: %w", o.partitions, backend.ErrInvalidArgument)
 	case o.mode != Exclusive && o.mode != Advisory:
 		return fmt.Errorf("unknown mode %d: %w", o.mode, backend.ErrInvalidArgument)
-	case o.assignment != Balanced && o.assignment != Ring:
+	case o.assignment != Balanced && o.assignment != Ring && o.assignment != Tooz:
 		return fmt.Errorf("unknown assignment %d: %w", o.assignment, backend.ErrInvalidArgument)
+	case o.assignment == Tooz && o.mode != Advisory:
+		return fmt.Errorf("the tooz assignment is advisory, as tooz's partitioner: mode %s: %w", o.mode, backend.ErrInvalidArgument)
+	case o.toozParts < 1 || o.toozParts > hashring.MaxPointsPerNode:
+		return fmt.Errorf("tooz partitions %d not in 1..%d: %w", o.toozParts, hashring.MaxPointsPerNode, backend.ErrInvalidArgument)
 	case o.weight < 0:
 		return fmt.Errorf("negative weight %d: %w", o.weight, backend.ErrInvalidArgument)
 	case o.retry < 0 || o.lockTTL < 0 || o.margin < 0:

@@ -6,7 +6,9 @@
 // map to members by a bounded-load rendezvous assignment of the members'
 // weights (Balanced, the default: every member owns its share of the
 // partitions, rounded down or up), or by tooz's consistent-hash ring
-// (Ring). Weights come from the members' capabilities, {"weight": w} in
+// (Ring). The Tooz assignment is tooz's Partitioner exactly: keys are
+// placed on a tooz ring of the members, for groups shared with Python
+// members. Weights come from the members' capabilities, {"weight": w} in
 // msgpack as tooz publishes them. The partitioner follows the group with
 // a watch; the caller never polls. In the default Exclusive mode each
 // owned partition is also a held lock, so a partition is never worked by
@@ -98,7 +100,7 @@ type Partitioner struct {
 	weights  map[string]int // the current view
 	members  []string       // sorted
 	owners   []string       // by partition, from the view
-	ring     *hashring.Ring // Ring assignment only
+	ring     *hashring.Ring // Ring and Tooz assignments only
 	assigned map[int]bool   // by the current view
 	owned    map[int]*ownership
 	err      error
@@ -112,7 +114,7 @@ type Partitioner struct {
 // callback runs before New returns. The partitioner runs until Close,
 // until ctx ends, or until b closes or loses its session.
 func New(ctx context.Context, b *backend.Backend, group string, opts ...Option) (*Partitioner, error) {
-	o := options{weight: 1}
+	o := options{weight: 1, toozParts: hashring.DefaultToozVirtualNodes}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -159,8 +161,18 @@ func (p *Partitioner) Partition(key []byte) int {
 func partitionKey(part int) []byte { return []byte("partition-" + strconv.Itoa(part)) }
 
 // Owner returns the member that owns key's partition in this member's
-// current view; ok is false when the group has no member with weight.
+// current view; ok is false when the group has no member with weight. In
+// the Tooz assignment it is the owner of key itself on the ring, tooz's
+// members_for_object.
 func (p *Partitioner) Owner(key []byte) (string, bool) {
+	if p.o.assignment == Tooz {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		if p.ring == nil {
+			return "", false
+		}
+		return p.ring.Owner(key)
+	}
 	return p.PartitionOwner(p.Partition(key))
 }
 
@@ -177,8 +189,18 @@ func (p *Partitioner) PartitionOwner(part int) (string, bool) {
 
 // Owners returns up to n distinct members for key's partition, the owner
 // first, then replicas in a deterministic order (rendezvous score for the
-// Balanced assignment, ring order for the Ring assignment).
+// Balanced assignment, ring order for the Ring assignment). In the Tooz
+// assignment they are the members tooz's members_for_object(key,
+// replicas=n) returns, in ring order.
 func (p *Partitioner) Owners(key []byte, n int) []string {
+	if p.o.assignment == Tooz {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		if p.ring == nil {
+			return nil
+		}
+		return p.ring.Owners(key, n)
+	}
 	part := p.Partition(key)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -202,8 +224,14 @@ func (p *Partitioner) Owners(key []byte, n int) []string {
 
 // OwnedBySelf reports whether this member owns key's partition: in
 // Exclusive mode, whether it holds the partition's lock (and the grant is
-// not lost); in Advisory mode, whether its view assigns it.
+// not lost); in Advisory mode, whether its view assigns it. In the Tooz
+// assignment, whether this member owns key itself on the ring (tooz's
+// belongs_to_self).
 func (p *Partitioner) OwnedBySelf(key []byte) bool {
+	if p.o.assignment == Tooz {
+		o, ok := p.Owner(key)
+		return ok && o == p.b.MemberID()
+	}
 	return p.OwnsPartition(p.Partition(key))
 }
 
@@ -296,11 +324,20 @@ func (p *Partitioner) Close(ctx context.Context) error {
 	return err
 }
 
-func weightOf(m membership.Member) int {
+// weightOf reads a member's weight from its capabilities: 1 when it has
+// none. A negative weight counts as 1, or as 0 in the Tooz assignment
+// (tooz's ring gives it no point).
+func (p *Partitioner) weightOf(m membership.Member) int {
 	var caps struct {
 		Weight *int `msgpack:"weight"`
 	}
-	if err := m.Decode(&caps); err != nil || caps.Weight == nil || *caps.Weight < 0 {
+	if err := m.Decode(&caps); err != nil || caps.Weight == nil {
+		return 1
+	}
+	if *caps.Weight < 0 {
+		if p.o.assignment == Tooz {
+			return 0
+		}
 		return 1
 	}
 	return *caps.Weight
@@ -322,8 +359,12 @@ func (p *Partitioner) reassign() {
 		p.members = append(p.members, id)
 	}
 	slices.Sort(p.members)
-	if p.o.assignment == Ring {
-		r, err := buildRing(p.weighted(), p.o.ringOpts)
+	if p.o.assignment == Ring || p.o.assignment == Tooz {
+		opts := p.o.ringOpts
+		if p.o.assignment == Tooz {
+			opts = toozRingOptions(p.o.toozParts)
+		}
+		r, err := buildRing(p.weighted(), opts)
 		if err != nil {
 			return // options were validated in New; weights are checked on the way in
 		}
@@ -341,7 +382,7 @@ func (p *Partitioner) setMembers(ms []membership.Member) {
 	p.weights = map[string]int{}
 	for _, m := range ms {
 		if m.ID != "" {
-			p.weights[m.ID] = weightOf(m)
+			p.weights[m.ID] = p.weightOf(m)
 		}
 	}
 	p.reassign()
@@ -366,10 +407,40 @@ func (p *Partitioner) applyEvent(ev membership.Event) bool {
 	}
 	switch ev.Type {
 	case membership.Joined, membership.CapabilitiesChanged:
-		p.weights[id] = weightOf(ev.Member)
+		p.weights[id] = p.weightOf(ev.Member)
 	case membership.Left:
 		delete(p.weights, id)
 	}
+	if p.ring != nil {
+		// The ring follows the change in O(points), where a rebuild would
+		// add every member again.
+		p.updateRing(id)
+		return true
+	}
 	p.reassign()
 	return true
+}
+
+// updateRing applies the change of member id (joined, new weight, left)
+// to the ring and recomputes the owners; p.mu is held. A weight the ring
+// refuses leaves the member out, as a rebuild would.
+func (p *Partitioner) updateRing(id string) {
+	w, member := p.weights[id]
+	_, onRing := p.ring.Weight(id)
+	switch {
+	case !member && onRing:
+		_ = p.ring.Remove(id)
+	case member && onRing:
+		if err := p.ring.SetWeight(id, w); err != nil {
+			_ = p.ring.Remove(id)
+		}
+	case member:
+		_ = p.ring.Add(id, w)
+	}
+	p.members = p.members[:0]
+	for id := range p.weights {
+		p.members = append(p.members, id)
+	}
+	slices.Sort(p.members)
+	p.owners = ringOwners(p.ring, p.o.partitions)
 }
