@@ -30,9 +30,15 @@ func info() driver.Info {
 		URLForm:         urlForm,
 		Examples:        examples(),
 		Characteristics: characteristics(),
-		Options:         optionSpecs(),
-		Schedule:        schedule,
-		Open:            open,
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			if v.String("compat") == driver.CompatTooz {
+				return toozCharacteristics()
+			}
+			return characteristics()
+		},
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 
@@ -150,5 +156,9 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "Accepted for tooz compatibility: names are stored as UTF-8 bytes, so only UTF-8 spellings (utf8, utf-8, ...) are accepted."},
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc: "Accepted for tooz compatibility; it has no effect (every call blocks its caller, and the driver is safe for concurrent use)."},
+		driver.CompatOption(toozCompatDoc),
+		{Key: "tooz_lock_key", Type: driver.String, Default: lockKeyBytes, Enum: []string{lockKeyBytes, lockKeyStr, lockKeyPlain},
+			Doc: "With compat=tooz, how tooz names lock keys: bytes (tooz before 9.0 given bytes names, as OpenStack passes them: b'_tooz'_b'NAME'_lock), " +
+				"str (tooz before 9.0 given str names: b'_tooz'_NAME_lock; leader locks keep the bytes form) or plain (tooz 9.0 and later: _tooz_NAME_lock)."},
 	}
 }
