@@ -3,6 +3,7 @@ package redisbackend
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,28 @@ func (k toozKeys) lock(name string, leader bool) string {
 // NS_group:, NS_beats: or end with _lock.
 func (k toozKeys) fence(lockKey string) string { return k.ns + "_baton_fence:" + lockKey + ":" }
 
+// meta is baton's own hash of a group's member records: member ID ->
+// incarnation (32 hex digits), joined and updated times (16 hex digits of
+// Unix milliseconds each). tooz keeps neither; tooz never reads it.
+func (k toozKeys) meta(group string) string { return k.ns + "_baton_members:" + group + ":" }
+
+// newMeta is the record of a new incarnation joined at now.
+func newMeta(now time.Time) string { return newID() + stamp(now) + stamp(now) }
+
+// parseMeta fills a member's incarnation and times from its record.
+func parseMeta(m *driver.Member, meta string) {
+	if len(meta) != idLen+2*stampLen {
+		return
+	}
+	m.Incarnation = meta[:idLen]
+	if j, err := strconv.ParseUint(meta[idLen:idLen+stampLen], 16, 64); err == nil {
+		m.JoinedAt = time.UnixMilli(int64(j))
+	}
+	if u, err := strconv.ParseUint(meta[idLen+stampLen:], 16, 64); err == nil {
+		m.UpdatedAt = time.UnixMilli(int64(u))
+	}
+}
+
 // toozLockKey maps a backend lock key to tooz's lock key: user locks
 // ("l/NAME") keep their name, leadership of GROUP ("e/GROUP") is tooz's
 // leader lock "leader_of_GROUP".
@@ -131,7 +154,7 @@ redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], '` + toozCreated + `', '1')
 return 1
 `)
-	// KEYS: group, groups. ARGV: group, beat prefix. -> 1 deleted,
+	// KEYS: group, groups, meta. ARGV: group, beat prefix. -> 1 deleted,
 	// -1 no group, -3 live members left.
 	toozDeleteGroup = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -142,48 +165,70 @@ end
 for _, m in ipairs(dead) do redis.call('HDEL', KEYS[1], m) end
 if redis.call('HLEN', KEYS[1]) > 1 then return -3 end
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 return 1
 `)
-	// KEYS: group. ARGV: member, caps. -> 1 joined, -1 no group,
-	// -2 already a member.
+	// KEYS: group, meta. ARGV: member, caps, meta. -> 1 joined, -1 no
+	// group, -2 already a member.
 	toozJoin = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -2 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 `)
-	// KEYS: group. ARGV: member. -> 1 left, -1 no group, -2 not a member.
+	// KEYS: group, meta. ARGV: member. -> 1 left, -1 no group, -2 not a
+	// member.
 	toozLeave = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -2 end
 return 1
 `)
-	// KEYS: group. ARGV: member, caps. -> 1, -1 no group, -2 not a member.
+	// KEYS: group, meta. ARGV: member, caps, updated stamp, fresh meta.
+	// -> 1, -1 no group, -2 not a member.
 	toozUpdate = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -2 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local meta = redis.call('HGET', KEYS[2], ARGV[1])
+if meta then meta = string.sub(meta, 1, 48) .. ARGV[3] else meta = ARGV[4] end
+redis.call('HSET', KEYS[2], ARGV[1], meta)
 return 1
 `)
-	// KEYS: group. ARGV: beat prefix, own member. -> -1 no group, else the
-	// live members as a flat member/capabilities list; the others are
-	// deleted from the group (never the caller, as tooz).
+	// KEYS: group, meta. ARGV: beat prefix, own member, 28 random hex
+	// digits, now stamp. -> -1 no group, else the live members as a flat
+	// member/capabilities/meta list; the others are deleted from the
+	// group (never the caller, as tooz does). A live member without
+	// baton's record (a tooz member) gets one: a new incarnation, first
+	// seen now.
 	toozMembers = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local all = redis.call('HGETALL', KEYS[1])
-local live, dead = {}, {}
+local live, dead, present = {}, {}, {}
+local n = 0
 for i = 1, #all, 2 do
   local m = all[i]
   if m ~= '` + toozCreated + `' then
     if m == ARGV[2] or redis.call('EXISTS', ARGV[1] .. m) == 1 then
+      present[m] = true
+      local meta = redis.call('HGET', KEYS[2], m)
+      if not meta then
+        n = n + 1
+        meta = ARGV[3] .. string.format('%04x', n % 65536) .. ARGV[4] .. ARGV[4]
+        redis.call('HSET', KEYS[2], m, meta)
+      end
       live[#live + 1] = m
       live[#live + 1] = all[i + 1]
+      live[#live + 1] = meta
     else
       dead[#dead + 1] = m
     end
   end
 end
 for _, m in ipairs(dead) do redis.call('HDEL', KEYS[1], m) end
+for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if not present[m] then redis.call('HDEL', KEYS[2], m) end
+end
 return live
 `)
 	// KEYS: lock, fence. ARGV: nonce, member, ttl ms. -> {1, token}
@@ -366,7 +411,7 @@ func (t *toozConn) Close(ctx context.Context) error {
 		}
 	}
 	for _, g := range joined {
-		if _, _, err := t.c.evalInt(ctx, toozLeave, []string{t.k.group(g)}, t.member); err != nil {
+		if _, _, err := t.c.evalInt(ctx, toozLeave, []string{t.k.group(g), t.k.meta(g)}, t.member); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -418,7 +463,7 @@ func (t *toozConn) CreateGroup(ctx context.Context, group string) error {
 // DeleteGroup prunes dead members, then deletes the group as tooz's
 // delete_group script does when only its "__created__" field is left.
 func (t *toozConn) DeleteGroup(ctx context.Context, group string) error {
-	n, retried, err := t.c.evalInt(ctx, toozDeleteGroup, []string{t.k.group(group), t.k.groups()}, group, t.k.beatPrefix())
+	n, retried, err := t.c.evalInt(ctx, toozDeleteGroup, []string{t.k.group(group), t.k.groups(), t.k.meta(group)}, group, t.k.beatPrefix())
 	if err != nil {
 		return err
 	}
@@ -448,7 +493,7 @@ func (t *toozConn) Groups(ctx context.Context) ([]string, error) {
 // Join adds the member's field (its capabilities, msgpack as tooz stores
 // them) to the group hash.
 func (t *toozConn) Join(ctx context.Context, group string, caps []byte) error {
-	n, _, err := t.c.evalInt(ctx, toozJoin, []string{t.k.group(group)}, t.member, encodeCaps(caps))
+	n, _, err := t.c.evalInt(ctx, toozJoin, []string{t.k.group(group), t.k.meta(group)}, t.member, encodeCaps(caps), newMeta(time.Now()))
 	if err != nil {
 		return err
 	}
@@ -466,7 +511,7 @@ func (t *toozConn) Join(ctx context.Context, group string, caps []byte) error {
 
 // Leave deletes the member's field.
 func (t *toozConn) Leave(ctx context.Context, group string) error {
-	n, retried, err := t.c.evalInt(ctx, toozLeave, []string{t.k.group(group)}, t.member)
+	n, retried, err := t.c.evalInt(ctx, toozLeave, []string{t.k.group(group), t.k.meta(group)}, t.member)
 	if err != nil {
 		return err
 	}
@@ -484,7 +529,8 @@ func (t *toozConn) Leave(ctx context.Context, group string) error {
 
 // UpdateCapabilities runs tooz's update_capabilities script.
 func (t *toozConn) UpdateCapabilities(ctx context.Context, group string, caps []byte) error {
-	n, _, err := t.c.evalInt(ctx, toozUpdate, []string{t.k.group(group)}, t.member, encodeCaps(caps))
+	now := time.Now()
+	n, _, err := t.c.evalInt(ctx, toozUpdate, []string{t.k.group(group), t.k.meta(group)}, t.member, encodeCaps(caps), stamp(now), newMeta(now))
 	if err != nil {
 		return err
 	}
@@ -500,9 +546,12 @@ func (t *toozConn) UpdateCapabilities(ctx context.Context, group string, caps []
 // Members lists the live members as tooz's get_members does (a member is
 // alive while its NS_beats:MEMBER key exists; the others are deleted from
 // the group) with their capabilities. tooz keeps no incarnation and no
-// times: Incarnation is empty, JoinedAt and UpdatedAt are zero.
+// times; they come from baton's own records (meta), which give a tooz
+// member an incarnation and a joined time when a baton client first sees
+// it (a tooz member that leaves and joins again between two listings
+// keeps its incarnation, as tooz's own watchers miss it too).
 func (t *toozConn) Members(ctx context.Context, group string) ([]driver.Member, error) {
-	res, _, err := t.c.eval(ctx, toozMembers, []string{t.k.group(group)}, t.k.beatPrefix(), t.member)
+	res, _, err := t.c.eval(ctx, toozMembers, []string{t.k.group(group), t.k.meta(group)}, t.k.beatPrefix(), t.member, newID()[:idLen-4], stamp(time.Now()))
 	if err != nil {
 		return nil, err
 	}
@@ -513,11 +562,14 @@ func (t *toozConn) Members(ctx context.Context, group string) ([]driver.Member, 
 	if !ok {
 		return nil, driver.Errorf(driver.CodeInternal, "unexpected members reply %v", res)
 	}
-	ms := make([]driver.Member, 0, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
+	ms := make([]driver.Member, 0, len(flat)/3)
+	for i := 0; i+2 < len(flat); i += 3 {
 		id, _ := flat[i].(string)
 		caps, _ := flat[i+1].(string)
-		ms = append(ms, driver.Member{ID: id, Capabilities: decodeCaps(caps)})
+		meta, _ := flat[i+2].(string)
+		m := driver.Member{ID: id, Capabilities: decodeCaps(caps)}
+		parseMeta(&m, meta)
+		ms = append(ms, m)
 	}
 	return ms, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/backend/drivertest"
 	"github.com/baton-go/baton/internal/tooztest"
 )
 
@@ -461,4 +462,40 @@ func openToozConn(t testing.TB, u, member string) driver.Conn {
 		_ = c.Close(ctx)
 	})
 	return c
+}
+
+// TestConformanceTooz runs the conformance suite in compat=tooz mode,
+// plain and through the sentinels.
+func TestConformanceTooz(t *testing.T) {
+	for name, base := range map[string]string{"plain": plainURL(t), "sentinel": sentinelHostList(t)} {
+		t.Run(name, func(t *testing.T) {
+			drivertest.Run(t, drivertest.Harness{
+				NewURL:        func(t testing.TB) string { return newMixedFleet(t, base).baton },
+				ExpireSession: expireToozSession,
+			})
+		})
+	}
+}
+
+// expireToozSession makes b's session lost as if its liveness key had
+// expired: it deletes tooz's beat key of b's member and the lock keys
+// whose value names b's member.
+func expireToozSession(t testing.TB, b *backend.Backend) {
+	t.Helper()
+	rdb, _ := rawClient(t, b.Config())
+	defer rdb.Close()
+	ctx := testCtx(t)
+	ns := b.Config().Options.String("namespace")
+	if err := rdb.Del(ctx, toozKeys{ns: ns}.beat(b.MemberID())).Err(); err != nil {
+		t.Fatalf("delete beat key: %v", err)
+	}
+	for _, p := range []string{globEscape(ns) + "_*_lock", globEscape("b'"+ns+"'") + "_*_lock"} {
+		iter := rdb.Scan(ctx, 0, p, 1000).Iterator()
+		for iter.Next(ctx) {
+			v, err := rdb.Get(ctx, iter.Val()).Result()
+			if lv, perr := parseLockValue(v); err == nil && perr == nil && lv.member == b.MemberID() {
+				rdb.Del(ctx, iter.Val())
+			}
+		}
+	}
 }
