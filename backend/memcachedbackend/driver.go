@@ -26,9 +26,15 @@ func info() driver.Info {
 		URLForm:         urlForm,
 		Examples:        examples(),
 		Characteristics: characteristics(),
-		Options:         optionSpecs(),
-		Schedule:        schedule,
-		Open:            open,
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			if v.String("compat") == driver.CompatTooz {
+				return toozCharacteristics()
+			}
+			return characteristics()
+		},
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Open:     open,
 	}
 }
 
@@ -97,5 +103,6 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "Prefix of every key (NAMESPACE:...): 1 to 64 characters of [A-Za-z0-9._-]."},
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc: "Accepted for tooz compatibility; it has no effect (tooz runs calls on a one-thread executor; baton's calls block their caller and the driver is safe for concurrent use)."},
+		driver.CompatOption(toozCompatDoc),
 	}
 }

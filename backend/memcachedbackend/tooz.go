@@ -1,0 +1,921 @@
+package memcachedbackend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+	"go.uber.org/zap"
+
+	"github.com/baton-go/baton/backend/driver"
+)
+
+// compat=tooz: the connection reads and writes the layout of tooz's
+// memcached driver (tooz/drivers/memcached.py), so that baton and tooz
+// processes share groups, members, capabilities, liveness, leaders and
+// locks on one server. See the "compat=tooz" section of doc.go.
+
+// toozUserPrefix is the backend's prefix of user lock keys.
+const toozUserPrefix = "l/"
+
+// tooz's keys and values (MemcachedDriver and MemcachedLock).
+const (
+	toozGroupList    = "_TOOZ_GROUP_LIST"
+	toozGroupPrefix  = "_TOOZ_GROUP_"
+	toozMemberPrefix = "_TOOZ_MEMBER_"
+	toozLockPrefix   = "__TOOZ_LOCK_"
+	toozLeaderPrefix = "_TOOZ_GROUP_LEADER_"
+	toozAlive        = "It's alive!"
+	// tooz's client flags: 1 raw bytes, 2 msgpack (oslo's msgpackutils).
+	flagRaw     = 1
+	flagMsgpack = 2
+	// toozCapsField is the field of a member's dict that tooz reads;
+	// toozBatonField is baton's (incarnation and times), which tooz keeps
+	// untouched when it updates capabilities and never reads.
+	toozCapsField  = "capabilities"
+	toozBatonField = "baton"
+)
+
+// toozEmptyCaps is msgpack's b"", tooz's default capabilities; baton's
+// empty capabilities are stored as it and read back as empty.
+var toozEmptyCaps = []byte{0xc4, 0x00}
+
+// mpField is one entry of a msgpack map kept as read: its key (bin or
+// str, as written) and its raw value.
+type mpField struct {
+	key string
+	bin bool
+	val msgpack.RawMessage
+}
+
+// toozMember is one member of a group value: its ID and its dict.
+type toozMember struct {
+	id     string
+	bin    bool
+	fields []mpField
+}
+
+func (m *toozMember) field(key string) (msgpack.RawMessage, bool) {
+	for _, f := range m.fields {
+		if f.key == key {
+			return f.val, true
+		}
+	}
+	return nil, false
+}
+
+func (m *toozMember) set(key string, val msgpack.RawMessage) {
+	for i := range m.fields {
+		if m.fields[i].key == key {
+			m.fields[i].val = val
+			return
+		}
+	}
+	m.fields = append(m.fields, mpField{key: key, bin: true, val: val})
+}
+
+func decodeKey(d *msgpack.Decoder) (string, bool, error) {
+	c, err := d.PeekCode()
+	if err != nil {
+		return "", false, err
+	}
+	if msgpcode.IsBin(c) {
+		b, err := d.DecodeBytes()
+		return string(b), true, err
+	}
+	s, err := d.DecodeString()
+	return s, false, err
+}
+
+func encodeKey(e *msgpack.Encoder, k string, bin bool) error {
+	if bin {
+		return e.EncodeBytes([]byte(k))
+	}
+	return e.EncodeString(k)
+}
+
+// decodeGroupValue decodes tooz's group value {member: {b"capabilities":
+// caps, ...}}; nilValue reports msgpack nil (tooz's delete_group writes
+// it before deleting the key).
+func decodeGroupValue(b []byte) (ms []toozMember, nilValue bool, err error) {
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	if c, err := d.PeekCode(); err == nil && c == msgpcode.Nil {
+		return nil, true, nil
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return nil, false, err
+	}
+	for range max(n, 0) {
+		var m toozMember
+		if m.id, m.bin, err = decodeKey(d); err != nil {
+			return nil, false, err
+		}
+		fn, err := d.DecodeMapLen()
+		if err != nil {
+			return nil, false, err
+		}
+		for range max(fn, 0) {
+			var f mpField
+			if f.key, f.bin, err = decodeKey(d); err != nil {
+				return nil, false, err
+			}
+			if f.val, err = d.DecodeRaw(); err != nil {
+				return nil, false, err
+			}
+			m.fields = append(m.fields, f)
+		}
+		ms = append(ms, m)
+	}
+	return ms, false, nil
+}
+
+func encodeGroupValue(ms []toozMember) []byte {
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	_ = e.EncodeMapLen(len(ms))
+	for _, m := range ms {
+		_ = encodeKey(e, m.id, m.bin)
+		_ = e.EncodeMapLen(len(m.fields))
+		for _, f := range m.fields {
+			_ = encodeKey(e, f.key, f.bin)
+			buf.Write(f.val)
+		}
+	}
+	return buf.Bytes()
+}
+
+// listEntry is one group ID of tooz's group list.
+type listEntry struct {
+	id  string
+	bin bool
+}
+
+func decodeGroupList(b []byte) ([]listEntry, error) {
+	d := msgpack.NewDecoder(bytes.NewReader(b))
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	var out []listEntry
+	for range max(n, 0) {
+		id, bin, err := decodeKey(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listEntry{id, bin})
+	}
+	return out, nil
+}
+
+func encodeGroupList(l []listEntry) []byte {
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	_ = e.EncodeArrayLen(len(l))
+	for _, g := range l {
+		_ = encodeKey(e, g.id, g.bin)
+	}
+	return buf.Bytes()
+}
+
+// toozCaps checks that caps are one msgpack value (tooz decodes the whole
+// group value, so anything else would break every tooz member's listing)
+// and returns what is stored: msgpack b"" for empty capabilities.
+func toozCaps(caps []byte) (msgpack.RawMessage, error) {
+	if len(caps) == 0 {
+		return toozEmptyCaps, nil
+	}
+	r := bytes.NewReader(caps)
+	d := msgpack.NewDecoder(r)
+	if _, err := d.DecodeRaw(); err != nil || r.Len() != 0 {
+		return nil, driver.Errorf(driver.CodeInvalidArgument, "with compat=tooz, capabilities must be one msgpack value (tooz decodes them): %d bytes are not", len(caps))
+	}
+	return caps, nil
+}
+
+// toozConn is a connection in compat=tooz mode. It is safe for concurrent
+// use.
+type toozConn struct {
+	c      *conn  // the clients, the meta pool and baton's keyspace
+	prefix string // of tooz's keys: "" (tooz's layout) or "NAMESPACE:"
+	addr   string
+	beat   string
+
+	mu     sync.Mutex
+	closed bool
+	grants map[grantID]*toozGrant
+	joined map[string]struct{}
+}
+
+// toozGrant is a lock this connection holds: the lock item's CAS value on
+// the server run it was set on.
+type toozGrant struct {
+	run runID
+	cas uint64
+}
+
+var (
+	_ driver.Conn        = (*toozConn)(nil)
+	_ driver.LockBreaker = (*toozConn)(nil)
+)
+
+// toozKey checks a key against memcached's rules (tooz does not: a name
+// with a space breaks tooz's request).
+func toozKey(k string) (string, error) {
+	if len(k) > 250 {
+		return "", driver.Errorf(driver.CodeInvalidArgument, "with compat=tooz, key %q is longer than memcached's 250 bytes (tooz's keys embed names verbatim)", k)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] == 0x7f {
+			return "", driver.Errorf(driver.CodeInvalidArgument, "with compat=tooz, key %q has a space or a control character, which memcached refuses (tooz's keys embed names verbatim)", k)
+		}
+	}
+	return k, nil
+}
+
+func (t *toozConn) groupList() string         { return t.prefix + toozGroupList }
+func (t *toozConn) group(g string) string     { return t.prefix + toozGroupPrefix + g }
+func (t *toozConn) memberKey(m string) string { return t.prefix + toozMemberPrefix + m }
+
+// lockKey maps a backend lock key to tooz's: user locks ("l/NAME") to
+// __TOOZ_LOCK_NAME, leadership of GROUP ("e/GROUP") to tooz's leader lock
+// __TOOZ_LOCK__TOOZ_GROUP_LEADER_GROUP.
+func (t *toozConn) lockKey(key string) (string, bool, error) {
+	switch {
+	case strings.HasPrefix(key, toozUserPrefix):
+		k, err := toozKey(t.prefix + toozLockPrefix + key[len(toozUserPrefix):])
+		return k, false, err
+	case strings.HasPrefix(key, leaderPrefix):
+		k, err := toozKey(t.prefix + toozLockPrefix + toozLeaderPrefix + key[len(leaderPrefix):])
+		return k, true, err
+	}
+	return "", false, driver.Errorf(driver.CodeInvalidArgument, "lock key %q has no tooz equivalent", key)
+}
+
+// openTooz connects to the one server tooz talks to and writes this
+// member's liveness key as tooz's heartbeat does.
+func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	s, err := parseSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.servers) != 1 {
+		return nil, driver.Errorf(driver.CodeInvalidArgument, "compat=tooz takes one server (tooz's memcached driver talks to one); %d given", len(s.servers))
+	}
+	sl := new(memcache.ServerList)
+	if err := sl.SetServers(s.servers...); err != nil {
+		return nil, driver.Errorf(driver.CodeInvalidArgument, "servers: %w", err)
+	}
+	mc := memcache.NewFromSelector(sl)
+	mc.Timeout = s.socketTimeout
+	mc.MaxIdleConns = s.maxPool
+	if mc.MaxIdleConns == 0 {
+		mc.MaxIdleConns = defaultIdle
+	}
+	mc.DialContext = (&net.Dialer{Timeout: s.socketTimeout}).DialContext
+	clock := cfg.Clock
+	if clock == nil {
+		clock = driver.RealClock{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	base := &conn{s: s, ks: keyspace{ns: s.namespace}, mc: mc, sl: sl, meta: newMetaPool(s.socketTimeout, s.maxPool),
+		member: cfg.MemberID, clock: clock, log: log}
+	t := &toozConn{c: base, addr: s.servers[0], grants: map[grantID]*toozGrant{}, joined: map[string]struct{}{}}
+	if cfg.Options.IsSet("namespace") {
+		t.prefix = s.namespace + ":"
+	}
+	fail := func(err error) (driver.Conn, error) {
+		base.meta.close()
+		_ = mc.Close()
+		return nil, classify(fmt.Errorf("open %s: %w", cfg.Redacted, err))
+	}
+	if t.beat, err = toozKey(t.memberKey(cfg.MemberID)); err != nil {
+		return fail(err)
+	}
+	m, _, err := base.meta.get(ctx, t.addr)
+	if err != nil {
+		return fail(err)
+	}
+	base.meta.put(t.addr, m, true)
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := mc.Set(&memcache.Item{Key: t.beat, Value: []byte(toozAlive), Flags: flagRaw, Expiration: keyTTL(s.membershipTimeout)}); err != nil {
+		return fail(err)
+	}
+	return t, nil
+}
+
+// Session: tooz's liveness key _TOOZ_MEMBER_MEMBER, membership_timeout
+// long, renewed every third of it.
+func (t *toozConn) Session() driver.SessionInfo {
+	return t.c.Session()
+}
+
+// Renew touches the liveness key. A missing key means the member was
+// judged dead (tooz prunes it from groups at its next listing): the
+// session is lost.
+func (t *toozConn) Renew(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return classify(err)
+	}
+	err := t.c.mc.Touch(t.beat, keyTTL(t.c.s.membershipTimeout))
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return driver.Errorf(driver.CodeLost, "liveness key %q is gone (expired, evicted, or the server restarted empty): %w", t.beat, errEvicted)
+	}
+	return classify(err)
+}
+
+// Close releases this connection's locks, leaves its groups and deletes
+// its liveness key, as tooz's stop does.
+func (t *toozConn) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	grants := make(map[grantID]*toozGrant, len(t.grants))
+	for id, g := range t.grants {
+		grants[id] = g
+	}
+	joined := make([]string, 0, len(t.joined))
+	for g := range t.joined {
+		joined = append(joined, g)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for id, g := range grants {
+		if _, err := t.c.compareAndDelete(ctx, t.addr, g.run, id.key, g.cas); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, g := range joined {
+		if err := t.Leave(ctx, g); err != nil {
+			if code, _ := driver.CodeOf(err); code != driver.CodeNotMember && code != driver.CodeGroupNotFound {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := t.c.mc.Delete(t.beat); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+		errs = append(errs, classify(err))
+	}
+	t.c.meta.close()
+	_ = t.c.mc.Close()
+	return errors.Join(errs...)
+}
+
+// getGroup reads a group value with its CAS value.
+func (t *toozConn) getGroup(ctx context.Context, g string) (*memcache.Item, []toozMember, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, classify(err)
+	}
+	key, err := toozKey(t.group(g))
+	if err != nil {
+		return nil, nil, err
+	}
+	it, err := t.c.mc.Get(key)
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return nil, nil, groupNotFound(g)
+	}
+	if err != nil {
+		return nil, nil, classify(fmt.Errorf("group %q: %w", g, err))
+	}
+	if it.Flags != flagMsgpack {
+		return nil, nil, driver.Errorf(driver.CodeInternal, "group %q: value with flags %d, not tooz's msgpack", g, it.Flags)
+	}
+	ms, isNil, err := decodeGroupValue(it.Value)
+	if err != nil {
+		return nil, nil, driver.Errorf(driver.CodeInternal, "group %q: %v", g, err)
+	}
+	if isNil {
+		return nil, nil, groupNotFound(g) // tooz is deleting it
+	}
+	return it, ms, nil
+}
+
+// updateGroup runs fn on the group value in a bounded gets/cas loop (tooz
+// retries its own without bound; every writer compares, so tooz's loops
+// and baton's interleave safely).
+func (t *toozConn) updateGroup(ctx context.Context, g string, fn func(ms []toozMember) ([]toozMember, bool, error)) error {
+	for range maxCASRetries {
+		it, ms, err := t.getGroup(ctx, g)
+		if err != nil {
+			return err
+		}
+		ms, write, err := fn(ms)
+		if err != nil || !write {
+			return err
+		}
+		it.Value = encodeGroupValue(ms)
+		it.Expiration = 0
+		err = t.c.mc.CompareAndSwap(it)
+		switch {
+		case errors.Is(err, memcache.ErrCASConflict):
+			continue
+		case errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCacheMiss):
+			return groupNotFound(g)
+		}
+		return classify(err)
+	}
+	return classify(fmt.Errorf("group %q: %w", g, errContended))
+}
+
+// updateGroupList adds or removes g in tooz's group list (gets/cas, or
+// add when the list does not exist), bounded.
+func (t *toozConn) updateGroupList(ctx context.Context, g string, add bool) error {
+	for range maxCASRetries {
+		if err := ctx.Err(); err != nil {
+			return classify(err)
+		}
+		it, err := t.c.mc.Get(t.groupList())
+		if errors.Is(err, memcache.ErrCacheMiss) {
+			if !add {
+				return nil
+			}
+			err = t.c.mc.Add(&memcache.Item{Key: t.groupList(), Value: encodeGroupList([]listEntry{{g, true}}), Flags: flagMsgpack})
+			if errors.Is(err, memcache.ErrNotStored) {
+				continue
+			}
+			return classify(err)
+		}
+		if err != nil {
+			return classify(err)
+		}
+		l, err := decodeGroupList(it.Value)
+		if err != nil {
+			return driver.Errorf(driver.CodeInternal, "group list: %v", err)
+		}
+		var out []listEntry
+		found := false
+		for _, e := range l {
+			if e.id == g {
+				found = true
+				if !add {
+					continue
+				}
+			}
+			out = append(out, e)
+		}
+		if add == found {
+			return nil
+		}
+		if add {
+			out = append(out, listEntry{g, true})
+		}
+		it.Value = encodeGroupList(out)
+		err = t.c.mc.CompareAndSwap(it)
+		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) || errors.Is(err, memcache.ErrCacheMiss) {
+			continue
+		}
+		return classify(err)
+	}
+	return classify(fmt.Errorf("group list: %w", errContended))
+}
+
+// CreateGroup adds the group value {} and then the group to the list, as
+// tooz's create_group does.
+func (t *toozConn) CreateGroup(ctx context.Context, g string) error {
+	key, err := toozKey(t.group(g))
+	if err != nil {
+		return err
+	}
+	err = t.c.mc.Add(&memcache.Item{Key: key, Value: encodeGroupValue(nil), Flags: flagMsgpack})
+	if errors.Is(err, memcache.ErrNotStored) {
+		return driver.Errorf(driver.CodeGroupExists, "group %q exists", g)
+	}
+	if err != nil {
+		return classify(err)
+	}
+	return t.updateGroupList(ctx, g, true)
+}
+
+// DeleteGroup prunes dead members; when none is left it sets the value to
+// nil (compared), deletes it and removes it from the list, as tooz's
+// delete_group does.
+func (t *toozConn) DeleteGroup(ctx context.Context, g string) error {
+	for range maxCASRetries {
+		it, ms, err := t.getGroup(ctx, g)
+		if err != nil {
+			return err
+		}
+		live, err := t.alive(ms)
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return driver.Errorf(driver.CodeGroupNotEmpty, "group %q has live members", g)
+		}
+		it.Value = []byte{msgpcode.Nil}
+		err = t.c.mc.CompareAndSwap(it)
+		switch {
+		case errors.Is(err, memcache.ErrCASConflict):
+			continue
+		case errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCacheMiss):
+			return groupNotFound(g)
+		case err != nil:
+			return classify(err)
+		}
+		if err := t.c.mc.Delete(it.Key); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+			return classify(err)
+		}
+		return t.updateGroupList(ctx, g, false)
+	}
+	return classify(fmt.Errorf("group %q: %w", g, errContended))
+}
+
+// Groups returns tooz's group list as it is.
+func (t *toozConn) Groups(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, classify(err)
+	}
+	it, err := t.c.mc.Get(t.groupList())
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	l, err := decodeGroupList(it.Value)
+	if err != nil {
+		return nil, driver.Errorf(driver.CodeInternal, "group list: %v", err)
+	}
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		out = append(out, e.id)
+	}
+	return out, nil
+}
+
+// batonRecord is baton's field of a member dict: its incarnation (32 hex
+// digits) and its joined and updated times (16 hex digits of Unix
+// milliseconds each), as a msgpack str.
+func batonRecord(inc string, joined, updated time.Time) msgpack.RawMessage {
+	b, _ := msgpack.Marshal(fmt.Sprintf("%s%016x%016x", inc, uint64(joined.UnixMilli()), uint64(updated.UnixMilli())))
+	return b
+}
+
+func newIncarnation() string { return newNonce() + newNonce() }
+
+// Join adds this member's dict {b"capabilities": caps, b"baton": record}
+// to the group value.
+func (t *toozConn) Join(ctx context.Context, g string, caps []byte) error {
+	raw, err := toozCaps(caps)
+	if err != nil {
+		return err
+	}
+	now := t.c.now()
+	err = t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
+		for _, m := range ms {
+			if m.id == t.c.member {
+				return nil, false, driver.Errorf(driver.CodeMemberExists, "member %q has joined group %q already", t.c.member, g)
+			}
+		}
+		return append(ms, toozMember{id: t.c.member, bin: true, fields: []mpField{
+			{key: toozCapsField, bin: true, val: raw},
+			{key: toozBatonField, bin: true, val: batonRecord(newIncarnation(), now, now)},
+		}}), true, nil
+	})
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.joined[g] = struct{}{}
+	t.mu.Unlock()
+	return nil
+}
+
+// Leave removes this member's dict.
+func (t *toozConn) Leave(ctx context.Context, g string) error {
+	err := t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
+		for i, m := range ms {
+			if m.id == t.c.member {
+				return append(ms[:i:i], ms[i+1:]...), true, nil
+			}
+		}
+		return nil, false, driver.Errorf(driver.CodeNotMember, "member %q has not joined group %q", t.c.member, g)
+	})
+	t.mu.Lock()
+	delete(t.joined, g)
+	t.mu.Unlock()
+	return err
+}
+
+// UpdateCapabilities replaces this member's capabilities (and its
+// updated time).
+func (t *toozConn) UpdateCapabilities(ctx context.Context, g string, caps []byte) error {
+	raw, err := toozCaps(caps)
+	if err != nil {
+		return err
+	}
+	now := t.c.now()
+	return t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
+		for i := range ms {
+			if ms[i].id != t.c.member {
+				continue
+			}
+			ms[i].set(toozCapsField, raw)
+			inc, joined := newIncarnation(), now
+			if m, ok := parseBaton(&ms[i]); ok {
+				inc, joined = m.Incarnation, m.JoinedAt
+			}
+			ms[i].set(toozBatonField, batonRecord(inc, joined, now))
+			return ms, true, nil
+		}
+		return nil, false, driver.Errorf(driver.CodeNotMember, "member %q has not joined group %q", t.c.member, g)
+	})
+}
+
+// parseBaton reads baton's record of a member.
+func parseBaton(m *toozMember) (driver.Member, bool) {
+	raw, ok := m.field(toozBatonField)
+	if !ok {
+		return driver.Member{}, false
+	}
+	var s string
+	if err := msgpack.Unmarshal(raw, &s); err != nil || len(s) != 64 {
+		return driver.Member{}, false
+	}
+	j, err1 := strconv.ParseUint(s[32:48], 16, 64)
+	u, err2 := strconv.ParseUint(s[48:], 16, 64)
+	if err1 != nil || err2 != nil {
+		return driver.Member{}, false
+	}
+	return driver.Member{Incarnation: s[:32], JoinedAt: time.UnixMilli(int64(j)), UpdatedAt: time.UnixMilli(int64(u))}, true
+}
+
+// alive returns the members whose liveness key exists (and this member),
+// as tooz's _get_members judges them, with one multi-get.
+func (t *toozConn) alive(ms []toozMember) ([]toozMember, error) {
+	keys := make([]string, 0, len(ms))
+	for _, m := range ms {
+		if m.id != t.c.member {
+			if k, err := toozKey(t.memberKey(m.id)); err == nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	got := map[string]*memcache.Item{}
+	if len(keys) > 0 {
+		var err error
+		if got, err = t.c.mc.GetMulti(keys); err != nil {
+			return nil, classify(err)
+		}
+	}
+	var live []toozMember
+	for _, m := range ms {
+		if it := got[t.memberKey(m.id)]; m.id == t.c.member || it != nil && len(it.Value) > 0 {
+			live = append(live, m)
+		}
+	}
+	return live, nil
+}
+
+// Members lists the live members, writing the group back (compared) when
+// dead members were pruned, as tooz's get_members does, or when a member
+// has no baton record yet (a tooz member: it gets a new incarnation,
+// joined when first seen; tooz keeps the field when it updates
+// capabilities and drops it when the member leaves and joins again).
+func (t *toozConn) Members(ctx context.Context, g string) ([]driver.Member, error) {
+	var out []driver.Member
+	err := t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
+		live, err := t.alive(ms)
+		if err != nil {
+			return nil, false, err
+		}
+		write := len(live) != len(ms)
+		now := t.c.now()
+		out = out[:0]
+		for i := range live {
+			m, ok := parseBaton(&live[i])
+			if !ok {
+				m = driver.Member{Incarnation: newIncarnation(), JoinedAt: now, UpdatedAt: now}
+				live[i].set(toozBatonField, batonRecord(m.Incarnation, now, now))
+				write = true
+			}
+			m.ID = live[i].id
+			if raw, ok := live[i].field(toozCapsField); ok && !bytes.Equal(raw, toozEmptyCaps) {
+				m.Capabilities = append([]byte(nil), raw...)
+			}
+			out = append(out, m)
+		}
+		return live, write, nil
+	})
+	return out, err
+}
+
+// lockTTL is the lease of a request: its TTL, else leader_timeout for
+// leaderships and lock_timeout for locks.
+func (t *toozConn) lockTTL(req driver.LockRequest, leader bool) time.Duration {
+	switch {
+	case req.TTL > 0:
+		return req.TTL
+	case leader:
+		return t.c.s.leaderTimeout
+	}
+	return t.c.s.lockTimeout
+}
+
+// TryLock adds tooz's lock key with this member's ID as its value (flag
+// 1), as tooz's acquire does, and in the same round trip advances baton's
+// fencing counter of the lock (created at the server's clock in
+// microseconds when absent).
+func (t *toozConn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	key, leader, err := t.lockKey(req.Key)
+	if err != nil {
+		return driver.Lease{}, false, err
+	}
+	ttl := t.lockTTL(req, leader)
+	value := []byte(req.Member)
+	ckey := t.c.ks.counter(key)
+	var run runID
+	rs, err := t.c.meta.pipeline(ctx, t.addr, func(mc *metaConn) ([]command, error) {
+		run = mc.run
+		floor := uint64(mc.serverNow()+1) * 1_000_000
+		return []command{
+			{line: fmt.Sprintf("ms %s %d F%d T%d ME c", key, len(value), flagRaw, keyTTL(ttl)), data: value},
+			{line: fmt.Sprintf("ma %s N0 J%d v", ckey, floor)},
+		}, nil
+	})
+	if err != nil {
+		if len(rs) > 0 && rs[0].status == "HD" {
+			if cas, cerr := rs[0].uintFlag('c'); cerr == nil {
+				_, _ = t.c.compareAndDelete(context.WithoutCancel(ctx), t.addr, run, key, cas)
+			}
+		}
+		return driver.Lease{}, false, classify(fmt.Errorf("lock %q: %w", req.Key, err))
+	}
+	switch rs[0].status {
+	case "NS":
+		return driver.Lease{}, false, nil
+	case "HD":
+	default:
+		return driver.Lease{}, false, classify(protocolError("ms: " + rs[0].status))
+	}
+	cas, err := rs[0].uintFlag('c')
+	var token uint64
+	if err == nil && rs[1].status == "VA" {
+		token, err = strconv.ParseUint(strings.TrimSpace(string(rs[1].value)), 10, 64)
+	}
+	if err != nil || rs[1].status != "VA" || token == 0 {
+		if err == nil {
+			_, _ = t.c.compareAndDelete(context.WithoutCancel(ctx), t.addr, run, key, cas)
+		}
+		return driver.Lease{}, false, driver.Errorf(driver.CodeInternal, "lock %q: fencing counter: unexpected reply %s %q", req.Key, rs[1].status, rs[1].value)
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		_, _ = t.c.compareAndDelete(context.WithoutCancel(ctx), t.addr, run, key, cas)
+		return driver.Lease{}, false, driver.Errorf(driver.CodeCanceled, "lock %q: connection closed", req.Key)
+	}
+	t.grants[grantID{key, token}] = &toozGrant{run: run, cas: cas}
+	t.mu.Unlock()
+	return driver.Lease{Token: token, TTL: ttl}, true, nil
+}
+
+func (t *toozConn) grant(key string, token uint64) *toozGrant {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.grants[grantID{key, token}]
+}
+
+// Unlock deletes the lock key compared with the grant's CAS value (md C):
+// never another holder's key, which tooz's own get-then-delete release
+// cannot promise.
+func (t *toozConn) Unlock(ctx context.Context, key string, token uint64) error {
+	k, _, err := t.lockKey(key)
+	if err != nil {
+		return err
+	}
+	g := t.grant(k, token)
+	if g == nil {
+		return notHeld(key, token, nil)
+	}
+	ok, err := t.c.compareAndDelete(ctx, t.addr, g.run, k, g.cas)
+	if err != nil {
+		return classify(err)
+	}
+	t.mu.Lock()
+	delete(t.grants, grantID{k, token})
+	t.mu.Unlock()
+	if !ok {
+		return notHeld(key, token, nil)
+	}
+	return nil
+}
+
+// RefreshLock sets the lock key again, compared with the grant's CAS
+// value, with a new expiry (tooz's heartbeat touches it).
+func (t *toozConn) RefreshLock(ctx context.Context, key string, token uint64, ttl time.Duration) error {
+	k, _, err := t.lockKey(key)
+	if err != nil {
+		return err
+	}
+	g := t.grant(k, token)
+	if g == nil {
+		return notHeld(key, token, nil)
+	}
+	value := []byte(t.c.member)
+	r, err := t.c.meta.do(ctx, t.addr, func(mc *metaConn) (string, []byte, error) {
+		if mc.run != g.run {
+			return "", nil, errRestarted
+		}
+		return fmt.Sprintf("ms %s %d F%d C%d T%d c", k, len(value), flagRaw, g.cas, keyTTL(ttl)), value, nil
+	})
+	switch {
+	case errors.Is(err, errRestarted):
+		return notHeld(key, token, errRestarted)
+	case err != nil:
+		return classify(err)
+	case r.status == "EX" || r.status == "NF" || r.status == "NS":
+		t.mu.Lock()
+		delete(t.grants, grantID{k, token})
+		t.mu.Unlock()
+		return notHeld(key, token, nil)
+	case r.status != "HD":
+		return classify(protocolError("ms: " + r.status))
+	}
+	cas, err := r.uintFlag('c')
+	if err != nil {
+		return classify(err)
+	}
+	t.mu.Lock()
+	g.cas = cas
+	t.mu.Unlock()
+	return nil
+}
+
+// Holder reads the lock key: its value is the holder's member ID (tooz's
+// get_leader reads the same). The token is the lock's fencing counter:
+// the last token drawn by a baton holder (0 when none ever was); a tooz
+// holder has no token of its own.
+func (t *toozConn) Holder(ctx context.Context, key string) (driver.Holder, error) {
+	k, _, err := t.lockKey(key)
+	if err != nil {
+		return driver.Holder{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return driver.Holder{}, classify(err)
+	}
+	its, err := t.c.mc.GetMulti([]string{k, t.c.ks.counter(k)})
+	if err != nil {
+		return driver.Holder{}, classify(err)
+	}
+	it := its[k]
+	if it == nil {
+		return driver.Holder{}, driver.Errorf(driver.CodeNotFound, "lock %q is free", key)
+	}
+	h := driver.Holder{Member: string(it.Value)}
+	if it.Flags == flagMsgpack { // a str member ID, as tooz stores one given as str
+		var s string
+		if msgpack.Unmarshal(it.Value, &s) == nil {
+			h.Member = s
+		}
+	}
+	if c := its[t.c.ks.counter(k)]; c != nil {
+		h.Token, _ = strconv.ParseUint(strings.TrimSpace(string(c.Value)), 10, 64)
+	}
+	return h, nil
+}
+
+// BreakLock deletes the lock key whoever holds it (tooz's break_).
+func (t *toozConn) BreakLock(ctx context.Context, key string) (bool, error) {
+	k, _, err := t.lockKey(key)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, classify(err)
+	}
+	err = t.c.mc.Delete(k)
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return false, nil
+	}
+	return err == nil, classify(err)
+}
+
+// toozCompatDoc is the compat option's sentence for this driver.
+const toozCompatDoc = "With tooz, groups (_TOOZ_GROUP_LIST, _TOOZ_GROUP_G), members and capabilities, liveness keys (_TOOZ_MEMBER_M), leader locks and locks (__TOOZ_LOCK_NAME, the holder's member ID) are shared with tooz processes on one server; " +
+	"tooz's keys have no namespace (an explicit namespace prefixes them, for fleets tooz does not see). Capabilities must be msgpack. " +
+	"Given up: several servers, fencing tokens for tooz's holders (partial), and member records are updated with bounded compare-and-swap loops where tooz loops without bound."
+
+// toozCharacteristics are tooz's for memcached plus what the shared layout
+// allows.
+func toozCharacteristics() driver.Characteristics {
+	ch := characteristics()
+	ch.Fencing = driver.FencingPartial
+	return ch
+}
