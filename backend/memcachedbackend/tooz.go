@@ -3,6 +3,8 @@ package memcachedbackend
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -187,19 +189,38 @@ func encodeGroupList(l []listEntry) []byte {
 	return buf.Bytes()
 }
 
-// toozCaps checks that caps are one msgpack value (tooz decodes the whole
-// group value, so anything else would break every tooz member's listing)
-// and returns what is stored: msgpack b"" for empty capabilities.
-func toozCaps(caps []byte) (msgpack.RawMessage, error) {
+// toozCaps returns what is stored as a member's capabilities: caps as
+// they are when they are one msgpack value (as membership encodes them,
+// and as tooz reads them), msgpack b"" for empty capabilities, and any
+// other bytes wrapped as a msgpack bin (tooz reads them as those bytes;
+// wrapped tells baton's record to unwrap them), so that no value breaks
+// tooz's decoding of the whole group.
+func toozCaps(caps []byte) (raw msgpack.RawMessage, wrapped bool) {
 	if len(caps) == 0 {
-		return toozEmptyCaps, nil
+		return toozEmptyCaps, false
 	}
 	r := bytes.NewReader(caps)
-	d := msgpack.NewDecoder(r)
-	if _, err := d.DecodeRaw(); err != nil || r.Len() != 0 {
-		return nil, driver.Errorf(driver.CodeInvalidArgument, "with compat=tooz, capabilities must be one msgpack value (tooz decodes them): %d bytes are not", len(caps))
+	if _, err := msgpack.NewDecoder(r).DecodeRaw(); err == nil && r.Len() == 0 {
+		return caps, false
 	}
-	return caps, nil
+	b, _ := msgpack.Marshal(caps)
+	return b, true
+}
+
+// keyName is a group or lock name as tooz's keys embed it: verbatim when
+// memcached accepts it (tooz's layout), else "#" and the base64url
+// SHA-256 of the name: such a name cannot be in tooz's layout at all
+// (tooz's request fails), so no tooz process shares it.
+func keyName(name string) string {
+	ok := len(name) <= 200
+	for i := 0; ok && i < len(name); i++ {
+		ok = name[i] > ' ' && name[i] != 0x7f
+	}
+	if ok {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "#" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // toozConn is a connection in compat=tooz mode. It is safe for concurrent
@@ -243,7 +264,7 @@ func toozKey(k string) (string, error) {
 }
 
 func (t *toozConn) groupList() string         { return t.prefix + toozGroupList }
-func (t *toozConn) group(g string) string     { return t.prefix + toozGroupPrefix + g }
+func (t *toozConn) group(g string) string     { return t.prefix + toozGroupPrefix + keyName(g) }
 func (t *toozConn) memberKey(m string) string { return t.prefix + toozMemberPrefix + m }
 
 // lockKey maps a backend lock key to tooz's: user locks ("l/NAME") to
@@ -252,10 +273,10 @@ func (t *toozConn) memberKey(m string) string { return t.prefix + toozMemberPref
 func (t *toozConn) lockKey(key string) (string, bool, error) {
 	switch {
 	case strings.HasPrefix(key, toozUserPrefix):
-		k, err := toozKey(t.prefix + toozLockPrefix + key[len(toozUserPrefix):])
+		k, err := toozKey(t.prefix + toozLockPrefix + keyName(key[len(toozUserPrefix):]))
 		return k, false, err
 	case strings.HasPrefix(key, leaderPrefix):
-		k, err := toozKey(t.prefix + toozLockPrefix + toozLeaderPrefix + key[len(leaderPrefix):])
+		k, err := toozKey(t.prefix + toozLockPrefix + toozLeaderPrefix + keyName(key[len(leaderPrefix):]))
 		return k, true, err
 	}
 	return "", false, driver.Errorf(driver.CodeInvalidArgument, "lock key %q has no tooz equivalent", key)
@@ -303,6 +324,14 @@ func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	}
 	if t.beat, err = toozKey(t.memberKey(cfg.MemberID)); err != nil {
 		return fail(err)
+	}
+	for i := 0; i < len(cfg.MemberID); i++ {
+		if c := cfg.MemberID[i]; c <= ' ' || c >= 0x7f {
+			// tooz builds _TOOZ_MEMBER_ID from the IDs in a group value, and
+			// pymemcache refuses such a key: every tooz member's listing of
+			// a group this member joined would fail.
+			return fail(driver.Errorf(driver.CodeInvalidArgument, "with compat=tooz, member ID %q must be printable ASCII without spaces (tooz's memcached client refuses other keys)", cfg.MemberID))
+		}
 	}
 	m, _, err := base.meta.get(ctx, t.addr)
 	if err != nil {
@@ -561,9 +590,14 @@ func (t *toozConn) Groups(ctx context.Context) ([]string, error) {
 
 // batonRecord is baton's field of a member dict: its incarnation (32 hex
 // digits) and its joined and updated times (16 hex digits of Unix
-// milliseconds each), as a msgpack str.
-func batonRecord(inc string, joined, updated time.Time) msgpack.RawMessage {
-	b, _ := msgpack.Marshal(fmt.Sprintf("%s%016x%016x", inc, uint64(joined.UnixMilli()), uint64(updated.UnixMilli())))
+// milliseconds each), and "w" when the capabilities are wrapped (see
+// toozCaps), as a msgpack str.
+func batonRecord(inc string, joined, updated time.Time, wrapped bool) msgpack.RawMessage {
+	s := fmt.Sprintf("%s%016x%016x", inc, uint64(joined.UnixMilli()), uint64(updated.UnixMilli()))
+	if wrapped {
+		s += "w"
+	}
+	b, _ := msgpack.Marshal(s)
 	return b
 }
 
@@ -572,12 +606,9 @@ func newIncarnation() string { return newNonce() + newNonce() }
 // Join adds this member's dict {b"capabilities": caps, b"baton": record}
 // to the group value.
 func (t *toozConn) Join(ctx context.Context, g string, caps []byte) error {
-	raw, err := toozCaps(caps)
-	if err != nil {
-		return err
-	}
+	raw, wrapped := toozCaps(caps)
 	now := t.c.now()
-	err = t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
+	err := t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
 		for _, m := range ms {
 			if m.id == t.c.member {
 				return nil, false, driver.Errorf(driver.CodeMemberExists, "member %q has joined group %q already", t.c.member, g)
@@ -585,7 +616,7 @@ func (t *toozConn) Join(ctx context.Context, g string, caps []byte) error {
 		}
 		return append(ms, toozMember{id: t.c.member, bin: true, fields: []mpField{
 			{key: toozCapsField, bin: true, val: raw},
-			{key: toozBatonField, bin: true, val: batonRecord(newIncarnation(), now, now)},
+			{key: toozBatonField, bin: true, val: batonRecord(newIncarnation(), now, now, wrapped)},
 		}}), true, nil
 	})
 	if err != nil {
@@ -616,10 +647,7 @@ func (t *toozConn) Leave(ctx context.Context, g string) error {
 // UpdateCapabilities replaces this member's capabilities (and its
 // updated time).
 func (t *toozConn) UpdateCapabilities(ctx context.Context, g string, caps []byte) error {
-	raw, err := toozCaps(caps)
-	if err != nil {
-		return err
-	}
+	raw, wrapped := toozCaps(caps)
 	now := t.c.now()
 	return t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
 		for i := range ms {
@@ -628,10 +656,10 @@ func (t *toozConn) UpdateCapabilities(ctx context.Context, g string, caps []byte
 			}
 			ms[i].set(toozCapsField, raw)
 			inc, joined := newIncarnation(), now
-			if m, ok := parseBaton(&ms[i]); ok {
+			if m, _, ok := parseBaton(&ms[i]); ok {
 				inc, joined = m.Incarnation, m.JoinedAt
 			}
-			ms[i].set(toozBatonField, batonRecord(inc, joined, now))
+			ms[i].set(toozBatonField, batonRecord(inc, joined, now, wrapped))
 			return ms, true, nil
 		}
 		return nil, false, driver.Errorf(driver.CodeNotMember, "member %q has not joined group %q", t.c.member, g)
@@ -639,21 +667,21 @@ func (t *toozConn) UpdateCapabilities(ctx context.Context, g string, caps []byte
 }
 
 // parseBaton reads baton's record of a member.
-func parseBaton(m *toozMember) (driver.Member, bool) {
+func parseBaton(m *toozMember) (mem driver.Member, wrapped, ok bool) {
 	raw, ok := m.field(toozBatonField)
 	if !ok {
-		return driver.Member{}, false
+		return driver.Member{}, false, false
 	}
 	var s string
-	if err := msgpack.Unmarshal(raw, &s); err != nil || len(s) != 64 {
-		return driver.Member{}, false
+	if err := msgpack.Unmarshal(raw, &s); err != nil || len(s) != 64 && s[64:] != "w" {
+		return driver.Member{}, false, false
 	}
 	j, err1 := strconv.ParseUint(s[32:48], 16, 64)
-	u, err2 := strconv.ParseUint(s[48:], 16, 64)
+	u, err2 := strconv.ParseUint(s[48:64], 16, 64)
 	if err1 != nil || err2 != nil {
-		return driver.Member{}, false
+		return driver.Member{}, false, false
 	}
-	return driver.Member{Incarnation: s[:32], JoinedAt: time.UnixMilli(int64(j)), UpdatedAt: time.UnixMilli(int64(u))}, true
+	return driver.Member{Incarnation: s[:32], JoinedAt: time.UnixMilli(int64(j)), UpdatedAt: time.UnixMilli(int64(u))}, len(s) == 65, true
 }
 
 // alive returns the members whose liveness key exists (and this member),
@@ -699,15 +727,21 @@ func (t *toozConn) Members(ctx context.Context, g string) ([]driver.Member, erro
 		now := t.c.now()
 		out = out[:0]
 		for i := range live {
-			m, ok := parseBaton(&live[i])
+			m, wrapped, ok := parseBaton(&live[i])
 			if !ok {
 				m = driver.Member{Incarnation: newIncarnation(), JoinedAt: now, UpdatedAt: now}
-				live[i].set(toozBatonField, batonRecord(m.Incarnation, now, now))
+				live[i].set(toozBatonField, batonRecord(m.Incarnation, now, now, false))
 				write = true
 			}
 			m.ID = live[i].id
 			if raw, ok := live[i].field(toozCapsField); ok && !bytes.Equal(raw, toozEmptyCaps) {
 				m.Capabilities = append([]byte(nil), raw...)
+				if wrapped {
+					var b []byte
+					if msgpack.Unmarshal(raw, &b) == nil {
+						m.Capabilities = b
+					}
+				}
 			}
 			out = append(out, m)
 		}
@@ -729,9 +763,9 @@ func (t *toozConn) lockTTL(req driver.LockRequest, leader bool) time.Duration {
 }
 
 // TryLock adds tooz's lock key with this member's ID as its value (flag
-// 1), as tooz's acquire does, and in the same round trip advances baton's
-// fencing counter of the lock (created at the server's clock in
-// microseconds when absent).
+// 1), as tooz's acquire does; once it holds the key, a second round trip
+// advances baton's fencing counter of the lock (created at the server's
+// clock in microseconds when absent), which gives the token.
 func (t *toozConn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
 	key, leader, err := t.lockKey(req.Key)
 	if err != nil {
@@ -741,39 +775,39 @@ func (t *toozConn) TryLock(ctx context.Context, req driver.LockRequest) (driver.
 	value := []byte(req.Member)
 	ckey := t.c.ks.counter(key)
 	var run runID
-	rs, err := t.c.meta.pipeline(ctx, t.addr, func(mc *metaConn) ([]command, error) {
-		run = mc.run
-		floor := uint64(mc.serverNow()+1) * 1_000_000
-		return []command{
-			{line: fmt.Sprintf("ms %s %d F%d T%d ME c", key, len(value), flagRaw, keyTTL(ttl)), data: value},
-			{line: fmt.Sprintf("ma %s N0 J%d v", ckey, floor)},
-		}, nil
+	var floor uint64
+	r, err := t.c.meta.do(ctx, t.addr, func(mc *metaConn) (string, []byte, error) {
+		run, floor = mc.run, uint64(mc.serverNow()+1)*1_000_000
+		return fmt.Sprintf("ms %s %d F%d T%d ME c", key, len(value), flagRaw, keyTTL(ttl)), value, nil
 	})
-	if err != nil {
-		if len(rs) > 0 && rs[0].status == "HD" {
-			if cas, cerr := rs[0].uintFlag('c'); cerr == nil {
-				_, _ = t.c.compareAndDelete(context.WithoutCancel(ctx), t.addr, run, key, cas)
-			}
-		}
+	switch {
+	case err != nil:
 		return driver.Lease{}, false, classify(fmt.Errorf("lock %q: %w", req.Key, err))
-	}
-	switch rs[0].status {
-	case "NS":
+	case r.status == "NS":
 		return driver.Lease{}, false, nil
-	case "HD":
-	default:
-		return driver.Lease{}, false, classify(protocolError("ms: " + rs[0].status))
+	case r.status != "HD":
+		return driver.Lease{}, false, classify(protocolError("ms: " + r.status))
 	}
-	cas, err := rs[0].uintFlag('c')
+	cas, err := r.uintFlag('c')
+	if err != nil {
+		return driver.Lease{}, false, classify(err)
+	}
+	undo := func() { _, _ = t.c.compareAndDelete(context.WithoutCancel(ctx), t.addr, run, key, cas) }
+	// The token is drawn once the lock is held, so the counter's value is
+	// the token of the last baton grant (Holder reads it).
+	r, err = t.c.meta.do(ctx, t.addr, func(mc *metaConn) (string, []byte, error) {
+		return fmt.Sprintf("ma %s N0 J%d v", ckey, floor), nil, nil
+	})
 	var token uint64
-	if err == nil && rs[1].status == "VA" {
-		token, err = strconv.ParseUint(strings.TrimSpace(string(rs[1].value)), 10, 64)
+	if err == nil && r.status == "VA" {
+		token, err = strconv.ParseUint(strings.TrimSpace(string(r.value)), 10, 64)
 	}
-	if err != nil || rs[1].status != "VA" || token == 0 {
-		if err == nil {
-			_, _ = t.c.compareAndDelete(context.WithoutCancel(ctx), t.addr, run, key, cas)
+	if err != nil || r.status != "VA" || token == 0 {
+		undo()
+		if err != nil {
+			return driver.Lease{}, false, classify(fmt.Errorf("lock %q: fencing counter: %w", req.Key, err))
 		}
-		return driver.Lease{}, false, driver.Errorf(driver.CodeInternal, "lock %q: fencing counter: unexpected reply %s %q", req.Key, rs[1].status, rs[1].value)
+		return driver.Lease{}, false, driver.Errorf(driver.CodeInternal, "lock %q: fencing counter: unexpected reply %s %q", req.Key, r.status, r.value)
 	}
 	t.mu.Lock()
 	if t.closed {
@@ -909,7 +943,7 @@ func (t *toozConn) BreakLock(ctx context.Context, key string) (bool, error) {
 
 // toozCompatDoc is the compat option's sentence for this driver.
 const toozCompatDoc = "With tooz, groups (_TOOZ_GROUP_LIST, _TOOZ_GROUP_G), members and capabilities, liveness keys (_TOOZ_MEMBER_M), leader locks and locks (__TOOZ_LOCK_NAME, the holder's member ID) are shared with tooz processes on one server; " +
-	"tooz's keys have no namespace (an explicit namespace prefixes them, for fleets tooz does not see). Capabilities must be msgpack. " +
+	"tooz's keys have no namespace (an explicit namespace prefixes them, for fleets tooz does not see); member IDs must be valid in memcached keys. " +
 	"Given up: several servers, fencing tokens for tooz's holders (partial), and member records are updated with bounded compare-and-swap loops where tooz loops without bound."
 
 // toozCharacteristics are tooz's for memcached plus what the shared layout
