@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os/exec"
 	"reflect"
 	"slices"
 	"testing"
@@ -495,6 +496,70 @@ func expireToozSession(t testing.TB, b *backend.Backend) {
 			v, err := rdb.Get(ctx, iter.Val()).Result()
 			if lv, perr := parseLockValue(v); err == nil && perr == nil && lv.member == b.MemberID() {
 				rdb.Del(ctx, iter.Val())
+			}
+		}
+	}
+}
+
+// TestToozSentinel runs a mixed fleet through the sentinels: the same
+// URL (tooz's sentinel=MASTER and sentinel_fallback syntax) serves both.
+func TestToozSentinel(t *testing.T) {
+	f := newMixedFleet(t, sentinelURL(t))
+	b := openBackend(t, f.baton, "baton-1")
+	p := tooztest.Start(t, f.tooz, "tooz-1")
+	ctx := testCtx(t)
+	p.Must("create_group", map[string]any{"group": "g"}, nil)
+	p.Must("join", map[string]any{"group": "g"}, nil)
+	if err := b.Join(ctx, "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ids := memberIDs(t, b, "g"); !reflect.DeepEqual(ids, []string{"baton-1", "tooz-1"}) {
+		t.Fatalf("baton sees members %v", ids)
+	}
+	if ms := p.Members("g"); !reflect.DeepEqual(ms, []string{"baton-1", "tooz-1"}) {
+		t.Fatalf("tooz sees members %v", ms)
+	}
+	g, ok, err := b.TryLock(ctx, "res", backend.LockOptions{})
+	if err != nil || !ok {
+		t.Fatalf("baton's lock: %v %v", ok, err)
+	}
+	if p.Acquire("res") {
+		t.Fatal("tooz acquired a lock baton holds")
+	}
+	if err := g.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Acquire("res") {
+		t.Fatal("tooz did not get the lock baton released")
+	}
+	if _, ok, err := b.TryLock(ctx, "res", backend.LockOptions{}); err != nil || ok {
+		t.Fatalf("baton acquired a lock tooz holds: %v %v", ok, err)
+	}
+}
+
+// TestToozLockKeys checks the lock keys against the ones Python builds as
+// tooz does ("%s_%s_lock" % (namespace, str(name)) before tooz 9.0).
+func TestToozLockKeys(t *testing.T) {
+	names := []string{"res", "it's", `both'"`, "back\\slash", "tab\there", "naïve", "leader_of_g"}
+	script := `import json,sys
+out=[]
+for n in json.loads(sys.argv[1]):
+    b=n.encode('utf-8')
+    out.append(["%s_%s_lock" % (b'_tooz', str(b)), "%s_%s_lock" % (b'_tooz', str(n)), (b'_tooz' + b'_' + b + b'_lock').decode('utf-8')])
+print(json.dumps(out))`
+	arg, _ := json.Marshal(names)
+	out, err := exec.Command(tooztest.Python, "-c", script, string(arg)).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var want [][3]string
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		for j, form := range []string{lockKeyBytes, lockKeyStr, lockKeyPlain} {
+			if got := (toozKeys{ns: toozNamespace, lockFmt: form}).lock(n, false); got != want[i][j] {
+				t.Errorf("%s key of %q: got %q, want %q", form, n, got, want[i][j])
 			}
 		}
 	}
