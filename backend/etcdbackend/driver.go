@@ -3,6 +3,8 @@ package etcdbackend
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -110,7 +112,14 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	lease, err := cli.Grant(dctx, leaseSeconds(s.leaseTTL))
 	if err != nil {
 		_ = cli.Close()
-		return nil, classify(ctx, dctx, fmt.Sprintf("grant session lease on %s", cfg.Redacted), err)
+		err = classify(ctx, dctx, fmt.Sprintf("grant session lease on %s", cfg.Redacted), err)
+		if ctx.Err() == nil && dctx.Err() != nil {
+			// gRPC hides why no connection was made; a dial says it.
+			if cause := dialCause(ctx, s.endpoints); cause != nil {
+				err = fmt.Errorf("%w (%w)", err, cause)
+			}
+		}
+		return nil, err
 	}
 	c.lease = lease.ID
 	c.ttl = time.Duration(lease.TTL) * time.Second
@@ -150,4 +159,30 @@ func clockOf(cfg *driver.Config) driver.Clock {
 		return cfg.Clock
 	}
 	return driver.RealClock{}
+}
+
+// dialCause dials each endpoint once (a TCP connection, closed at once)
+// and returns why none could be reached, e.g. "dial tcp 127.0.0.1:2379:
+// connect: connection refused"; nil when one answers (then the cause was
+// not the network: TLS, authentication or a member without a leader).
+func dialCause(ctx context.Context, endpoints []string) error {
+	var all error
+	for _, ep := range endpoints {
+		host := ep
+		if u, err := url.Parse(ep); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		d := net.Dialer{Timeout: 500 * time.Millisecond}
+		c, err := d.DialContext(ctx, "tcp", host)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		if all == nil {
+			all = err
+		} else {
+			all = fmt.Errorf("%w; %w", all, err)
+		}
+	}
+	return all
 }

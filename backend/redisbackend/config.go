@@ -223,6 +223,14 @@ type dialer struct {
 	dataTLS, sentTLS *tls.Config
 	mu               sync.RWMutex
 	sentinels        map[string]bool
+	lastErr          error // the last dial that failed, for Open's error
+}
+
+// lastDialError returns the error of the last dial that failed, if any.
+func (d *dialer) lastDialError() error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.lastErr
 }
 
 func (d *dialer) isSentinel(addr string) bool {
@@ -252,6 +260,9 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	}
 	c, err := nd.DialContext(ctx, network, addr)
 	if err != nil {
+		d.mu.Lock()
+		d.lastErr = err
+		d.mu.Unlock()
 		return nil, err
 	}
 	cfg := d.dataTLS

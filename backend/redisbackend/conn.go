@@ -83,19 +83,34 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		unlog()
 		return nil, err
 	}
-	if s.master != "" && s.ssl != s.sentinelSSL {
-		if err := c.discoverSentinels(ctx, d); err != nil {
-			return fail(err)
+	// The first contact is bounded by the connect timeout: a dead server
+	// or Sentinel set fails Open then, unavailable and with the last dial
+	// error as its cause, instead of being retried until ctx ends.
+	octx, cancel := context.WithTimeout(ctx, s.connectTimeout)
+	defer cancel()
+	unreachable := func(err error) (driver.Conn, error) {
+		if ctx.Err() == nil && octx.Err() != nil {
+			if last := d.lastDialError(); last != nil {
+				err = driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w (last dial: %w)", s.connectTimeout, err, last)
+			} else {
+				err = driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w", s.connectTimeout, err)
+			}
 		}
-	}
-	if err := c.checkServer(ctx); err != nil {
 		return fail(err)
 	}
-	_, err = c.do(ctx, func(ctx context.Context) error {
+	if s.master != "" && s.ssl != s.sentinelSSL {
+		if err := c.discoverSentinels(octx, d); err != nil {
+			return unreachable(err)
+		}
+	}
+	if err := c.checkServer(octx); err != nil {
+		return unreachable(err)
+	}
+	_, err = c.do(octx, func(ctx context.Context) error {
 		return c.rdb.Set(ctx, c.sessKey, c.member, c.s.membershipTimeout).Err()
 	})
 	if err != nil {
-		return fail(err)
+		return unreachable(err)
 	}
 	return c, nil
 }
