@@ -106,12 +106,8 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 	b.listeners.subs = map[int]*subscriber{}
 	b.listeners.wake = make(chan struct{}, 1)
 	b.ctx, b.cancel = context.WithCancelCause(context.Background())
-	dcfg := &driver.Config{
-		Scheme: cfg.Scheme, Hosts: append([]string(nil), cfg.Hosts...),
-		Username: cfg.Username, Password: cfg.Password, PasswordSet: cfg.PasswordSet,
-		Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: o.memberID, Logger: b.log, Observer: observer{b}, Clock: o.clock,
-	}
+	dcfg := cfg.driverConfig()
+	dcfg.MemberID, dcfg.Logger, dcfg.Observer, dcfg.Clock = o.memberID, b.log, observer{b}, o.clock
 	sent := o.clock.Now()
 	conn, err := cfg.Driver.Open(ctx, dcfg)
 	if err != nil {

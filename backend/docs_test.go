@@ -2,6 +2,7 @@ package backend_test
 
 import (
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -55,7 +56,9 @@ func TestWriteDriverDocs(t *testing.T) {
 			if !strings.Contains(body, "- `"+ex+"`") {
 				t.Errorf("%s: example %s not listed", in.Name, ex)
 			}
-			if _, err := backend.ParseURL(ex); err != nil {
+			// An example may name TLS files this machine lacks: the
+			// driver's check refuses it for that reason alone.
+			if _, err := backend.ParseURL(ex); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("%s: example %s does not parse: %v", in.Name, ex, err)
 			}
 		}

@@ -171,7 +171,11 @@ func (g *Grant) op() string { return fmt.Sprintf("grant %q", g.name) }
 // Release gives the grant up. It blocks until the server confirms or ctx
 // is done. It returns an error matching ErrNotHeld when the grant was no
 // longer held (lost, expired, broken, or released before); the grant's
-// Context is cancelled either way.
+// Context is cancelled either way. When the server does not answer (an
+// error matching ErrUnavailable or ErrDeadlineExceeded: a failover, a
+// member that died with the request), the Backend keeps releasing the
+// lock in the background until the server confirms, finds it gone, or the
+// Backend closes, so a successor does not wait for the lock's TTL.
 func (g *Grant) Release(ctx context.Context) error {
 	return g.release(ctx, ErrReleased)
 }
@@ -204,6 +208,15 @@ func (g *Grant) release(ctx context.Context, cause error) error {
 		return newError(driver.CodeNotHeld, op, fmt.Errorf("session ended: %v", context.Cause(g.b.ctx)))
 	}
 	err := g.b.conn.Unlock(ctx, g.key, g.token)
+	switch CodeOf(err) {
+	case driver.CodeUnavailable, driver.CodeDeadlineExceeded:
+		// No answer (a failover, a member that died with the request):
+		// the lock may still be held on the server. Keep releasing it
+		// in the background instead of leaving it to its TTL, which a
+		// successor would wait out; the error still tells the caller
+		// the release was not confirmed.
+		g.b.releaseInBackground(g)
+	}
 	if lostCause != nil {
 		// The grant ended before Release whether or not the store still
 		// had the lock (a grant in doubt may still be there): report it,
@@ -232,7 +245,12 @@ func (g *Grant) lose(cause error) {
 	}
 	g.b.log.Warn("grant lost", zap.String("name", g.name), zap.Uint64("token", g.token), zap.Error(cause))
 	g.b.observeLost(g, cause)
-	b := g.b
+	g.b.releaseInBackground(g)
+}
+
+// releaseInBackground starts releaseLost for g, unless the Backend is
+// closed or its session gone (the store dropped the lock with it).
+func (b *Backend) releaseInBackground(g *Grant) {
 	b.mu.Lock()
 	if b.closed || b.ctx.Err() != nil {
 		b.mu.Unlock()
@@ -246,10 +264,12 @@ func (g *Grant) lose(cause error) {
 	}()
 }
 
-// releaseLost releases a lost grant's lock on the server. While the
-// session is suspended, or the store is unavailable, it retries (the
-// session may survive, and with it the lock): until the lock is released
-// or found gone, or the Backend ends.
+// releaseLost releases a grant's lock on the server after the grant was
+// lost, or after a Release whose unlock got no answer (a failover, a
+// member that died with the request). While the session is suspended, or
+// the store is unavailable, it retries (the session may survive, and with
+// it the lock): until the lock is released or found gone, or the Backend
+// ends.
 func (b *Backend) releaseLost(g *Grant) {
 	wait := 10 * time.Millisecond
 	for {

@@ -467,3 +467,37 @@ func TestWatchRetryBudget(t *testing.T) {
 	wantErr(t, w.Err(), membackend.ErrUnreachable, "watch Err")
 	wantErr(t, lw.Err(), backend.ErrUnavailable, "observation Err")
 }
+
+// A Release whose unlock gets no answer (a failover, a member that died
+// with the request) returns the error, and the Backend keeps releasing
+// the lock in the background: the successor gets it without waiting for
+// a TTL.
+func TestReleaseUnansweredIsRetriedInBackground(t *testing.T) {
+	clk := newFakeClock()
+	url := leaseURL(t, "ttl=30s")
+	a := open(t, url, "a", backend.WithClock(clk))
+	b := open(t, url, "b", backend.WithClock(clk))
+	ctx := context.Background()
+	g, err := a.Lock(ctx, "job", backend.LockOptions{})
+	must(t, err, "lock")
+	failNext(t, a, membackend.OpUnlock, 2) // the Release and the first retry
+	err = g.Release(ctx)
+	wantErr(t, err, backend.ErrUnavailable, "Release without an answer")
+	wantErr(t, err, membackend.ErrInjected, "Release's cause")
+	if g.Context().Err() == nil {
+		t.Fatal("the grant's context is not cancelled after Release")
+	}
+	t0 := clk.Now()
+	for {
+		if _, held, err := b.LockHolder(ctx, "job"); err == nil && !held {
+			break
+		}
+		if clk.Now().Sub(t0) > time.Second {
+			t.Fatal("the lock is still held a second after the unanswered Release: not retried in the background")
+		}
+		clk.step(t)
+	}
+	if _, ok, err := b.TryLock(ctx, "job", backend.LockOptions{}); err != nil || !ok {
+		t.Fatalf("successor's TryLock: %v %v", ok, err)
+	}
+}

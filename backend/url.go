@@ -111,7 +111,24 @@ func ParseURL(raw string) (*Config, error) {
 		return nil, newError(driver.CodeInvalidArgument, fmt.Sprintf("%s %s", op, redact(scheme, cfg, query, info)), err)
 	}
 	cfg.Redacted = redact(scheme, cfg, query, info)
+	if info.Check != nil {
+		// What Open would refuse before contacting a server, refused
+		// here: the same error from Open and from `baton url explain`.
+		if err := info.Check(cfg.driverConfig()); err != nil {
+			return nil, wrap("open "+cfg.Redacted, err)
+		}
+	}
 	return cfg, nil
+}
+
+// driverConfig returns the driver's view of the configuration, without
+// the Backend's own settings (member ID, logger, observer, clock).
+func (c *Config) driverConfig() *driver.Config {
+	return &driver.Config{
+		Scheme: c.Scheme, Hosts: append([]string(nil), c.Hosts...),
+		Username: c.Username, Password: c.Password, PasswordSet: c.PasswordSet,
+		Path: c.Path, Options: c.Options, Redacted: c.Redacted,
+	}
 }
 
 func validScheme(s string) bool {

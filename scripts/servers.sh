@@ -717,6 +717,7 @@ start_etcd_cluster() {
 	{
 		env_line BATON_TEST_ETCD_CLUSTER_URL "etcd3://$addrs"
 		env_line BATON_TEST_ETCD2_CLUSTER_URL "etcd://$addrs"
+		env_line BATON_TEST_ETCDGW_CLUSTER_URL "etcd3+http://$addrs"
 		env_line BATON_TEST_ETCD_CLUSTER_ADDRS "$addrs"
 	} >"$dir/env"
 }

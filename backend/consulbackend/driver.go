@@ -64,6 +64,7 @@ func Info() driver.Info {
 		Characteristics: characteristics,
 		Options:         optionSpecs,
 		Schedule:        schedule,
+		Check:           check,
 		Open:            open,
 	}
 }
@@ -111,4 +112,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c.wg.Add(1)
 	go c.watchSession(wctx)
 	return c, nil
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }

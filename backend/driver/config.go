@@ -81,6 +81,14 @@ type Info struct {
 	Schedule func(v Values) Schedule
 	// Options is the option table.
 	Options []OptionSpec
+	// Check, when set, validates a configuration as Open would before it
+	// contacts any server (settings that combine several options, the
+	// path, the hosts, TLS files) and returns the same error Open would.
+	// It has no side effect. ParseURL runs it, so a URL Open refuses
+	// without a round trip is refused by parsing, and `baton url explain`
+	// is a dry run of Open's validation. cfg has no MemberID, Logger,
+	// Observer or Clock.
+	Check func(cfg *Config) error
 	// Open opens a connection.
 	Open OpenFunc
 }

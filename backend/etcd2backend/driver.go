@@ -64,6 +64,7 @@ func Info() driver.Info {
 		Characteristics: characteristics,
 		Options:         optionSpecs,
 		Schedule:        schedule,
+		Check:           check,
 		Open:            open,
 	}
 }
@@ -108,4 +109,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return nil, classify(ctx, fmt.Sprintf("open session on %s", cfg.Redacted), err)
 	}
 	return c, nil
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }

@@ -158,7 +158,13 @@
 //     within the renew interval and no session is lost while a quorum is
 //     reachable. Watches opened on the frozen member stall until the
 //     keep-alive abandons its connection; waiters and watchers then resume
-//     from their revision.
+//     from their revision. When a frozen leader resumes, an etcd server
+//     older than 3.4.28 or 3.5.11 (etcd-io/etcd#15247) still believes for
+//     a moment that it leads, finds every lease expired by its own clock
+//     and has the new leader revoke them: every session ends at the
+//     resume, although every renewal succeeded. Run a fixed etcd; the
+//     driver sees the revocation as "lease not found" and reports the
+//     session lost.
 //   - Lost quorum (two of three members down or cut off): nothing can be
 //     written or read linearizably; renewals fail, so every grant's context
 //     is cancelled a safety margin before its lease could expire, and if

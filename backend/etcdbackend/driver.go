@@ -72,6 +72,7 @@ func Info() driver.Info {
 		Characteristics: characteristics,
 		Options:         optionSpecs,
 		Schedule:        schedule,
+		Check:           check,
 		Open:            open,
 	}
 }
@@ -185,4 +186,11 @@ func dialCause(ctx context.Context, endpoints []string) error {
 		}
 	}
 	return all
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }

@@ -68,6 +68,7 @@ func Info() driver.Info {
 		Characteristics: characteristics,
 		Options:         optionSpecs,
 		Schedule:        schedule,
+		Check:           check,
 		Open:            open,
 	}
 }
@@ -170,4 +171,11 @@ func (c *conn) explainPath(ctx context.Context, err error) error {
 		msg += "; it does not answer GET /version as etcd does"
 	}
 	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }

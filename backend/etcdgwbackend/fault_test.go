@@ -102,7 +102,7 @@ func TestFaultServerRestart(t *testing.T) {
 // everything carries on; there is never a second holder.
 func TestFaultClusterMemberKilled(t *testing.T) {
 	srv := startPrivate(t, "etcd-cluster")
-	url := nsURL(gatewayURL(srv.URL("BATON_TEST_ETCD_CLUSTER_URL")))
+	url := nsURL(srv.URL("BATON_TEST_ETCDGW_CLUSTER_URL"))
 	a, b, g, w := setupHolder(t, url)
 	killed := time.Now()
 	srv.run("kill", "etcd-cluster:1")
@@ -120,7 +120,7 @@ func TestFaultClusterMemberKilled(t *testing.T) {
 // watches carry on.
 func TestFaultLeaderKilled(t *testing.T) {
 	srv := startPrivate(t, "etcd-cluster")
-	url := nsURL(gatewayURL(srv.URL("BATON_TEST_ETCD_CLUSTER_URL")))
+	url := nsURL(srv.URL("BATON_TEST_ETCDGW_CLUSTER_URL"))
 	a, b, g, w := setupHolder(t, url)
 	killed := time.Now()
 	srv.run("kill", "etcd-cluster:leader")

@@ -43,10 +43,9 @@ func serverURL(t testing.TB, envVar, server string) string {
 // singleURL is the gateway URL of the single etcd.
 func singleURL(t testing.TB) string { return serverURL(t, "BATON_TEST_ETCDGW_URL", "etcd") }
 
-// clusterURL is the gateway URL of the 3-member cluster: the gRPC URL's
-// endpoints under this driver's scheme.
+// clusterURL is the gateway URL of the 3-member cluster.
 func clusterURL(t testing.TB) string {
-	return gatewayURL(grpcClusterURL(t))
+	return serverURL(t, "BATON_TEST_ETCDGW_CLUSTER_URL", "etcd-cluster")
 }
 
 // grpcSingleURL and grpcClusterURL are etcd3:// URLs of the same servers.

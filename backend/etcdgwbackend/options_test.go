@@ -2,6 +2,7 @@ package etcdgwbackend
 
 import (
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,11 +16,14 @@ import (
 func TestExamplesParse(t *testing.T) {
 	for _, u := range Info().Examples {
 		cfg, err := backend.ParseURL(u)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // it names TLS files this machine lacks; all else was checked first
+		}
 		if err != nil {
 			t.Errorf("ParseURL(%q): %v", u, err)
 			continue
 		}
-		if _, err := resolve(driverConfig(cfg)); err != nil && !strings.Contains(u, "ca_cert") {
+		if _, err := resolve(driverConfig(cfg)); err != nil {
 			t.Errorf("resolve(%q): %v", u, err)
 		}
 	}

@@ -34,6 +34,7 @@ type conn struct {
 	member string
 	obs    driver.SessionObserver
 	log    *zap.Logger
+	clock  driver.Clock // stamps Lease.Sent of waits
 	sess   *session
 	nt     notifier
 
@@ -80,10 +81,13 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return nil, ioErr("create session", err)
 	}
 	c := &conn{
-		l: l, s: s, member: cfg.MemberID, obs: cfg.Observer, log: cfg.Logger, sess: sess, locksFD: locksFD,
+		l: l, s: s, member: cfg.MemberID, obs: cfg.Observer, log: cfg.Logger, clock: cfg.Clock, sess: sess, locksFD: locksFD,
 		gone:   make(chan struct{}),
 		grants: map[grantKey]*grant{},
 		joined: map[string]string{},
+	}
+	if c.clock == nil {
+		c.clock = driver.RealClock{} // a test opening the driver directly
 	}
 	c.log.Debug("file session started", zap.String("dir", l.root), zap.String("session", sess.name))
 	return c, nil

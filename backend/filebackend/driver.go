@@ -106,6 +106,14 @@ func info() driver.Info {
 		},
 		Options:  options(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path, cfg.Options)
+	return err
 }

@@ -42,7 +42,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	}()
 	pause := min(minRetry, c.s.lockRetry)
 	for {
-		sent := time.Now()
+		sent := c.clock.Now()
 		ok, err := tryFlock(fd, unix.LOCK_EX)
 		if err != nil {
 			closeFD(fd)

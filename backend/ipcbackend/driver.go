@@ -105,6 +105,14 @@ func info() driver.Info {
 		},
 		Options:  options(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := resolve(cfg)
+	return err
 }

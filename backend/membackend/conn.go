@@ -92,8 +92,8 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
 	}
-	if c.lockTTL > 0 && c.ttl == 0 {
-		return nil, driver.Errorf(driver.CodeInvalidArgument, "mem: %s needs lease mode (%s > 0)", optLockTTL, optTTL)
+	if err := checkLeaseMode(cfg.Options); err != nil {
+		return nil, err
 	}
 	c.liveUntil = c.clock.Now().Add(c.ttl)
 	attach(name, c)
@@ -253,4 +253,12 @@ func ctxErr(err error) error {
 		return driver.Wrap(driver.CodeDeadlineExceeded, err)
 	}
 	return driver.Wrap(driver.CodeCanceled, err)
+}
+
+// checkLeaseMode refuses an own lock lease without lease mode.
+func checkLeaseMode(v driver.Values) error {
+	if v.Duration(optLockTTL) > 0 && v.Duration(optTTL) == 0 {
+		return driver.Errorf(driver.CodeInvalidArgument, "mem: %s needs lease mode (%s > 0)", optLockTTL, optTTL)
+	}
+	return nil
 }

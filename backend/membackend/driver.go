@@ -43,6 +43,7 @@ func info() driver.Info {
 		},
 		Options:  options(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -77,4 +78,13 @@ var characteristics = driver.Characteristics{
 	Watch:                    driver.WatchPush,
 	Fencing:                  driver.FencingStrong,
 	SharedLocks:              true,
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	if _, err := storeName(cfg.Username, cfg.PasswordSet, cfg.Hosts, cfg.Path); err != nil {
+		return err
+	}
+	return checkLeaseMode(cfg.Options)
 }

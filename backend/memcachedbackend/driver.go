@@ -34,6 +34,7 @@ func info() driver.Info {
 		},
 		Options:  optionSpecs(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -105,4 +106,14 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "Accepted for tooz compatibility; it has no effect (tooz runs calls on a one-thread executor; baton's calls block their caller and the driver is safe for concurrent use)."},
 		driver.CompatOption(toozCompatDoc),
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	s, err := parseSettings(cfg)
+	if err == nil && cfg.Options.String("compat") == driver.CompatTooz {
+		err = toozCheck(s)
+	}
+	return err
 }

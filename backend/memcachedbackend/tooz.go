@@ -104,6 +104,14 @@ func (t *toozConn) lockKey(key string) (string, bool, error) {
 	return "", false, driver.Errorf(driver.CodeInvalidArgument, "lock key %q has no tooz equivalent", key)
 }
 
+// toozCheck refuses what tooz's layout cannot have: several servers.
+func toozCheck(s *settings) error {
+	if len(s.servers) != 1 {
+		return driver.Errorf(driver.CodeInvalidArgument, "compat=tooz takes one server (tooz's memcached driver talks to one); %d given", len(s.servers))
+	}
+	return nil
+}
+
 // openTooz connects to the one server tooz talks to and writes this
 // member's liveness key as tooz's heartbeat does.
 func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
@@ -111,8 +119,8 @@ func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.servers) != 1 {
-		return nil, driver.Errorf(driver.CodeInvalidArgument, "compat=tooz takes one server (tooz's memcached driver talks to one); %d given", len(s.servers))
+	if err := toozCheck(s); err != nil {
+		return nil, err
 	}
 	sl := new(memcache.ServerList)
 	if err := sl.SetServers(s.servers...); err != nil {

@@ -38,6 +38,7 @@ func Info() driver.Info {
 		},
 		Options:  optionSpecs(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -92,3 +93,10 @@ Locks are held on the one server that granted them: replication does not
 carry GET_LOCK, so after a failover to a replica every lock is free; do not
 put the driver behind a proxy that can switch servers under a session.
 `
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := parseConfig(cfg)
+	return err
+}

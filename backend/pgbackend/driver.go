@@ -43,6 +43,7 @@ func Info() driver.Info {
 		},
 		Options:  optionSpecs(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -101,3 +102,10 @@ a watch starts from a snapshot whose visibility decides which events it
 already contains, so nothing is missed or repeated. After the listener
 connection is re-established a watch re-reads the group (resync).
 `
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	_, err := parseSettings(cfg)
+	return err
+}

@@ -39,7 +39,8 @@ type conn struct {
 	rdb     redis.UniversalClient
 	sc      *scripts
 	log     *zap.Logger
-	unlog   func() // stops routing go-redis's log to log
+	clock   driver.Clock // stamps Lease.Sent of native waits
+	unlog   func()       // stops routing go-redis's log to log
 	member  string
 	sid     string // this connection's session: liveness key NS:s:SID
 	sessKey string
@@ -72,8 +73,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	}
 	c := &conn{
 		s: s, ks: keyspace{ns: s.namespace, db: s.db}, rdb: rdb, sc: newScripts(),
-		log: cfg.Logger, unlog: unlog, member: cfg.MemberID, sid: newID(),
+		log: cfg.Logger, unlog: unlog, member: cfg.MemberID, sid: newID(), clock: cfg.Clock,
 		held: map[string]map[uint64]string{}, joined: map[string]struct{}{},
+	}
+	if c.clock == nil {
+		c.clock = driver.RealClock{} // a test opening the driver directly
 	}
 	c.sessKey = c.ks.session(c.sid)
 	c.ctx, c.cancel = context.WithCancel(context.Background())

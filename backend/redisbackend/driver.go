@@ -38,6 +38,7 @@ func info() driver.Info {
 		},
 		Options:  optionSpecs(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -161,4 +162,18 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "With compat=tooz, how tooz names lock keys: bytes (tooz before 9.0 given bytes names, as OpenStack passes them: b'_tooz'_b'NAME'_lock), " +
 				"str (tooz before 9.0 given str names: b'_tooz'_NAME_lock; leader locks keep the bytes form) or plain (tooz 9.0 and later: _tooz_NAME_lock)."},
 	}
+}
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	s, err := parseSettings(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := s.tlsConfig(s.ssl); err != nil {
+		return err
+	}
+	_, err = s.tlsConfig(s.sentinelSSL)
+	return err
 }

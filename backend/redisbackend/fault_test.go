@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -238,83 +237,4 @@ func TestFailoverLosesUnreplicatedLockAndReportsIt(t *testing.T) {
 	if h, held, err := c.LockHolder(ctx, "kept"); err != nil || !held || h.Member != "b" || h.Token != kept.Token() {
 		t.Fatalf("holder of the replicated lock: %+v %v %v", h, held, err)
 	}
-}
-
-// TestGracefulFailoverTokensKeepGrowing takes and releases a lock in a
-// loop, with two members, through two graceful Sentinel failovers (there
-// and back): every token granted is above every earlier one (the token
-// has the server's clock as a floor, so the counter's last increments
-// that a failover loses cannot make it repeat or go back), and the lock
-// is usable again once the failover completed.
-func TestGracefulFailoverTokensKeepGrowing(t *testing.T) {
-	restoreRoles(t)
-	u := freshURL(t, sentinelURL(t), "lock_timeout=3", "membership_timeout=3")
-	ms := []*backend.Backend{openBackend(t, u, "a"), openBackend(t, u, "b")}
-	ctx := testCtx(t)
-	type grant struct {
-		at    time.Time
-		token uint64
-	}
-	var (
-		mu     sync.Mutex
-		grants []grant
-	)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				lctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				g, err := m.Lock(lctx, "x", backend.LockOptions{})
-				cancel()
-				if err != nil {
-					continue
-				}
-				mu.Lock()
-				grants = append(grants, grant{time.Now(), g.Token()})
-				mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
-				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				_ = g.Release(rctx)
-				cancel()
-			}
-		}()
-	}
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(grants) }
-	var gaps []time.Duration
-	for range 2 {
-		eventually(t, wait, "grants before the failover", func() bool { return count() >= 20 })
-		at := time.Now()
-		servers(t, "redis-failover")
-		n := count()
-		eventually(t, wait, "grants after the failover", func() bool { return count() >= n+20 })
-		// The longest stretch without a grant around the failover.
-		mu.Lock()
-		var gap time.Duration
-		for i := 1; i < len(grants); i++ {
-			if grants[i].at.After(at) && grants[i-1].at.Before(at.Add(wait)) {
-				gap = max(gap, grants[i].at.Sub(grants[i-1].at))
-			}
-		}
-		mu.Unlock()
-		gaps = append(gaps, gap)
-	}
-	close(stop)
-	wg.Wait()
-	back := 0
-	for i := 1; i < len(grants); i++ {
-		if grants[i].token <= grants[i-1].token {
-			back++
-			t.Errorf("token %d granted after %d", grants[i].token, grants[i-1].token)
-		}
-	}
-	t.Logf("%d grants through 2 graceful failovers; tokens not above the previous: %d; longest time without a grant: %v",
-		len(grants), back, gaps)
 }

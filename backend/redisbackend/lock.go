@@ -198,7 +198,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	defer l.close()
 	pause := 10 * time.Millisecond
 	for {
-		sent := time.Now()
+		sent := c.clock.Now()
 		lease, ok, pttl, err := c.acquire(ctx, req, false)
 		switch {
 		case ctx.Err() != nil:

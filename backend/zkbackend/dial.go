@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,7 +67,7 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 			return nil, errors.New("connection closed")
 		}
 	}
-	raw, err := (&net.Dialer{Timeout: timeout}).Dial(network, address)
+	raw, err := (&net.Dialer{Timeout: min(timeout, d.handshakeTimeout())}).Dial(network, address)
 	if err != nil {
 		d.failed(err)
 		return nil, err
@@ -80,7 +81,7 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 			return nil, err
 		}
 	}
-	w := &sniffConn{Conn: conn, d: d}
+	w := &sniffConn{Conn: conn, d: d, limit: d.handshakeTimeout()}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -89,6 +90,16 @@ func (d *dialer) dial(network, address string, timeout time.Duration) (net.Conn,
 	}
 	d.cur = w
 	return w, nil
+}
+
+// handshakeTimeout bounds connecting to one server, handshake included: a
+// third of the session timeout (at least 100 ms). go-zookeeper allows
+// the handshake ten times its receive timeout (here 6.7 times the session
+// timeout), so a frozen server that still accepts TCP connections would
+// hold the client past its session's expiry; a third of it leaves time
+// to try the next server and resume the session there.
+func (d *dialer) handshakeTimeout() time.Duration {
+	return max(d.s.timeout/3, 100*time.Millisecond)
 }
 
 // failed records why the last connection attempt failed.
@@ -144,16 +155,35 @@ func (d *dialer) refuse() bool {
 // length + bytes).
 type sniffConn struct {
 	net.Conn
-	d    *dialer
-	done bool
-	buf  []byte
+	d     *dialer
+	limit time.Duration // the longest deadline before the handshake is read
+	done  atomic.Bool   // the handshake reply was read
+	buf   []byte
+}
+
+// SetReadDeadline caps go-zookeeper's deadlines to the handshake timeout
+// until the handshake is read; then they pass unchanged (its receive
+// timeout, two thirds of the session timeout).
+func (c *sniffConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.capped(t)) }
+
+// SetWriteDeadline caps deadlines as SetReadDeadline does.
+func (c *sniffConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.capped(t)) }
+
+func (c *sniffConn) capped(t time.Time) time.Time {
+	if c.done.Load() || t.IsZero() {
+		return t
+	}
+	if limit := time.Now().Add(c.limit); t.After(limit) {
+		return limit
+	}
+	return t
 }
 
 // Read is only ever called by one goroutine at a time (go-zookeeper reads
 // the handshake, then starts its receive loop).
 func (c *sniffConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if !c.done && n > 0 {
+	if !c.done.Load() && n > 0 {
 		c.feed(p[:n])
 	}
 	return n, err
@@ -168,7 +198,7 @@ func (c *sniffConn) feed(b []byte) {
 	if len(c.buf) < 4+size {
 		return
 	}
-	c.done = true
+	c.done.Store(true)
 	f := c.buf[4 : 4+size]
 	c.buf = nil
 	if len(f) < 20 {

@@ -46,6 +46,7 @@ func Info() driver.Info {
 		},
 		Options:  optionSpecs(),
 		Schedule: schedule,
+		Check:    check,
 		Open:     open,
 	}
 }
@@ -135,3 +136,14 @@ leader cannot account for (ZooKeeper's design), and the members see ErrLost.
 A lost quorum: the remaining members refuse clients, every grant is put in
 doubt, and sessions expire unless the quorum comes back within the timeout.
 `
+
+// check validates cfg as open does before it contacts a server; see
+// driver.Info.Check.
+func check(cfg *driver.Config) error {
+	s, err := parseSettings(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = newTLS(s.tls)
+	return err
+}

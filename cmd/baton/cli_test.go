@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // batonBin is the binary under test, built once by TestMain.
@@ -454,4 +456,55 @@ func TestLockLostGraceKillRedis(t *testing.T) {
 			t.Fatalf("BreakLock: %v %v", ok, err)
 		}
 	})
+}
+
+// explain is a dry run of Open's validation, the drivers' own checks
+// included: every URL below is refused by Open before it contacts a
+// server (the hosts are dead ports, so an Open that got as far as dialing
+// would fail differently), and explain refuses it with the same error
+// and exit status 2.
+func TestExplainRunsDriverChecks(t *testing.T) {
+	dead := "127.0.0.1:" + testutil.DeadPort(t)
+	urls := []string{
+		"nosuch://" + dead,
+		"redis://" + dead + "?timeout=nope",
+		"rediss://" + dead + "?ssl=false",
+		"redis://" + dead + "?encoding=latin1",
+		"redis://" + dead + "?ssl=true&ssl_ca_certs=/nonexistent/ca.pem",
+		"mem://x?lock_ttl=2s",
+		"zookeeper://" + dead + "/path",
+		"zookeeper://" + dead + "?timeout=1000000h",
+		"etcd3://" + dead + "/path",
+		"etcd3://" + dead + "?ca_cert=/nonexistent/ca.pem",
+		"etcd3+http://" + dead + "/path",
+		"etcd://" + dead + "/path",
+		"postgresql://" + dead + "/db?namespace=pg_reserved",
+		"mysql://" + dead,
+		"consul://user@" + dead,
+		"file://host/dir",
+		"ipc://host",
+		"memcached://" + dead + "?namespace=bad%20name",
+	}
+	for _, u := range urls {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		b, openErr := backend.Open(ctx, u)
+		cancel()
+		if openErr == nil {
+			_ = b.Close(context.Background())
+			t.Errorf("Open(%s) succeeded", u)
+			continue
+		}
+		if !errors.Is(openErr, backend.ErrInvalidArgument) {
+			t.Errorf("Open(%s): %v, want ErrInvalidArgument (refused before any round trip)", u, openErr)
+			continue
+		}
+		_, errOut, code := baton(t, "", "url", "explain", u)
+		if code != exitUsage {
+			t.Errorf("url explain %s: exit %d, want %d (Open refuses it: %v)", u, code, exitUsage, openErr)
+			continue
+		}
+		if want := "baton: " + openErr.Error() + "\n"; errOut != want {
+			t.Errorf("url explain %s:\n got %q\nwant %q", u, errOut, want)
+		}
+	}
 }
