@@ -223,10 +223,13 @@
 // always with memcached. Names memcached refuses in a key (spaces,
 // control characters, more than 200 bytes) cannot be in tooz's layout at
 // all; baton stores such group and lock names as "#" and their base64url
-// SHA-256, which no tooz process can share. Member IDs become the keys
-// tooz itself reads (_TOOZ_MEMBER_ID, through pymemcache, which refuses
-// spaces, control characters and non-ASCII bytes), so such member IDs are
-// refused at Open.
+// SHA-256, which no tooz process can share. tooz builds a member's
+// liveness key from the ID it finds in a group value, through pymemcache,
+// which refuses spaces, control characters and non-ASCII bytes (tooz's
+// listing of the whole group would fail): a baton member ID of that kind
+// (or one starting with "#") appears in tooz's layout as "#" and its
+// base64url SHA-256, with the real ID in the field b"baton_id" of its
+// dict, which baton reads back; tooz lists it under the hashed ID.
 //
 // tooz's behaviours baton interoperates with rather than copies: tooz's
 // gets/cas loops (join, leave, capability updates, get_members' pruning,

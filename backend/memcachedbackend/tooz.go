@@ -43,12 +43,16 @@ const (
 	// untouched when it updates capabilities and never reads.
 	toozCapsField  = "capabilities"
 	toozBatonField = "baton"
+	// toozBatonIDField holds the real ID of a member whose ID tooz's
+	// client cannot put in a key (see memberName).
+	toozBatonIDField = "baton_id"
 )
 
 // toozConn is a connection in compat=tooz mode. It is safe for concurrent
 // use.
 type toozConn struct {
 	c      *conn  // the clients, the meta pool and baton's keyspace
+	self   string // this member's ID in tooz's layout (memberName)
 	prefix string // of tooz's keys: "" (tooz's layout) or "NAMESPACE:"
 	addr   string
 	beat   string
@@ -152,16 +156,9 @@ func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		_ = mc.Close()
 		return nil, classify(fmt.Errorf("open %s: %w", cfg.Redacted, err))
 	}
-	if t.beat, err = toozKey(t.memberKey(cfg.MemberID)); err != nil {
+	t.self = memberName(cfg.MemberID)
+	if t.beat, err = toozKey(t.memberKey(t.self)); err != nil {
 		return fail(err)
-	}
-	for i := 0; i < len(cfg.MemberID); i++ {
-		if c := cfg.MemberID[i]; c <= ' ' || c >= 0x7f {
-			// tooz builds _TOOZ_MEMBER_ID from the IDs in a group value, and
-			// pymemcache refuses such a key: every tooz member's listing of
-			// a group this member joined would fail.
-			return fail(driver.Errorf(driver.CodeInvalidArgument, "with compat=tooz, member ID %q must be printable ASCII without spaces (tooz's memcached client refuses other keys)", cfg.MemberID))
-		}
 	}
 	m, _, err := base.meta.get(ctx, t.addr)
 	if err != nil {
@@ -440,14 +437,19 @@ func (t *toozConn) Join(ctx context.Context, g string, caps []byte) error {
 	now := t.c.now()
 	err := t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
 		for _, m := range ms {
-			if m.id == t.c.member {
+			if m.id == t.self {
 				return nil, false, driver.Errorf(driver.CodeMemberExists, "member %q has joined group %q already", t.c.member, g)
 			}
 		}
-		return append(ms, toozMember{id: t.c.member, bin: true, fields: []mpField{
+		m := toozMember{id: t.self, bin: true, fields: []mpField{
 			{key: toozCapsField, bin: true, val: raw},
 			{key: toozBatonField, bin: true, val: batonRecord(newIncarnation(), now, now, wrapped)},
-		}}), true, nil
+		}}
+		if t.self != t.c.member {
+			id, _ := msgpack.Marshal(t.c.member)
+			m.fields = append(m.fields, mpField{key: toozBatonIDField, bin: true, val: id})
+		}
+		return append(ms, m), true, nil
 	})
 	if err != nil {
 		return err
@@ -462,7 +464,7 @@ func (t *toozConn) Join(ctx context.Context, g string, caps []byte) error {
 func (t *toozConn) Leave(ctx context.Context, g string) error {
 	err := t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
 		for i, m := range ms {
-			if m.id == t.c.member {
+			if m.id == t.self {
 				return append(ms[:i:i], ms[i+1:]...), true, nil
 			}
 		}
@@ -481,7 +483,7 @@ func (t *toozConn) UpdateCapabilities(ctx context.Context, g string, caps []byte
 	now := t.c.now()
 	return t.updateGroup(ctx, g, func(ms []toozMember) ([]toozMember, bool, error) {
 		for i := range ms {
-			if ms[i].id != t.c.member {
+			if ms[i].id != t.self {
 				continue
 			}
 			ms[i].set(toozCapsField, raw)
@@ -519,7 +521,7 @@ func parseBaton(m *toozMember) (mem driver.Member, wrapped, ok bool) {
 func (t *toozConn) alive(ms []toozMember) ([]toozMember, error) {
 	keys := make([]string, 0, len(ms))
 	for _, m := range ms {
-		if m.id != t.c.member {
+		if m.id != t.self {
 			if k, err := toozKey(t.memberKey(m.id)); err == nil {
 				keys = append(keys, k)
 			}
@@ -534,7 +536,7 @@ func (t *toozConn) alive(ms []toozMember) ([]toozMember, error) {
 	}
 	var live []toozMember
 	for _, m := range ms {
-		if it := got[t.memberKey(m.id)]; m.id == t.c.member || it != nil && len(it.Value) > 0 {
+		if it := got[t.memberKey(m.id)]; m.id == t.self || it != nil && len(it.Value) > 0 {
 			live = append(live, m)
 		}
 	}
@@ -564,6 +566,12 @@ func (t *toozConn) Members(ctx context.Context, g string) ([]driver.Member, erro
 				write = true
 			}
 			m.ID = live[i].id
+			if raw, ok := live[i].field(toozBatonIDField); ok && strings.HasPrefix(m.ID, "#") {
+				var id string
+				if msgpack.Unmarshal(raw, &id) == nil && memberName(id) == m.ID {
+					m.ID = id
+				}
+			}
 			if raw, ok := live[i].field(toozCapsField); ok && !bytes.Equal(raw, toozEmptyCaps) {
 				m.Capabilities = append([]byte(nil), raw...)
 				if wrapped {
@@ -582,7 +590,7 @@ func (t *toozConn) Members(ctx context.Context, g string) ([]driver.Member, erro
 
 // toozCompatDoc is the compat option's sentence for this driver.
 const toozCompatDoc = "With tooz, groups (_TOOZ_GROUP_LIST, _TOOZ_GROUP_G), members and capabilities, liveness keys (_TOOZ_MEMBER_M), leader locks and locks (__TOOZ_LOCK_NAME, the holder's member ID) are shared with tooz processes on one server; " +
-	"tooz's keys have no namespace (an explicit namespace prefixes them, for fleets tooz does not see); member IDs must be valid in memcached keys. " +
+	"tooz's keys have no namespace (an explicit namespace prefixes them, for fleets tooz does not see); member IDs tooz's client cannot put in a key appear hashed to tooz. " +
 	"Given up: several servers, fencing tokens for tooz's holders (partial), and member records are updated with bounded compare-and-swap loops where tooz loops without bound."
 
 // toozCharacteristics are tooz's for memcached plus what the shared layout

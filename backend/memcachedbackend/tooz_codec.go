@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -167,6 +168,24 @@ func toozCaps(caps []byte) (raw msgpack.RawMessage, wrapped bool) {
 	}
 	b, _ := msgpack.Marshal(caps)
 	return b, true
+}
+
+// memberName is a member ID as tooz's layout holds it: verbatim when
+// tooz's client (pymemcache) accepts _TOOZ_MEMBER_ID as a key (printable
+// ASCII, no space, not too long), else keyName's hashed form, with the
+// real ID in the member's dict (field b"baton_id"). tooz builds the
+// liveness key from the ID in the group value and would fail on the
+// whole group for an ID it refuses; no tooz process can have such an ID.
+func memberName(id string) string {
+	ok := len(id) <= 200 && !strings.HasPrefix(id, "#")
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] > ' ' && id[i] < 0x7f
+	}
+	if ok {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "#" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // keyName is a group or lock name as tooz's keys embed it: verbatim when
