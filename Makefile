@@ -6,7 +6,8 @@
 #   make lint        gofmt check + go vet
 #   make depcheck    import rules (DESIGN.md §1)
 #   make docs        regenerate docs/drivers.md from the option tables
-#   make bench       side-by-side benchmarks
+#   make bench       side-by-side benchmarks, written to docs/performance.md
+#                    (BENCH=redis: one backend, its rows updated)
 
 GO      ?= go
 SERVERS ?= redis memcached memcached-small postgresql mysql zookeeper zookeeper-ensemble etcd etcd-cluster consul consul-cluster
@@ -59,9 +60,26 @@ test-unit:
 demo:
 	@$(GO) run ./examples/demo
 
+# bench: the side-by-side benchmarks of bench/ (uncontended lock, cost per
+# operation, contended handoff, takeover) on every backend, or on the one
+# BENCH names (a sub-benchmark name: mem file ipc redis memcached zookeeper
+# etcd etcd2 etcd3+http consul postgresql mysql, or a -cluster/-ensemble
+# one), with only the server it needs; the results are merged into
+# docs/performance.md (+ .json, .svg). Short benchtimes keep a full run
+# within 15 minutes on a 2-core machine; the hashring benchmarks follow
+# when no BENCH is given.
+BENCH        ?=
+BENCHTIME    ?= 1s
+BENCH_ROUNDS ?= 3
+BENCH_SERVERS = $(if $(BENCH),$(filter-out mem file ipc,$(patsubst etcd2%,etcd%,$(patsubst etcd3+http,etcd,$(BENCH)))),$(SERVERS))
+BENCH_RE      = ^Benchmark(Lock|LockOp|Handoff|Takeover)$$$(if $(BENCH),/^$(subst +,\+,$(BENCH))$$)
+
 bench:
 	bash scripts/install.sh tooz
-	bash scripts/with-servers.sh --servers "$(SERVERS)" -- $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./bench/ ./hashring/
+	BATON_BENCH_ROUNDS=$(BENCH_ROUNDS) BATON_BENCH_REPORT=$(CURDIR)/docs/performance.md \
+	$(if $(BENCH_SERVERS),bash scripts/with-servers.sh --servers "$(BENCH_SERVERS)" --) \
+	$(GO) test -run '^$$' -bench '$(BENCH_RE)' -benchtime $(BENCHTIME) -timeout 30m ./bench/
+	$(if $(BENCH),,$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./hashring/)
 
 clean:
 	rm -rf bin

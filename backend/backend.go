@@ -51,6 +51,7 @@ type Backend struct {
 	watchMargin time.Duration
 
 	timing      Timing
+	ref         refresher // own leases' refresh scheduler
 	listeners   listeners
 	deliverMu   sync.Mutex
 	deliverDone chan struct{}
@@ -103,6 +104,8 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 
 		deliverDone: make(chan struct{}),
 	}
+	b.ref.wake = make(chan struct{}, 1)
+	b.ref.work = make(chan struct{}, maxRefreshWorkers)
 	b.listeners.subs = map[int]*subscriber{}
 	b.listeners.wake = make(chan struct{}, 1)
 	b.ctx, b.cancel = context.WithCancelCause(context.Background())
@@ -115,6 +118,7 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Backend, err
 		return nil, wrap("open "+cfg.Redacted, err)
 	}
 	b.conn = conn
+	b.ref.batch, _ = conn.(driver.BatchRefresher)
 	if err := b.checkDriver(); err != nil {
 		_ = conn.Close(ctx)
 		b.cancel(ErrClosed)

@@ -122,7 +122,8 @@ func (c *fakeClock) step(t testing.TB) time.Time {
 // wait on the clock's timers in a select of their own.
 var timerLoops = []string{
 	"github.com/baton-go/baton/backend.(*Backend).renewLoop(",
-	"github.com/baton-go/baton/backend.(*Grant).run(",
+	"github.com/baton-go/baton/backend.(*Backend).refreshLoop(",
+	"github.com/baton-go/baton/backend.(*Backend).refreshWorker(",
 	"github.com/baton-go/baton/backend.(*Backend).releaseLost(",
 	"github.com/baton-go/baton/backend.(*GroupWatch).pollSource(",
 	"github.com/baton-go/baton/backend.(*Backend).waitGrant(",

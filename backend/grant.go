@@ -35,15 +35,20 @@ type Grant struct {
 	sent   time.Time     // when the acquiring request was sent
 
 	ctx    *grantCtx
+	ctxv   grantCtx // what ctx points to, allocated with the grant
 	cancel context.CancelCauseFunc
-	stop   context.CancelFunc // stops the grant's goroutine
-	done   chan struct{}
 
 	mu         sync.Mutex
 	validUntil time.Time // own lease: last refresh sent + ttl
 	lastSent   time.Time
-	lastErr    error // of the last refresh, while they fail
+	lastErr    error     // of the last refresh, while they fail
+	retryAt    time.Time // own lease: retry of a failed refresh; zero otherwise
+	inflight   bool      // own lease: a refresh is under way
 	released   bool
+
+	// The refresh scheduler's (see refresh.go), guarded by b.ref.mu.
+	hidx int       // index in the scheduler's heap; -1 when not in it
+	due  time.Time // when the scheduler next looks at the grant
 }
 
 // grantCtx is a grant's context: a cancel-cause context whose Err also
@@ -195,19 +200,20 @@ func (g *Grant) release(ctx context.Context, cause error) error {
 		lostCause = context.Cause(g.ctx)
 	}
 	// Cancel first: a refresh under way then fails quietly, and the
-	// unlock need not wait for the grant's goroutine to exit.
+	// unlock need not wait for it.
 	g.cancel(cause)
-	g.stop()
-	defer func() { <-g.done }()
+	g.b.unschedule(g)
 	g.b.removeGrant(g)
 	g.b.observeReleased(g, lostCause)
-	op := fmt.Sprintf("release %q", g.name)
 	if g.b.ctx.Err() != nil {
 		// The session is gone (lost or closed): the store dropped the
 		// grant with it, and the connection can no longer be used.
-		return newError(driver.CodeNotHeld, op, fmt.Errorf("session ended: %v", context.Cause(g.b.ctx)))
+		return newError(driver.CodeNotHeld, g.releaseOp(), fmt.Errorf("session ended: %v", context.Cause(g.b.ctx)))
 	}
 	err := g.b.conn.Unlock(ctx, g.key, g.token)
+	if err == nil && lostCause == nil {
+		return nil
+	}
 	switch CodeOf(err) {
 	case driver.CodeUnavailable, driver.CodeDeadlineExceeded:
 		// No answer (a failover, a member that died with the request):
@@ -217,6 +223,7 @@ func (g *Grant) release(ctx context.Context, cause error) error {
 		// the release was not confirmed.
 		g.b.releaseInBackground(g)
 	}
+	op := g.releaseOp()
 	if lostCause != nil {
 		// The grant ended before Release whether or not the store still
 		// had the lock (a grant in doubt may still be there): report it,
@@ -231,6 +238,8 @@ func (g *Grant) release(ctx context.Context, cause error) error {
 	return wrap(op, err)
 }
 
+func (g *Grant) releaseOp() string { return fmt.Sprintf("release %q", g.name) }
+
 // lose cancels the grant's context with cause and, unless the session is
 // gone, releases the lock on the server in the background so a successor
 // need not wait for a TTL (or, for a lock bound to a session that
@@ -240,6 +249,7 @@ func (g *Grant) lose(cause error) {
 		return
 	}
 	g.cancel(cause)
+	g.b.unschedule(g)
 	if context.Cause(g.ctx) != cause {
 		return // someone else ended it first
 	}
@@ -311,7 +321,8 @@ func (b *Backend) attemptTimeout() time.Duration {
 	return 5 * time.Second
 }
 
-// newGrant registers a grant and, for an own lease, starts its goroutine.
+// newGrant registers a grant and, for an own lease, schedules its
+// refreshes.
 func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time, margin time.Duration) (*Grant, error) {
 	if !lease.Sent.IsZero() {
 		sent = lease.Sent
@@ -323,16 +334,14 @@ func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time,
 	b.heard(sent)
 	g := &Grant{
 		b: b, key: key, name: name, token: lease.Token, ttl: lease.TTL, timing: timing,
-		sent: sent, lastSent: sent, validUntil: sent.Add(lease.TTL), done: make(chan struct{}),
+		sent: sent, lastSent: sent, validUntil: sent.Add(lease.TTL), hidx: -1,
 	}
 	inner, cancel := context.WithCancelCause(b.ctx)
-	g.ctx, g.cancel = &grantCtx{Context: inner, g: g}, cancel
-	runCtx, stop := context.WithCancel(inner)
-	g.stop = stop
+	g.ctxv = grantCtx{Context: inner, g: g}
+	g.ctx, g.cancel = &g.ctxv, cancel
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		stop()
 		g.cancel(ErrClosed)
 		return nil, ErrClosed
 	}
@@ -342,14 +351,17 @@ func (b *Backend) newGrant(key, name string, lease driver.Lease, sent time.Time,
 		b.watchMargin = timing.Margin
 		b.notifyLocked() // the watchdog must wake earlier
 	}
-	if lease.TTL > 0 {
+	startLoop := lease.TTL > 0 && !b.ref.started
+	if startLoop {
+		b.ref.started = true
 		b.wg.Add(1)
 	}
 	b.mu.Unlock()
+	if startLoop {
+		go b.refreshLoop()
+	}
 	if lease.TTL > 0 {
-		go g.run(runCtx)
-	} else {
-		close(g.done)
+		b.schedule(g)
 	}
 	b.observeAcquired(g)
 	if suspended && lease.TTL == 0 {
@@ -362,82 +374,4 @@ func (b *Backend) removeGrant(g *Grant) {
 	b.mu.Lock()
 	delete(b.grants, g)
 	b.mu.Unlock()
-}
-
-// run keeps an own lease: it refreshes it every Interval and reports the
-// grant lost when the lease may expire within the margin.
-func (g *Grant) run(ctx context.Context) {
-	defer g.b.wg.Done()
-	defer close(g.done)
-	clock := g.b.o.clock
-	retry := time.Time{}
-	for {
-		if ctx.Err() != nil { // released, lost (also by a refresh), or the Backend ended
-			return
-		}
-		g.mu.Lock()
-		lastSent := g.lastSent
-		g.mu.Unlock()
-		lossAt := g.lossAt()
-		refreshAt := lastSent.Add(g.timing.Interval)
-		if !retry.IsZero() {
-			refreshAt = retry
-		}
-		now := clock.Now()
-		if !now.Before(lossAt) {
-			g.lose(g.expiry(lossAt))
-			return
-		}
-		if !now.Before(refreshAt) {
-			retry = g.refresh(ctx, lossAt)
-			continue
-		}
-		next := lossAt
-		if refreshAt.Before(next) {
-			next = refreshAt
-		}
-		t := clock.NewTimer(next.Sub(now))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C():
-		}
-	}
-}
-
-// refresh extends an own lease once. It returns when to retry after a
-// transient failure (zero after success).
-func (g *Grant) refresh(ctx context.Context, lossAt time.Time) time.Time {
-	clock := g.b.o.clock
-	sent := clock.Now()
-	// One attempt may take until the loss deadline, and never longer than
-	// the interval: a refresh stuck on a dead server must leave room for
-	// another attempt.
-	rctx, cancel := context.WithTimeout(ctx, min(lossAt.Sub(sent), g.timing.Interval))
-	err := g.b.conn.RefreshLock(rctx, g.key, g.token, g.ttl)
-	cancel()
-	if ctx.Err() != nil {
-		return time.Time{}
-	}
-	g.b.observeRefresh(g, sent, err)
-	switch {
-	case err == nil:
-		g.mu.Lock()
-		if sent.After(g.lastSent) {
-			g.lastSent, g.validUntil = sent, sent.Add(g.ttl)
-		}
-		g.lastErr = nil
-		g.mu.Unlock()
-		return time.Time{}
-	case CodeOf(err) == driver.CodeNotHeld || CodeOf(err) == driver.CodeLost:
-		g.lose(lost(g.op(), ErrNoLongerHeld, "refresh found the lock gone", err))
-		return time.Time{}
-	default:
-		g.mu.Lock()
-		g.lastErr = err
-		g.mu.Unlock()
-		g.b.log.Warn("lock refresh failed", zap.String("name", g.name), zap.Error(err))
-		return clock.Now().Add(max(g.timing.RTT, time.Millisecond))
-	}
 }

@@ -21,7 +21,7 @@ func (b *Backend) Campaign(ctx context.Context, group string, o LockOptions) (*G
 		return nil, err
 	}
 	o.Shared = false
-	return b.observedWait(ctx, leaderLockPrefix+group, group, fmt.Sprintf("campaign in %q", group), o)
+	return b.observedWait(ctx, leaderLockPrefix+group, group, opName{"campaign in", group}, o)
 }
 
 // TryCampaign tries once to become the leader of group; ok is false when
@@ -31,7 +31,7 @@ func (b *Backend) TryCampaign(ctx context.Context, group string, o LockOptions) 
 		return nil, false, err
 	}
 	o.Shared = false
-	return b.tryGrant(ctx, leaderLockPrefix+group, group, fmt.Sprintf("campaign in %q", group), o)
+	return b.tryGrant(ctx, leaderLockPrefix+group, group, opName{"campaign in", group}, o)
 }
 
 // Leader reports the current leader of group; ok is false when there is

@@ -37,7 +37,7 @@ func (b *Backend) TryLock(ctx context.Context, name string, o LockOptions) (*Gra
 	if err := checkName("lock name", name); err != nil {
 		return nil, false, err
 	}
-	return b.tryGrant(ctx, userLockPrefix+name, name, fmt.Sprintf("lock %q", name), o)
+	return b.tryGrant(ctx, userLockPrefix+name, name, opName{"lock", name}, o)
 }
 
 // Lock takes lock name, waiting until it is free or ctx is done. It waits
@@ -49,7 +49,7 @@ func (b *Backend) Lock(ctx context.Context, name string, o LockOptions) (*Grant,
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
 	}
-	return b.observedWait(ctx, userLockPrefix+name, name, fmt.Sprintf("lock %q", name), o)
+	return b.observedWait(ctx, userLockPrefix+name, name, opName{"lock", name}, o)
 }
 
 // LockHolder reports who holds lock name; ok is false when nobody does.
@@ -93,15 +93,15 @@ func (b *Backend) holder(ctx context.Context, key, op string) (Holder, bool, err
 	return h, true, nil
 }
 
-func (b *Backend) lockRequest(key string, o LockOptions, op string) (driver.LockRequest, error) {
+func (b *Backend) lockRequest(key string, o LockOptions, op opName) (driver.LockRequest, error) {
 	if o.TTL < 0 || o.Margin < 0 {
-		return driver.LockRequest{}, newError(driver.CodeInvalidArgument, op, errors.New("negative TTL or margin"))
+		return driver.LockRequest{}, newError(driver.CodeInvalidArgument, op.String(), errors.New("negative TTL or margin"))
 	}
 	if o.TTL > 0 {
 		// Refused before anything is sent; a lease whose TTL the driver
 		// chooses is checked when granted (and released when refused).
 		if _, err := b.lockTiming(o.TTL, o.Margin); err != nil {
-			return driver.LockRequest{}, wrap(op, err)
+			return driver.LockRequest{}, wrapOp(op, err)
 		}
 	}
 	if err := b.check(); err != nil {
@@ -110,7 +110,7 @@ func (b *Backend) lockRequest(key string, o LockOptions, op string) (driver.Lock
 	return driver.LockRequest{Key: key, Member: b.o.memberID, TTL: o.TTL}, nil
 }
 
-func (b *Backend) tryGrant(ctx context.Context, key, name, op string, o LockOptions) (*Grant, bool, error) {
+func (b *Backend) tryGrant(ctx context.Context, key, name string, op opName, o LockOptions) (*Grant, bool, error) {
 	req, err := b.lockRequest(key, o, op)
 	if err != nil {
 		return nil, false, err
@@ -121,31 +121,31 @@ func (b *Backend) tryGrant(ctx context.Context, key, name, op string, o LockOpti
 	if o.Shared {
 		sl, isSL := b.conn.(driver.SharedLocker)
 		if !isSL {
-			return nil, false, newError(driver.CodeUnimplemented, op, fmt.Errorf("driver %s has no shared locks", b.cfg.Driver.Name))
+			return nil, false, newError(driver.CodeUnimplemented, op.String(), fmt.Errorf("driver %s has no shared locks", b.cfg.Driver.Name))
 		}
 		lease, ok, err = sl.TryLockShared(ctx, req)
 	} else {
 		lease, ok, err = b.conn.TryLock(ctx, req)
 	}
 	if err != nil || !ok {
-		return nil, false, wrap(op, err)
+		return nil, false, wrapOp(op, err)
 	}
 	g, err := b.grantOrRelease(key, name, op, lease, sent, o.Margin)
 	return g, err == nil, err
 }
 
-func (b *Backend) grantOrRelease(key, name, op string, lease driver.Lease, sent time.Time, margin time.Duration) (*Grant, error) {
+func (b *Backend) grantOrRelease(key, name string, op opName, lease driver.Lease, sent time.Time, margin time.Duration) (*Grant, error) {
 	g, err := b.newGrant(key, name, lease, sent, margin)
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = b.conn.Unlock(ctx, key, lease.Token)
-		return nil, wrap(op, err)
+		return nil, wrapOp(op, err)
 	}
 	return g, nil
 }
 
-func (b *Backend) waitGrant(ctx context.Context, key, name, op string, o LockOptions) (*Grant, error) {
+func (b *Backend) waitGrant(ctx context.Context, key, name string, op opName, o LockOptions) (*Grant, error) {
 	if w, ok := b.conn.(driver.LockWaiter); ok && !o.Shared {
 		req, err := b.lockRequest(key, o, op)
 		if err != nil {
@@ -219,14 +219,14 @@ func (b *Backend) waitGrant(ctx context.Context, key, name, op string, o LockOpt
 }
 
 // waitErr turns the end of a wait into the caller's error.
-func (b *Backend) waitErr(ctx context.Context, op string, err error) error {
+func (b *Backend) waitErr(ctx context.Context, op opName, err error) error {
 	if ctx.Err() != nil {
-		return newError(CodeOf(ctx.Err()), op, fmt.Errorf("not acquired: %w", ctx.Err()))
+		return newError(CodeOf(ctx.Err()), op.String(), fmt.Errorf("not acquired: %w", ctx.Err()))
 	}
 	if e := b.Err(); e != nil {
 		return e
 	}
-	return wrap(op, err)
+	return wrapOp(op, err)
 }
 
 // opContext returns ctx, additionally cancelled when the Backend ends;
@@ -254,4 +254,18 @@ func (b *Backend) CheckLockOptions(o LockOptions) error {
 	}
 	_, err := b.lockTiming(o.TTL, o.Margin)
 	return err
+}
+
+// opName describes an operation on a name for errors ("lock \"x\""); it
+// is formatted only when an error needs it.
+type opName struct{ verb, name string }
+
+func (o opName) String() string { return fmt.Sprintf("%s %q", o.verb, o.name) }
+
+// wrapOp is wrap with an op formatted only on error.
+func wrapOp(op opName, err error) error {
+	if err == nil {
+		return nil
+	}
+	return wrap(op.String(), err)
 }

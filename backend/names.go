@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/baton-go/baton/backend/driver"
@@ -17,6 +18,9 @@ const MaxCapabilitiesLen = 256 << 10
 
 // checkName validates a user-chosen name.
 func checkName(what, name string) error {
+	if name != "" && len(name) <= MaxNameLen && utf8.ValidString(name) && strings.IndexByte(name, 0) < 0 {
+		return nil
+	}
 	op := "check " + what
 	switch {
 	case name == "":

@@ -138,7 +138,7 @@ func (b *Backend) observeWatch(ev Event) {
 }
 
 // observedWait is waitGrant reporting how long the wait took.
-func (b *Backend) observedWait(ctx context.Context, key, name, op string, o LockOptions) (*Grant, error) {
+func (b *Backend) observedWait(ctx context.Context, key, name string, op opName, o LockOptions) (*Grant, error) {
 	if b.o.observer == nil {
 		return b.waitGrant(ctx, key, name, op, o)
 	}

@@ -4,22 +4,30 @@
 // on all of them alike. The package has no API; everything is in its
 // tests.
 //
-// Run every benchmark, with the servers started for the run and stopped
-// after it:
+// Run the benchmarks of the report, with the servers started for the run
+// and stopped after it, and write docs/performance.md (with its results,
+// performance.json, and its chart, performance.svg, drawn by
+// docs_test.go):
 //
-//	make bench
+//	make bench              # every backend, within 15 minutes
+//	make bench BENCH=redis  # one backend: its rows of the report updated
 //
 // or, with the servers of `scripts/servers.sh start` already up:
 //
-//	go test -run '^$' -bench . -benchtime 2s -timeout 30m ./bench/
+//	BATON_BENCH_REPORT=$PWD/docs/performance.md \
+//	go test -run '^$' -bench '^Benchmark(Lock|LockOp|Handoff|Takeover)$' -benchtime 1s ./bench/
 //
-// A full run takes about six minutes, most of it in the crash rounds.
+// Most of a full run is in the crash rounds (BATON_BENCH_ROUNDS, 3 in
+// make bench).
 //
 // BenchmarkLock measures uncontended lock acquire+release through the lock
 // package (lock.New, TryAcquire, Release) against the Go peer on the same
 // server — bsm/redislock on Redis, go-zookeeper's zk.Lock on ZooKeeper,
-// etcd's concurrency.Mutex on etcd, a bare flock(2) loop on file:// and a
-// sync.Mutex on mem:// (the floors) — and against tooz, the Python
+// etcd's concurrency.Mutex on etcd, flock(2) plus one pwrite(2) of a
+// counter (a fencing token) on file://, semop(2) on ipc://, GET_LOCK on
+// MariaDB, pg_try_advisory_lock on PostgreSQL, gomemcache add/delete,
+// api.Lock on Consul, raw CAS requests on etcd's v2 API, baton's gRPC
+// driver for the etcd gateway, and a sync.Mutex on mem:// (the floor) — and against tooz, the Python
 // library, run by the system interpreter (/usr/bin/python3) on the same
 // server. Each round has two phases, in an order that alternates from
 // round to round: baton and the Go peer in alternating bursts of about a
@@ -27,6 +35,17 @@
 // and tooz for one slice. There are -benchtime / slice rounds (N for
 // -benchtime Nx); each ratio reported is the median of the per-round
 // ratios. On a ZooKeeper ensemble every client talks to its first member.
+//
+// BenchmarkLockOp runs each contender of BenchmarkLock alone, b.N
+// times, for -benchmem, -cpuprofile and -memprofile (one contender:
+// -bench 'LockOp/redis/baton'), and counts its round trips per operation
+// through a proxy between client and server.
+//
+// BenchmarkHandoff measures a lock contended by 8 clients (a connection
+// each) looping lock, release: the time from a Release call to the next
+// holder's Lock returning (p50, p90, p99), in milliseconds and in round
+// trips to the server, for baton's Backend.Lock and the peer's blocking
+// recipe.
 //
 // BenchmarkTakeover measures how long a group is without a working leader:
 // graceful (the leader's election.Run context is cancelled, it resigns;

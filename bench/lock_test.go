@@ -107,10 +107,18 @@ func benchLock(tb testing.TB, t *target, p lockPlan) (lockRow, []metric) {
 		{row.peerRate, "peer-ops/s"},
 		{median(row.vsPeer), "baton/peer"},
 	}
+	rec := record{Metric: "lock", Target: t.name, Peer: t.lockPeer, Values: map[string]float64{
+		"baton_s": 1 / row.baton, "peer_s": 1 / row.peerRate, "rounds": float64(p.rounds)}}
+	timeRatios(rec.Values, "vs_peer", rates[0], rates[1])
 	if tz != nil {
 		row.toozRate = median(rates[2])
 		row.vsTooz = ratios(rates[0], rates[2])
 		ms = append(ms, metric{row.toozRate, "tooz-ops/s"}, metric{median(row.vsTooz), "baton/tooz"})
+		rec.Values["tooz_s"] = 1 / row.toozRate
+		timeRatios(rec.Values, "vs_tooz", rates[0], rates[2])
+	}
+	if _, ok := tb.(*testing.B); ok {
+		addRecord(rec)
 	}
 	return row, ms
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -74,7 +75,9 @@ func newMutexLocker(testing.TB, *site) lockOp {
 	}
 }
 
-// newFlockLocker is the one-host floor: flock(2) on a file kept open.
+// newFlockLocker is the one-host raw recipe with a fencing token:
+// flock(2) on a file kept open, and one pwrite(2) of the next value of a
+// counter kept in memory (the token a holder would present).
 func newFlockLocker(tb testing.TB, s *site) lockOp {
 	f, err := os.OpenFile(filepath.Join(s.dir, "flock-lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -82,9 +85,17 @@ func newFlockLocker(tb testing.TB, s *site) lockOp {
 	}
 	tb.Cleanup(func() { _ = f.Close() })
 	fd := int(f.Fd())
+	var token uint64
+	var buf [8]byte
 	return func(context.Context) error {
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			return fmt.Errorf("flock: %w", err)
+		}
+		token++
+		binary.LittleEndian.PutUint64(buf[:], token)
+		if _, err := unix.Pwrite(fd, buf[:], 0); err != nil {
+			_ = unix.Flock(fd, unix.LOCK_UN)
+			return fmt.Errorf("pwrite: %w", err)
 		}
 		return unix.Flock(fd, unix.LOCK_UN)
 	}

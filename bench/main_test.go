@@ -25,5 +25,14 @@ func TestMain(m *testing.M) {
 		}
 	}
 	writeReport(os.Stdout)
+	// A benchmark that failed left no row: the others are reported.
+	if path := os.Getenv(reportEnv); path != "" {
+		if err := saveReport(path); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", reportEnv, err)
+			code = 1
+		} else {
+			fmt.Printf("report written to %s\n", path)
+		}
+	}
 	os.Exit(code)
 }

@@ -3,11 +3,12 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -104,67 +105,6 @@ func BenchmarkMySQLLock(b *testing.B) {
 	})
 }
 
-// BenchmarkMySQLHandoff: 8 Backends contend for one lock with Lock
-// (waiting on the server); reported: handoffs per second and the p50/p99
-// delay from Release to the next holder running.
-func BenchmarkMySQLHandoff(b *testing.B) {
-	raw, _ := mysqlBenchURL(b)
-	const clients = 8
-	bes := make([]*backend.Backend, clients)
-	for i := range bes {
-		bes[i] = openMySQL(b, raw, "c"+string(rune('0'+i)))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var released time.Time
-	var delays []time.Duration
-	n := 0
-	target := b.N
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for _, be := range bes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				g, err := be.Lock(ctx, "handoff", backend.LockOptions{})
-				if err != nil {
-					return
-				}
-				now := time.Now()
-				mu.Lock()
-				if !released.IsZero() {
-					delays = append(delays, now.Sub(released))
-				}
-				n++
-				finished := n >= target
-				released = time.Now()
-				mu.Unlock()
-				_ = g.Release(context.Background())
-				if finished {
-					select {
-					case <-done:
-					default:
-						close(done)
-					}
-					return
-				}
-			}
-		}()
-	}
-	<-done
-	b.StopTimer()
-	cancel()
-	wg.Wait()
-	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
-	if len(delays) > 0 {
-		b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "p50-handoff-µs")
-		b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-handoff-µs")
-	}
-}
-
 // BenchmarkMySQLJoinWatch: the delay from Join returning to the watcher
 // seeing the event (poll interval 10ms).
 func BenchmarkMySQLJoinWatch(b *testing.B) {
@@ -206,4 +146,99 @@ func BenchmarkMySQLJoinWatch(b *testing.B) {
 	b.StopTimer()
 	sort.Slice(lat, func(i, k int) bool { return lat[i] < lat[k] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-join-watch-µs")
+}
+
+// The MariaDB target: baton's mysql:// against the raw recipe on one
+// database/sql connection (GET_LOCK(name, 0), RELEASE_LOCK: two round
+// trips, no fencing token, no membership, no loss signal) and tooz's
+// mysql driver. A crash ends the peer's connection, which frees its lock
+// at once.
+func init() {
+	targets = append(targets, &target{
+		name: "mysql", env: "BATON_TEST_MYSQL_URL", server: "mysql",
+		crashOpts: "timeout=2",
+		lockPeer:  "raw GET_LOCK (database/sql)", newLockPeer: newGetLockLocker,
+		electPeer: "raw GET_LOCK (wait on the server)", newElectPeer: newGetLockElector, crashPeer: true,
+		toozURL: func(s *site) string {
+			u, err := url.Parse(s.url)
+			if err != nil {
+				return s.url
+			}
+			return "mysql://" + u.User.String() + "@" + u.Host + u.Path
+		},
+	})
+}
+
+// mysqlConn is one database/sql connection (client-side interpolation,
+// as baton's driver does) to the site's server, closed when tb ends.
+func mysqlConn(tb testing.TB, s *site) *sql.Conn {
+	u, err := url.Parse(s.url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mc := mysql.NewConfig()
+	mc.User = u.User.Username()
+	mc.Passwd, _ = u.User.Password()
+	mc.Net, mc.Addr, mc.DBName = "tcp", u.Host, strings.TrimPrefix(u.Path, "/")
+	mc.InterpolateParams = true
+	connector, err := mysql.NewConnector(mc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		_ = db.Close()
+		tb.Fatalf("mysql connect %s: %v", redact(s.url), err)
+	}
+	tb.Cleanup(func() { _ = c.Close(); _ = db.Close() })
+	return c
+}
+
+// newGetLockLocker is the raw recipe: GET_LOCK(name, 0) then
+// RELEASE_LOCK(name) on one connection.
+func newGetLockLocker(tb testing.TB, s *site) lockOp {
+	c := mysqlConn(tb, s)
+	name := "bench-raw-" + testutil.Unique()
+	return func(ctx context.Context) error {
+		var got, rel sql.NullInt64
+		if err := c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&got); err != nil {
+			return err
+		}
+		if got.Int64 != 1 {
+			return errors.New("mysql: uncontended GET_LOCK failed")
+		}
+		if err := c.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel); err != nil {
+			return err
+		}
+		if rel.Int64 != 1 {
+			return errors.New("mysql: RELEASE_LOCK found no lock")
+		}
+		return nil
+	}
+}
+
+// newGetLockElector is GET_LOCK waiting on the server (in waits of a
+// second, so that a cancelled campaign ends) on a connection of its own;
+// RELEASE_LOCK resigns.
+func newGetLockElector(tb testing.TB, s *site, _ bool, name string) elector {
+	c := mysqlConn(tb, s)
+	key := name + ":getlock"
+	return funcElector(func(ctx context.Context) (func() error, error) {
+		for {
+			var got sql.NullInt64
+			if err := c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 1)", key).Scan(&got); err != nil {
+				return nil, fmt.Errorf("GET_LOCK: %w", err)
+			}
+			if got.Int64 == 1 {
+				break
+			}
+		}
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
+			defer cancel()
+			_, err := c.ExecContext(ctx, "SELECT RELEASE_LOCK(?)", key)
+			return err
+		}, nil
+	})
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,87 +88,6 @@ func newPgxElector(tb testing.TB, s *site, _ bool, name string) elector {
 			_, err := c.Exec(ctx, "SELECT pg_advisory_unlock($1)", key)
 			return err
 		}, nil
-	})
-}
-
-// BenchmarkPostgreSQLHandoff measures a lock contended by 8 clients, each
-// looping Lock, a short critical section, Release: the handoff latency
-// (from the holder calling Release to the next holder's Lock returning)
-// and the grants per second, for baton (8 Backends, waits pushed by
-// NOTIFY) and for pgx's pg_advisory_lock (8 connections, the server's own
-// lock queue).
-func BenchmarkPostgreSQLHandoff(b *testing.B) {
-	const clients = 8
-	s := newSite(b, targetNamed("postgresql"))
-	d := 2 * time.Second
-	if bd, ok := benchDuration(); ok {
-		d = max(bd, 500*time.Millisecond)
-	}
-	run := func(name string, lockers []func(ctx context.Context) (func() error, error)) []metric {
-		var mu sync.Mutex
-		var handoffs []time.Duration
-		var releasing atomic.Int64 // unix ns of the last Release call, 0: none pending
-		var grants atomic.Int64
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		var wg sync.WaitGroup
-		for _, lock := range lockers {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					release, err := lock(ctx)
-					if err != nil {
-						if ctx.Err() == nil {
-							b.Errorf("%s: lock: %v", name, err)
-						}
-						return
-					}
-					if at := releasing.Swap(0); at != 0 {
-						mu.Lock()
-						handoffs = append(handoffs, time.Since(time.Unix(0, at)))
-						mu.Unlock()
-					}
-					grants.Add(1)
-					releasing.Store(time.Now().UnixNano())
-					if err := release(); err != nil {
-						b.Errorf("%s: release: %v", name, err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		slices.Sort(handoffs)
-		p50, p99 := quantile(handoffs, 0.5), quantile(handoffs, 0.99)
-		rate := float64(grants.Load()) / d.Seconds()
-		b.Logf("%s: %d clients, %.0f grants/s, handoff p50 %v p99 %v (%d handoffs)", name, clients, rate, p50, p99, len(handoffs))
-		return []metric{{rate, name + "-grants/s"}, {float64(p50.Microseconds()), name + "-handoff-p50-µs"}, {float64(p99.Microseconds()), name + "-handoff-p99-µs"}}
-	}
-	measureOnce(b, func(b *testing.B) []metric {
-		url := s.batonURL(false)
-		var baton, raw []func(ctx context.Context) (func() error, error)
-		for i := range clients {
-			be := openBackend(b, url, fmt.Sprint("client-", i))
-			baton = append(baton, func(ctx context.Context) (func() error, error) {
-				g, err := be.Lock(ctx, "handoff", backend.LockOptions{})
-				if err != nil {
-					return nil, err
-				}
-				return func() error { return g.Release(context.Background()) }, nil
-			})
-			c := pgxConn(b, s)
-			key := advisoryKey("handoff-" + url)
-			raw = append(raw, func(ctx context.Context) (func() error, error) {
-				if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
-					return nil, err
-				}
-				return func() error {
-					_, err := c.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", key)
-					return err
-				}, nil
-			})
-		}
-		ms := run("baton", baton)
-		return append(ms, run("pgx", raw)...)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,6 +149,15 @@ func benchTakeover(b testing.TB, t *target, crash bool, rounds int) (takeoverRow
 	}
 	if row.ttl > 0 {
 		ms = append(ms, metric{row.ttl.Seconds(), "ttl-s"})
+	}
+	if _, ok := b.(*testing.B); ok {
+		v := map[string]float64{"baton_p50": p50.Seconds(), "baton_p90": quantile(row.baton, 0.9).Seconds(),
+			"ttl_s": row.ttl.Seconds(), "rounds": float64(rounds)}
+		if len(row.peerTimes) > 0 {
+			v["peer_p50"], v["peer_p90"] = medianDuration(row.peerTimes).Seconds(), quantile(row.peerTimes, 0.9).Seconds()
+			v["vs_peer"], v["vs_peer_min"], v["vs_peer_max"] = median(row.vsPeer), slices.Min(row.vsPeer), slices.Max(row.vsPeer)
+		}
+		addRecord(record{Metric: "takeover", Target: t.name, Kind: row.kind, Peer: t.electPeer, Values: v})
 	}
 	return row, ms
 }

@@ -61,7 +61,7 @@ var targets = []*target{
 	},
 	{
 		name:     "file",
-		lockPeer: "flock(2) (floor)", newLockPeer: newFlockLocker,
+		lockPeer: "flock(2) + pwrite of a token", newLockPeer: newFlockLocker,
 		electPeer: "flock(2) (floor)", newElectPeer: newFlockElector, crashPeer: true,
 		toozURL: func(s *site) string { return "file://" + filepath.Join(s.dir, "tooz") },
 	},

@@ -28,8 +28,11 @@ readonly ALL_BACKENDS=(redis memcached mariadb postgresql zookeeper etcd consul)
 readonly CONSUL_VERSION=1.16.3
 
 # tooz (bench/ and the compat=tooz tests): Debian's packages, checked with dpkg, not by binary.
+# python3-consul2, not python3-consul: tooz's consul driver requires python-consul2 (with
+# python3-consul's Session.create, which takes no token, tooz's start fails with TypeError);
+# the two conflict, so installing python3-consul2 removes python3-consul.
 readonly TOOZ_PACKAGES=(python3-tooz python3-kazoo python3-redis python3-pymemcache python3-etcd3gw
-	python3-pymysql python3-psycopg2 python3-consul python3-sysv-ipc)
+	python3-pymysql python3-psycopg2 python3-consul2 python3-sysv-ipc)
 have_deb() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
 
 log() { printf 'install: %s\n' "$*" >&2; }

@@ -67,9 +67,9 @@ var (
 // member keys and locks acquired with it vanish with it) and the
 // configured lock-delay. It goes through the raw API because the client's
 // SessionEntry cannot say "lock-delay 0" (0 means Consul's 15 s default).
-func (c *conn) createSession(ctx context.Context, s *settings, ns string) error {
+func (c *conn) createSession(ctx context.Context, s *settings, name string) error {
 	body := map[string]any{
-		"Name":      sessionName(ns, c.memberID),
+		"Name":      name,
 		"TTL":       s.ttl.String(),
 		"Behavior":  api.SessionBehaviorDelete,
 		"LockDelay": s.lockDelay.String(),

@@ -18,7 +18,8 @@
 //
 // The namespace defaults to "baton", not tooz's "tooz": baton's key layout
 // is not tooz's, and a baton lock under tooz's prefix would look like, but
-// not exclude, a tooz lock of the same name.
+// not exclude, a tooz lock of the same name. compat=tooz (section
+// "compat=tooz") switches to tooz's layout and defaults to "tooz".
 //
 // # Liveness
 //
@@ -99,6 +100,86 @@
 // new incarnation (left, then joined), never missed. A reply whose index
 // went backwards (a snapshot restore, a restarted dev agent) is sent on
 // as a fresh snapshot and the backend reports a resync.
+//
+// # compat=tooz
+//
+// With compat=tooz a connection reads and writes the layout and protocol
+// of tooz's consul driver (tooz.drivers.consul, tooz 3.1, with its
+// client python-consul2), so that baton and tooz processes on one agent
+// and one namespace share groups, members, capabilities and exclusive
+// locks. The namespace then defaults to tooz's "tooz"; ttl, namespace and
+// acl_token keep tooz's meaning. The layout (names are written as they
+// are, as tooz does):
+//
+//	<ns>/groups/<group>/            group record, value "", created with cas=0
+//	<ns>/groups/<group>/<member>    the member's capabilities as given
+//	                                (msgpack, as tooz's utils.dumps)
+//	<ns>/group_locks/<group>        the lock tooz's join and delete_group hold
+//	<ns>/locks/<name>               lock <name>
+//	<ns>/baton/locks/<key>          leaderships, and user locks tooz cannot name
+//	<ns>/baton/groups/<group>/...   groups tooz's layout cannot hold
+//
+// Sessions: one per connection, named by the member ID, as tooz names
+// its own, with the ttl option, renewed as in baton's layout (tooz renews
+// every half TTL). Unlike tooz's sessions (Behavior=release, lock-delay
+// 15 s, tied to the node's serfHealth check), baton's keep Behavior=delete,
+// no checks and lock_delay (default 0), so that a crashed baton member's
+// member key and locks go with its session: tooz then lists it no more
+// and can take its locks. Holder reports the holding session's name: the
+// member ID on both sides.
+//
+// Locks follow tooz's protocol: a connection that holds the key does not
+// try again (Consul would let the session take it twice); otherwise PUT
+// /v1/kv/<ns>/locks/<name>?acquire=<session> with tooz's value "I got
+// it!", which Consul refuses while another session holds the key, and,
+// after a holder's session was invalidated, during that session's
+// lock-delay (15 s for a tooz process): baton honours it as tooz does.
+// The acquisition is then read back for its token. Release is tooz's
+// ?release (the key stays, its value becomes the session ID), done as one
+// transaction that first checks the grant still holds the key. A lock
+// held by one side is refused to the other; a waiter of either side gets
+// it after the other's release (baton's waiters wake on a blocking query;
+// tooz's poll). BreakLock deletes the key; tooz's holder then finds no key
+// to release. The token is the acquiring write's ModifyIndex, which every
+// acquisition of the key, baton's or tooz's, increases; tooz's holders
+// have none, so fencing is partial (driver.FencingPartial). tooz has no
+// shared locks: SharedLocks is false and shared requests are refused
+// with ErrUnimplemented.
+//
+// Groups follow tooz's protocol too: join and delete take the group lock
+// (as a tooz lock, waited for), read the group, and write the member key
+// with cas=0 (a transaction "absent; lock with my session"), or delete the
+// group's keys and its group lock key; leave deletes the member key
+// without the group lock, as tooz does. Groups lists the folders under
+// <ns>/groups/, as tooz's get_groups. Members lists every key under the
+// group record, with or without a session. Watches remain push: blocking
+// queries on the group's prefix see tooz's writes at once (tooz itself
+// polls get_members).
+//
+// What is given up, and tooz's bugs interoperated with:
+//   - tooz binds neither its member keys nor anything but its locks to its
+//     session, so a crashed tooz member never leaves: tooz keeps listing
+//     it, and so does baton (as tooz would judge it), until someone
+//     removes its key. Its locks go when Consul invalidates its session
+//     (between the TTL and twice the TTL after its last renewal) plus the
+//     15 s lock-delay.
+//   - Fencing is partial: tooz's holders have no token.
+//   - No shared locks, and no leader election in tooz (its
+//     watch_elected_as_leader raises NotImplemented); baton's leaderships
+//     keep working in baton's own subtree, which tooz never lists.
+//   - A tooz member's join and update times are unknown (zero); a baton
+//     member keeps them in its key's Flags, which tooz ignores.
+//   - tooz writes names into keys as they are, so a group name with "/"
+//     or equal to "." or "..", and a lock name with an empty, "." or ".."
+//     segment, cannot be named by tooz (tooz's HTTP path would be cleaned
+//     to another key). baton keeps such groups and locks, losslessly, in
+//     its own subtree; tooz does not see them. Member IDs are written as
+//     they are (transactions keep any key); tooz strips leading and
+//     trailing "/" from the IDs it lists.
+//   - tooz 3.1 requires python-consul2: with python-consul 0.7.1
+//     (Debian's python3-consul) its start() fails with "TypeError:
+//     Consul.Session.create() got an unexpected keyword argument 'token'".
+//     python-consul2 refuses a session TTL below 10 s.
 //
 // # Consistency (characteristics)
 //

@@ -60,12 +60,19 @@ func Info() driver.Info {
 			"consul://",
 			"consul://10.0.0.1:8501?protocol=https&ca_cert=/etc/consul/ca.pem&cert_cert=/etc/consul/client.pem&cert_key=/etc/consul/client-key.pem",
 			"consul://[::1]:8500?ttl=10s&timeout=2s&lock_delay=5s&datacenter=dc2&namespace=myapp",
+			"consul://127.0.0.1:8500?compat=tooz&ttl=15",
 		},
 		Characteristics: characteristics,
-		Options:         optionSpecs,
-		Schedule:        schedule,
-		Check:           check,
-		Open:            open,
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			if v.String("compat") == driver.CompatTooz {
+				return toozCharacteristics
+			}
+			return characteristics
+		},
+		Options:  optionSpecs,
+		Schedule: schedule,
+		Check:    check,
+		Open:     open,
 	}
 }
 
@@ -103,7 +110,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
 	}
-	if err := c.createSession(ctx, s, s.namespace); err != nil {
+	name := sessionName(s.namespace, c.memberID)
+	if s.tooz {
+		name = c.memberID // tooz names a member's session by its member ID
+	}
+	if err := c.createSession(ctx, s, name); err != nil {
 		tr.CloseIdleConnections()
 		return nil, err
 	}
@@ -111,6 +122,9 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c.stopWatch = stop
 	c.wg.Add(1)
 	go c.watchSession(wctx)
+	if s.tooz {
+		return newToozConn(c, s.namespace), nil
+	}
 	return c, nil
 }
 

@@ -20,6 +20,9 @@ const (
 	defaultPort = "8500"
 )
 
+// batonNamespace is the default namespace of baton's layout.
+const batonNamespace = "baton"
+
 // tokenEnv is where every Consul tool finds the ACL token when none is
 // given explicitly.
 const tokenEnv = "CONSUL_HTTP_TOKEN"
@@ -40,8 +43,9 @@ var optionSpecs = []driver.OptionSpec{
 		Doc: "Timeout of every request to the agent (a blocking query waits this long beyond its own wait time).",
 	},
 	{
-		Key: "namespace", Type: driver.String, Default: "baton",
-		Doc: "KV prefix: every key the driver writes lives under \"<namespace>/\". tooz's default was \"tooz\"; baton's layout differs from tooz's, so baton keeps its own default to never mix the two. Not a Consul Enterprise namespace.",
+		Key: "namespace", Type: driver.String,
+		DefaultDoc: `"baton"; "tooz" with compat=tooz`,
+		Doc:        "KV prefix: every key the driver writes lives under \"<namespace>/\" (tooz's meaning). Its default is tooz's \"tooz\" with compat=tooz, where the layout is tooz's; with baton's own layout the default stays \"baton\", so the two layouts never mix. Not a Consul Enterprise namespace.",
 	},
 	{
 		Key: "acl_token", Type: driver.String, Secret: true, DefaultDoc: "$" + tokenEnv,
@@ -55,6 +59,7 @@ var optionSpecs = []driver.OptionSpec{
 		Key: "lock_delay", Type: driver.Duration, Default: "0", Min: driver.MinValue(0),
 		Doc: "Consul's session lock-delay (at most 60 s): after the session is invalidated, its exclusive locks and leaderships cannot be taken for this long by Backends that set lock_delay too (Consul checks it only on its acquire endpoint, which they then use). 0 hands them over at once; baton's grants already end a safety margin before the session can expire.",
 	},
+	driver.CompatOption("Consul's tooz mode shares groups, members with their capabilities and exclusive locks with tooz's consul driver (tooz's keys, its ?acquire/?release protocol and its group locks); it gives up shared locks (tooz has none), fencing for tooz's holders (partial) and the departure of crashed tooz members (tooz never binds its member keys to its session, so they stay listed, on both sides, until removed)."),
 	{
 		Key: "protocol", Type: driver.String, Default: "http", Enum: []string{"http", "https"},
 		Doc: "https turns TLS on (with the system's CA pool unless ca_cert is given).",
@@ -84,6 +89,7 @@ type settings struct {
 	ttl        time.Duration
 	timeout    time.Duration
 	lockDelay  time.Duration
+	tooz       bool // compat=tooz: tooz's layout and protocol
 }
 
 // resolve checks cfg and turns it into settings. Errors are coded
@@ -98,6 +104,7 @@ func resolve(cfg *driver.Config) (*settings, error) {
 		timeout:    o.Duration("timeout"),
 		lockDelay:  o.Duration("lock_delay"),
 		token:      o.String("acl_token"),
+		tooz:       o.String("compat") == driver.CompatTooz,
 	}
 	bad := func(format string, args ...any) error {
 		return driver.Errorf(driver.CodeInvalidArgument, format, args...)
@@ -111,8 +118,19 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	if cfg.Username != "" || cfg.PasswordSet {
 		return nil, bad("consul:// takes no user information: give the ACL token with ?acl_token= or %s", tokenEnv)
 	}
+	if !o.IsSet("namespace") {
+		s.namespace = batonNamespace
+		if s.tooz {
+			s.namespace = toozNamespace
+		}
+	}
 	if s.namespace == "" {
 		return nil, bad("option \"namespace\" is empty")
+	}
+	if s.tooz {
+		if err := checkToozNamespace(s.namespace); err != nil {
+			return nil, bad("%w", err)
+		}
 	}
 	if s.lockDelay > maxLockDelay {
 		return nil, bad("lock_delay %v is above Consul's maximum %v", s.lockDelay, maxLockDelay)

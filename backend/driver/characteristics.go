@@ -114,6 +114,13 @@ type Characteristics struct {
 	Evictable bool
 	// SharedLocks is true when shared (read) locks are available.
 	SharedLocks bool
+	// LeadersInGroups is true when a leadership lives inside the group of
+	// the same name, as in tooz's ZooKeeper layout (compat=tooz): a
+	// campaign creates that group if it does not exist, and the group
+	// cannot be deleted (ErrGroupNotEmpty) while someone campaigns for
+	// it. Otherwise groups, locks and leaderships of one name are
+	// independent.
+	LeadersInGroups bool
 }
 
 // Characteristic names one fact that can be required of a backend.

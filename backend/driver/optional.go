@@ -1,6 +1,9 @@
 package driver
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // LockWaiter is implemented by drivers that can wait for a lock natively
 // (a predecessor watch, a revision watch, a blocking query, a blocking
@@ -71,4 +74,34 @@ type HolderWatcher interface {
 	// until ctx is done (returns ctx.Err()) or the watch breaks (returns
 	// the error; the backend restarts it).
 	WatchHolder(ctx context.Context, key string, emit func(h Holder, held bool)) error
+}
+
+// BatchRefresher is implemented by drivers that can refresh many own
+// leases (grants whose Lease.TTL was positive) in one round trip: a
+// pipeline, one script over many keys. The backend's refresh scheduler
+// uses it when several grants are due together, and gathers the grants
+// due within half a refresh interval into one batch, so that a process
+// holding many locks sends about one request per renewal period instead
+// of one per lock. Drivers whose locks are bound to the session (etcd3's
+// locks ride the session lease, ZooKeeper's are ephemeral nodes of the
+// session) need none: one renewal of the session keeps all their locks.
+type BatchRefresher interface {
+	// RefreshLocks extends every lease of locks as RefreshLock would
+	// each, each by its own TTL from the time of the call, in as few
+	// round trips as the store allows (one where it can). It sets errs[i]
+	// (len(errs) == len(locks)) to the outcome of locks[i]: nil when
+	// extended, an error coded CodeNotHeld (or CodeLost) when that grant
+	// is gone. It returns an error, and leaves errs alone, only when the
+	// request as a whole failed and no outcome is known; the backend then
+	// retries every lease of the batch. Neither slice is kept after the
+	// call returns.
+	RefreshLocks(ctx context.Context, locks []LockRef, errs []error) error
+}
+
+// LockRef names one own lease for BatchRefresher: the key and token of
+// the grant, and the TTL to extend it by.
+type LockRef struct {
+	Key   string
+	Token uint64
+	TTL   time.Duration
 }

@@ -24,7 +24,7 @@
 // Close category runs first, its NoGoroutineLeak subtest alone; every
 // other subtest runs in parallel.
 //
-// The subtests and what each asserts (105 in all):
+// The subtests and what each asserts (106 in all):
 //
 // # Close (7)
 //
@@ -152,13 +152,14 @@
 //   - CampaignTimeout: a Campaign whose context times out fails matching
 //     context.DeadlineExceeded and ErrDeadlineExceeded and leads nothing.
 //   - NotListedAsMember: the leader is not listed as a member of the group
-//     and leaderships are not listed as groups.
+//     and leaderships are not listed as groups (with LeadersInGroups, a
+//     campaign for a name without a group creates that group, empty).
 //   - Observe: ObserveLeader reports no leader, then each leader with its
 //     token, then no leader again, never the same state twice in a row; a
 //     new observer starts with the current leader; Close ends it with Err
 //     matching ErrCanceled.
 //
-// # Locks (15)
+// # Locks (16)
 //
 //   - AcquireRelease: TryLock and Lock of a free lock succeed with a
 //     non-zero token; Release returns nil; the lock is free afterwards.
@@ -178,6 +179,10 @@
 //     succeeds after the release, both ways.
 //   - BlockingWaits: another Backend's Lock waits for the release, never
 //     returns before it, then holds the lock.
+//   - WaitUsesBackendClock: a grant obtained by waiting is stamped with the
+//     Backend's clock (driver.Config.Clock), not the process's: with a
+//     clock an hour ahead, its AcquiredAt lies within the wait as that
+//     clock read it.
 //   - Timeout: a Lock whose context times out fails matching
 //     context.DeadlineExceeded and ErrDeadlineExceeded, and holds nothing,
 //     neither then nor after the holder releases.
@@ -270,7 +275,11 @@
 //     exactly the real groups, Members exactly the real members, Leader the
 //     real leader.
 //   - IndependentKinds: a group, a lock, a leadership and a member of one
-//     name coexist; releasing or deleting one affects no other.
+//     name coexist; releasing or deleting one affects no other. With
+//     Characteristics().LeadersInGroups (tooz's ZooKeeper layout) the
+//     leadership keeps its group: deleting it fails with ErrGroupNotEmpty
+//     until the leader resigns; InternalLookalikes and Leaders then also
+//     expect the groups the campaigns created.
 //
 // # Open (5)
 //

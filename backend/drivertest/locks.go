@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/backend/driver"
 )
 
 var lockTests = []test{
@@ -22,6 +23,7 @@ var lockTests = []test{
 	{"SameBackendExcludes", testLockSameBackend},
 	{"AcrossBackendsExclude", testLockAcrossBackends},
 	{"BlockingWaits", testLockBlockingWaits},
+	{"WaitUsesBackendClock", testLockWaitUsesBackendClock},
 	{"Timeout", testLockTimeout},
 	{"Canceled", testLockCanceled},
 	{"HoldAWhileTakingB", testLockHoldAWhileTakingB},
@@ -173,6 +175,40 @@ func testLockBlockingWaits(t *testing.T, e *env) {
 	g2, err := await(e, got, waitTimeout, "Lock after release")
 	e.must(err, "lock after release")
 	e.wantHolder(b1, "l", "m2", g2.Token())
+	e.release(g2)
+}
+
+// offsetClock is the real clock shifted by a fixed offset: it runs at
+// real speed, so servers and network timeouts are unaffected, but any
+// instant a driver takes from time.Now instead of the Backend's clock is
+// off by the offset.
+type offsetClock struct{ d time.Duration }
+
+func (c offsetClock) Now() time.Time { return time.Now().Add(c.d) }
+
+func (c offsetClock) NewTimer(d time.Duration) driver.Timer {
+	return driver.RealClock{}.NewTimer(d)
+}
+
+// A grant obtained by waiting (the driver's native wait, when it has one)
+// was stamped with the Backend's clock (driver.Config.Clock), which the
+// timing model measures its lease from: its AcquiredAt lies between the
+// Backend clock's readings before and after the wait.
+func testLockWaitUsesBackendClock(t *testing.T, e *env) {
+	clk := offsetClock{d: time.Hour}
+	b1, b2 := e.open("m1", backend.WithClock(clk)), e.open("m2", backend.WithClock(clk))
+	g1 := e.tryLock(b1, "l")
+	before := clk.Now()
+	got := async(e, func() (*backend.Grant, error) { return b2.Lock(e.ctx, "l", backend.LockOptions{}) })
+	notYet(e, got, "Lock of a held lock")
+	e.release(g1)
+	g2, err := await(e, got, waitTimeout, "Lock after release")
+	e.must(err, "lock after release")
+	after := clk.Now()
+	if at := g2.AcquiredAt(); at.Before(before) || at.After(after) {
+		t.Errorf("grant acquired at %v, outside the wait [%v, %v] on the Backend's clock: the driver did not take Lease.Sent from it",
+			at.Format(time.RFC3339Nano), before.Format(time.RFC3339Nano), after.Format(time.RFC3339Nano))
+	}
 	e.release(g2)
 }
 

@@ -121,6 +121,10 @@ func testNamesLeaders(t *testing.T, e *env) {
 		e.wantLeader(b2, n, "m1", g.Token())
 		e.tryCampaignLoses(b2, n)
 	}
+	if b2.Characteristics().LeadersInGroups {
+		e.wantGroups(b2, names...) // each campaign created its group
+		return
+	}
 	e.wantGroups(b2)
 }
 
@@ -191,16 +195,24 @@ func checkRefused(e *env, b *backend.Backend, n string) {
 func testNamesInternal(t *testing.T, e *env) {
 	groups := []string{"locks", "leader", "leaders", "e", "l", "m", "g", "members", "groups", ".", "..", "_baton", "baton", "e/x", "l/x"}
 	b1, leader := e.open("m1"), e.open("leader")
+	leads := map[string]*backend.Grant{}
 	for _, g := range groups {
 		e.createGroup(b1, g)
 		e.join(leader, g, nil)
-		e.tryCampaign(b1, g)
+		leads[g] = e.tryCampaign(b1, g)
 		e.tryLock(b1, g)
 		e.tryLock(leader, "e/"+g)
 		e.tryLock(leader, "l/"+g)
 	}
-	e.tryCampaign(b1, "not-a-group")
+	elsewhere := e.tryCampaign(b1, "not-a-group")
 	e.tryLock(b1, "not-a-group-either")
+	inGroups := b1.Characteristics().LeadersInGroups
+	if inGroups {
+		// The campaign created the group it lives in.
+		e.wantGroups(b1, append([]string{"not-a-group"}, groups...)...)
+		e.release(elsewhere)
+		e.must(b1.DeleteGroup(e.ctx, "not-a-group"), "delete the group a campaign created")
+	}
 	e.wantGroups(b1, groups...)
 	for _, g := range groups {
 		e.wantMembers(b1, g, "leader")
@@ -208,6 +220,10 @@ func testNamesInternal(t *testing.T, e *env) {
 	}
 	for _, g := range groups {
 		e.must(leader.Leave(e.ctx, g), "leave "+q(g))
+		if inGroups {
+			e.wantErr(b1.DeleteGroup(e.ctx, g), backend.ErrGroupNotEmpty, "delete group "+q(g)+" while m1 leads it")
+			e.release(leads[g])
+		}
 		e.must(b1.DeleteGroup(e.ctx, g), "delete group "+q(g))
 	}
 	e.wantGroups(b1)
@@ -229,6 +245,15 @@ func testNamesIndependent(t *testing.T, e *env) {
 	e.release(lock)
 	e.wantLeader(b1, n, "m2", l.Token())
 	e.must(b1.Leave(e.ctx, n), "leave")
+	if b2.Characteristics().LeadersInGroups {
+		// The leadership lives in the group: it keeps the group.
+		e.wantErr(b2.DeleteGroup(e.ctx, n), backend.ErrGroupNotEmpty, "delete the group of a live leadership")
+		e.wantLeader(b1, n, "m2", l.Token())
+		e.release(l)
+		e.must(b2.DeleteGroup(e.ctx, n), "delete group after the resignation")
+		e.tryLock(b2, n)
+		return
+	}
 	e.must(b2.DeleteGroup(e.ctx, n), "delete group")
 	e.wantLeader(b1, n, "m2", l.Token())
 	e.tryLock(b2, n)

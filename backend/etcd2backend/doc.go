@@ -114,6 +114,34 @@
 // 400: the watcher reads the state again and emits a fresh snapshot,
 // which the Backend reports as a resync.
 //
+// # compat=tooz
+//
+// With compat=tooz, locks are shared with tooz's etcd driver (tooz's
+// drivers/etcd.py, which has locks only). A lock is then tooz's key
+// /<urlsafe-base64(name)> at the top of the v2 keyspace (no namespace,
+// as tooz writes it), taken with the same PUT prevExist=false and
+// ttl=lock_timeout, so a baton holder and a tooz holder exclude each other
+// and hand over both ways: tooz long-polls the key and takes it when it
+// is deleted or expires; baton's waiters do the same (keeping their own
+// queue, which tooz ignores, under the namespace). baton still writes
+// "x:<nonce>:<member>" as the value (tooz writes none, and never reads
+// values), so its release and refresh act on its own grant only; a tooz
+// holder is reported with an empty member ID. Shared grants put their
+// marker on the same key, so tooz waits for them too.
+//
+// Shared: lock exclusion and handover, and expiry (a killed tooz holder's
+// lock is free after its lock_timeout, a dead baton holder's after the
+// grant's TTL). Given up: fencing is partial (baton grants still carry
+// the key's createdIndex; tooz holders take none). Groups, members,
+// leaders and sessions keep baton's layout under the namespace: tooz has
+// none of them on this driver. The option tooz_lock_dir (baton's own, not
+// tooz's) puts tooz's lock keys below a directory, for instances that
+// share no lock with tooz, such as tests. tooz's defects left alone: its
+// heartbeat reads the reply before checking for an error (it raises once
+// its key expired), and its acquire may use an unbound reply after a
+// connection error; neither changes the keys. It runs against etcd 3.4
+// and 3.5 with --enable-v2=true (tooz checks /v2/stats/self at start).
+//
 // # Characteristics
 //
 //   - Distributed across threads, processes and hosts: yes.

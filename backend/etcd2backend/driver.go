@@ -61,11 +61,12 @@ func Info() driver.Info {
 			"etcd://app:secret@etcd.example.org?protocol=https&ca_cert=/etc/etcd/ca.pem",
 			"etcd://[::1]:2379?lock_timeout=10s&membership_timeout=15s",
 		},
-		Characteristics: characteristics,
-		Options:         optionSpecs,
-		Schedule:        schedule,
-		Check:           check,
-		Open:            open,
+		Characteristics:    characteristics,
+		CharacteristicsFor: characteristicsFor,
+		Options:            optionSpecs,
+		Schedule:           schedule,
+		Check:              check,
+		Open:               open,
 	}
 }
 
@@ -85,7 +86,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		obs:        cfg.Observer,
 		clock:      cfg.Clock,
 		memberID:   cfg.MemberID,
-		keys:       newKeyspace(s.namespace),
+		keys:       newKeyspace(s.namespace).withTooz(s),
 		sessionTTL: s.sessionTTL,
 		lockTTL:    s.lockTTL,
 		members:    map[string]string{},

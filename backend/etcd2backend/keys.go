@@ -77,7 +77,9 @@ func unescape(s string) (string, error) {
 // gives keys created with POST (their creation index, zero-padded, so
 // they sort in creation order).
 type keyspace struct {
-	root string // "/<escaped namespace>"
+	root    string // "/<escaped namespace>"
+	tooz    bool   // compat=tooz: user locks at tooz's keys
+	toozDir string // "" or "/<tooz_lock_dir>"
 }
 
 func newKeyspace(namespace string) keyspace { return keyspace{root: "/" + escape(namespace)} }
@@ -87,9 +89,14 @@ func (k keyspace) session(id string) string  { return k.sessions() + "/" + id }
 func (k keyspace) groups() string            { return k.root + "/g" }
 func (k keyspace) group(g string) string     { return k.groups() + "/" + escape(g) }
 func (k keyspace) member(g, m string) string { return k.group(g) + "/" + escape(m) }
-func (k keyspace) lock(l string) string      { return k.root + "/l/" + escape(l) }
-func (k keyspace) queue(l string) string     { return k.root + "/q/" + escape(l) }
-func (k keyspace) readers(l string) string   { return k.root + "/r/" + escape(l) }
+func (k keyspace) lock(l string) string {
+	if name, ok := strings.CutPrefix(l, "l/"); ok && k.tooz {
+		return toozLockKey(k.toozDir, name)
+	}
+	return k.root + "/l/" + escape(l)
+}
+func (k keyspace) queue(l string) string   { return k.root + "/q/" + escape(l) }
+func (k keyspace) readers(l string) string { return k.root + "/r/" + escape(l) }
 
 // lastSegment returns the name a key's last segment encodes.
 func lastSegment(key string) (string, bool) {

@@ -215,7 +215,7 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 // decodeHolder turns a lock key's node into its holder; for the marker
 // of shared grants it reads the readers.
 func (c *conn) decodeHolder(ctx context.Context, lock string, n *node) (driver.Holder, bool, error) {
-	if h, ok := holderOf(n); ok {
+	if h, ok := c.holderOf(n); ok {
 		return h, true, nil
 	}
 	if !isMarker(n.Value) {

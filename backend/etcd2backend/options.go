@@ -54,6 +54,11 @@ var optionSpecs = []driver.OptionSpec{
 		Key: "cert_key", Type: driver.String,
 		Doc: "PEM file of the client certificate's private key (needs cert_cert).",
 	},
+	driver.CompatOption(compatDoc),
+	{
+		Key: "tooz_lock_dir", Type: driver.String,
+		Doc: "compat=tooz only: a key directory put before tooz's lock keys. tooz's etcd driver writes /<urlsafe-base64(name)> at the top of the keyspace (the default, no directory) and has no such option, so set it only to keep apart instances that share no lock with tooz processes (tests).",
+	},
 }
 
 // settings is a connection string resolved into what Open needs.
@@ -66,6 +71,8 @@ type settings struct {
 	timeout    time.Duration
 	lockTTL    time.Duration // whole seconds
 	sessionTTL time.Duration // whole seconds
+	tooz       bool          // compat=tooz: tooz's lock keys (tooz.go)
+	toozDir    string        // tooz_lock_dir, "" or "/<dir>"
 }
 
 // resolve checks cfg and turns it into settings; errors are coded
@@ -86,6 +93,9 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	}
 	if s.namespace == "" {
 		return nil, bad("option \"namespace\" is empty")
+	}
+	if err := s.resolveTooz(o); err != nil {
+		return nil, bad("%w", err)
 	}
 	if cfg.Username == "" && cfg.PasswordSet {
 		return nil, bad("a password needs a user name")

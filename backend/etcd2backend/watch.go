@@ -202,7 +202,7 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 			report(driver.Holder{}, false)
 			return false
 		}
-		if h, ok := holderOf(ev.Node); ok {
+		if h, ok := c.holderOf(ev.Node); ok {
 			report(h, true)
 			return false
 		}

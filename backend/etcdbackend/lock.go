@@ -216,14 +216,22 @@ func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 // waitChange returns nil once one of keys changes (deleted or written)
 // after rev, or when deadline (if not zero) passes; an error when a
 // watch broke (the caller re-reads and watches again).
+//
+// The watches start at the server's current revision, not at rev+1: a
+// watch from a revision the store has already passed (other clients
+// wrote meanwhile, as they do on a contended lock) is served by the
+// server's catch-up loop, which runs every 100 ms, so its events would
+// come up to 100 ms late. Once every watch is created, one transaction
+// checks that no key changed between rev and the watches' start.
 func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadline time.Time) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 	changed := make(chan error, len(keys))
+	created := make(chan struct{}, len(keys))
 	for _, k := range keys {
-		wch := c.cli.Watch(wctx, k, clientv3.WithRev(rev+1))
+		wch := c.cli.Watch(wctx, k, clientv3.WithCreatedNotify())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -254,6 +262,9 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 					changed <- nil
 					return
 				}
+				if wr.Created {
+					created <- struct{}{}
+				}
 			}
 		}()
 	}
@@ -262,6 +273,31 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 		t := c.clock.NewTimer(deadline.Sub(c.clock.Now()))
 		defer t.Stop()
 		timeout = t.C()
+	}
+	for range keys {
+		select {
+		case <-created:
+		case err := <-changed:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		case <-timeout:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cmps := make([]clientv3.Cmp, 0, 2*len(keys))
+	for _, k := range keys {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0), clientv3.Compare(clientv3.ModRevision(k), "<", rev+1))
+	}
+	tx, err := c.cli.Txn(wctx).If(cmps...).Commit()
+	switch {
+	case err != nil:
+		return err
+	case !tx.Succeeded:
+		return nil // changed before the watches started
 	}
 	select {
 	case err := <-changed:

@@ -97,6 +97,43 @@
 // revision away do they re-read the state (reported by the Backend as a
 // resync).
 //
+// # compat=tooz
+//
+// With compat=tooz the driver reads and writes tooz's etcd3gw layout
+// (tooz's drivers/etcd3gw.py), so baton and tooz processes share groups,
+// members and locks on one cluster:
+//
+//	tooz/groups/<group>/           group record, value = the key itself
+//	tooz/groups/<group>/<member>   member: msgpack capabilities (tooz's b"" when none), on the session lease
+//	/tooz/locks<name>              lock: create-if-absent on a lease, no separator (tooz's key)
+//
+// Groups are created and deleted with transactions on the record (delete
+// only while no member key follows it); members are put on the
+// connection's lease, so a dead member of either side vanishes when its
+// lease expires (tooz: membership_timeout, refreshed by its heartbeat).
+// A lock is tooz's transaction "create_revision == 0 → put"; baton's
+// value is "b:<nonce>:<member>" (tooz's 16 random bytes), released by
+// "value == mine → delete", on the session lease. A tooz holder is
+// reported with an empty member ID. baton waits for a lock by watching
+// the key's deletion; tooz polls (backoff capped at 1 s). Group and member
+// IDs are escaped as in baton's layout ('%' and '/' only), so every ID
+// tooz can use keeps its key.
+//
+// Kept in baton's layout under the namespace: leaders (tooz has no
+// election on this driver), sessions, and member join/update times
+// (<ns>/minfo/..., on the session lease: tooz's records have none, so
+// tooz members have zero times). Given up: fencing is partial (tooz
+// holders take no token) and locks have no queue (whoever writes first
+// after a release holds the lock). tooz's defects interoperated with:
+// its get_groups lists member keys as bogus groups (g/membe...), which
+// baton does not; its lock keys have no separator (locks "a" and "ab"
+// are /tooz/locksa and /tooz/locksab), so baton uses exact keys, never a
+// prefix; its delete_group checks emptiness and deletes in two steps.
+// tooz 3.1 defaults to the gateway path /v3alpha, which etcd 3.4 and
+// later no longer serve: tooz processes need api_version=v3. The option
+// tooz_prefix (baton's own) puts tooz's keys below a prefix, for
+// instances that share nothing with tooz, such as tests.
+//
 // # Losing the lease
 //
 // Liveness is a lease TTL (NonTimeoutBased is false). The Backend renews

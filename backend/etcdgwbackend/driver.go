@@ -65,11 +65,12 @@ func Info() driver.Info {
 			"etcd3+https://app:secret@etcd.example.org",
 			"etcd3+http://[::1]:2379?lock_timeout=5s&membership_timeout=15s&dial_timeout=2s&api_version=v3beta",
 		},
-		Characteristics: characteristics,
-		Options:         optionSpecs,
-		Schedule:        schedule,
-		Check:           check,
-		Open:            open,
+		Characteristics:    characteristics,
+		CharacteristicsFor: characteristicsFor,
+		Options:            optionSpecs,
+		Schedule:           schedule,
+		Check:              check,
+		Open:               open,
 	}
 }
 
@@ -90,7 +91,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		obs:      cfg.Observer,
 		clock:    cfg.Clock,
 		memberID: cfg.MemberID,
-		keys:     newKeyspace(s.namespace),
+		keys:     newKeyspace(s.namespace).withTooz(s),
 		timeout:  s.requestTimeout,
 		slots:    map[string]map[uint64]bool{},
 		held:     map[grantID]entry{},

@@ -27,6 +27,9 @@ func encodeMember(r memberRecord) []byte {
 // decodeMember turns a member key-value into a Member of group g. The
 // incarnation is the key's create revision: a new one for every join.
 func (c *conn) decodeMember(g string, kv *keyValue) (driver.Member, bool) {
+	if c.keys.tooz {
+		return c.toozDecodeMember(g, kv, nil)
+	}
 	id, ok := c.keys.memberOf(g, string(kv.Key))
 	if !ok {
 		return driver.Member{}, false
@@ -67,7 +70,7 @@ func (c *conn) CreateGroup(ctx context.Context, group string) error {
 	gk := c.keys.group(group)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(gk, "EQUAL", 0, false)},
-		Success: []requestOp{{Put: &putRequest{Key: []byte(gk)}}},
+		Success: []requestOp{{Put: &putRequest{Key: []byte(gk), Value: c.groupRecord(gk)}}},
 	})
 	if err != nil {
 		return err
@@ -87,7 +90,7 @@ func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("delete group %q", group)
 	gk, mp := c.keys.group(group), c.keys.membersPrefix(group)
 	resp, err := c.txn(ctx, op, &txnRequest{
-		Compare: []compare{groupExists(gk), cmpCreate(mp, "EQUAL", 0, true)},
+		Compare: []compare{groupExists(gk), c.noMembers(mp)},
 		Success: []requestOp{{Delete: &deleteRequest{Key: []byte(gk)}}},
 		Failure: countOf(gk),
 	})
@@ -123,6 +126,9 @@ func (c *conn) Groups(ctx context.Context) ([]string, error) {
 // exists and the member key does not, in one transaction.
 func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	op := fmt.Sprintf("join group %q", group)
+	if c.keys.tooz {
+		return c.toozJoin(ctx, op, group, caps)
+	}
 	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
 	now := time.Now().UnixNano()
 	val := encodeMember(memberRecord{Capabilities: caps, Joined: now, Updated: now})
@@ -148,6 +154,9 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 // CodeGroupNotFound when the group is absent too.
 func (c *conn) Leave(ctx context.Context, group string) error {
 	op := fmt.Sprintf("leave group %q", group)
+	if c.keys.tooz {
+		return c.toozLeave(ctx, op, group)
+	}
 	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(mk, "GREATER", 0, false)},
@@ -169,6 +178,9 @@ func (c *conn) Leave(ctx context.Context, group string) error {
 
 // members reads group g's record and members at one revision.
 func (c *conn) members(ctx context.Context, op, g string) ([]driver.Member, bool, int64, error) {
+	if c.keys.tooz {
+		return c.toozMembers(ctx, op, g)
+	}
 	gk := c.keys.group(g)
 	resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(gk), RangeEnd: prefixEnd(gk)})
 	if err != nil {
@@ -205,6 +217,9 @@ func (c *conn) Members(ctx context.Context, group string) ([]driver.Member, erro
 // join time, only if the record did not change in between.
 func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte) error {
 	op := fmt.Sprintf("update capabilities in %q", group)
+	if c.keys.tooz {
+		return c.toozUpdate(ctx, op, group, caps)
+	}
 	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
 	for {
 		resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(mk)})

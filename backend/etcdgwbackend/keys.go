@@ -68,7 +68,9 @@ func unescape(s string) (string, error) {
 // ends in '/' so that one prefix watch sees the group and its members in
 // revision order.
 type keyspace struct {
-	root string // escaped namespace followed by '/'
+	root  string // escaped namespace followed by '/'
+	tooz  bool   // compat=tooz: groups and user locks at tooz's keys (tooz.go)
+	tzPfx string // tooz_prefix
 }
 
 func newKeyspace(namespace string) keyspace {
@@ -81,13 +83,23 @@ func (k keyspace) session(lease int64) string {
 	return k.sessionsPrefix() + strconv.FormatInt(lease, 16)
 }
 
-func (k keyspace) groupsPrefix() string { return k.root + "groups/" }
+func (k keyspace) groupsPrefix() string {
+	if k.tooz {
+		return k.tzPfx + toozGroupsPrefix
+	}
+	return k.root + "groups/"
+}
 
 // group is the group record; it is also the prefix of everything the
 // group holds.
 func (k keyspace) group(g string) string { return k.groupsPrefix() + escape(g) + "/" }
 
-func (k keyspace) membersPrefix(g string) string { return k.group(g) + "members/" }
+func (k keyspace) membersPrefix(g string) string {
+	if k.tooz {
+		return k.group(g) // tooz's members sit next to the group record
+	}
+	return k.group(g) + "members/"
+}
 
 func (k keyspace) member(g, m string) string { return k.membersPrefix(g) + escape(m) }
 

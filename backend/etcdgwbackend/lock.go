@@ -25,6 +25,9 @@ func firstCreate(pfx string, keysOnly bool) *rangeRequest {
 // writes nothing otherwise, so a failed attempt disturbs no waiter. The
 // lease is bound to the session (Lease.TTL is 0); req.TTL is ignored.
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	if k, ok := c.keys.toozLock(req.Key); ok {
+		return c.toozTryLock(ctx, req, k)
+	}
 	pfx := c.keys.lockPrefix(req.Key)
 	e := c.newEntry(req.Key)
 	resp, err := c.txn(ctx, fmt.Sprintf("try lock %q", req.Key), &txnRequest{
@@ -50,6 +53,9 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // and returns ctx's error. Transient failures are retried while ctx lasts;
 // the entry keeps its place in the queue meanwhile.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	if k, ok := c.keys.toozLock(req.Key); ok {
+		return c.toozWaitLock(ctx, req, k)
+	}
 	op := fmt.Sprintf("wait for lock %q", req.Key)
 	pfx := c.keys.lockPrefix(req.Key)
 	e := c.newEntry(req.Key)
@@ -164,6 +170,9 @@ func (c *conn) waitDelete(ctx context.Context, key string, rev int64, b *backoff
 // broken). When the server cannot be reached the entry is deleted later,
 // by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
+	if k, ok := c.keys.toozLock(key); ok {
+		return c.toozUnlock(ctx, key, token, k)
+	}
 	op := fmt.Sprintf("unlock %q", key)
 	e, ok := c.forget(key, token)
 	if !ok {
@@ -184,6 +193,9 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 // RefreshLock is never called for session-bound grants; it reports
 // whether the grant's entry still exists.
 func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time.Duration) error {
+	if k, ok := c.keys.toozLock(key); ok {
+		return c.toozRefresh(ctx, key, token, k)
+	}
 	op := fmt.Sprintf("refresh lock %q", key)
 	e, ok := c.granted(key, token)
 	if !ok {
@@ -201,6 +213,9 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time
 
 // Holder reads the oldest entry of key: its member and create revision.
 func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
+	if k, ok := c.keys.toozLock(key); ok {
+		return c.toozHolder(ctx, key, k)
+	}
 	op := fmt.Sprintf("holder of %q", key)
 	resp, err := c.rng(ctx, op, firstCreate(c.keys.lockPrefix(key), false))
 	if err != nil {
@@ -218,6 +233,9 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 // or when the holder it read released it before it could be broken. The
 // former holder is not told: its Unlock reports CodeNotHeld.
 func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
+	if k, ok := c.keys.toozLock(key); ok {
+		return c.toozBreak(ctx, key, k)
+	}
 	op := fmt.Sprintf("break lock %q", key)
 	resp, err := c.rng(ctx, op, firstCreate(c.keys.lockPrefix(key), true))
 	if err != nil {

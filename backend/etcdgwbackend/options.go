@@ -67,6 +67,11 @@ var optionSpecs = []driver.OptionSpec{
 		Key: "cert_key", Type: driver.String,
 		Doc: "PEM file of the client certificate's private key (needs cert_cert).",
 	},
+	driver.CompatOption(compatDoc),
+	{
+		Key: "tooz_prefix", Type: driver.String,
+		Doc: "compat=tooz only: a prefix put before tooz's keys (tooz/groups/..., /tooz/locks...). tooz's etcd3gw driver has no such option and writes them at the top of the keyspace (the default, no prefix), so set it only to keep apart instances that share nothing with tooz processes (tests).",
+	},
 }
 
 // settings is a connection string resolved into what Open needs.
@@ -81,6 +86,8 @@ type settings struct {
 	requestTimeout time.Duration
 	dialTimeout    time.Duration
 	leaseTTL       time.Duration // requested; the server may grant more
+	tooz           bool          // compat=tooz (tooz.go)
+	toozPrefix     string        // tooz_prefix
 }
 
 // resolve checks cfg and turns it into settings. Errors are coded
@@ -106,6 +113,10 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	}
 	if s.namespace == "" {
 		return nil, bad("option \"namespace\" is empty")
+	}
+	s.tooz, s.toozPrefix = o.String("compat") == driver.CompatTooz, o.String("tooz_prefix")
+	if o.IsSet("tooz_prefix") && !s.tooz {
+		return nil, bad("option tooz_prefix needs compat=tooz")
 	}
 	if o.IsSet("protocol") && o.String("protocol") != s.scheme {
 		return nil, bad("protocol=%s contradicts the scheme %s:// (use etcd3+%s://)", o.String("protocol"), cfg.Scheme, o.String("protocol"))

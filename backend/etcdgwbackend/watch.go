@@ -297,6 +297,9 @@ func (es lockEntries) holder() (driver.Holder, bool) {
 // change, computed from a local image of the lock's entries kept up to
 // date by a prefix watch (no read per change).
 func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Holder, bool)) error {
+	if k, ok := c.keys.toozLock(key); ok {
+		return c.toozWatchHolder(ctx, key, k, emit)
+	}
 	op := fmt.Sprintf("watch holder of %q", key)
 	pfx := c.keys.lockPrefix(key)
 	entries := lockEntries{}

@@ -44,6 +44,7 @@ type conn struct {
 	// Close closes (-1 then) once no call uses it.
 	dirMu   sync.RWMutex
 	locksFD int
+	idle    idleLocks // lock files kept open between grants
 
 	mu     sync.Mutex
 	closed bool
@@ -193,6 +194,7 @@ func (c *conn) Close(ctx context.Context) error {
 	}
 	c.sess.end()
 	c.nt.close()
+	c.idle.close()
 	c.dirMu.Lock()
 	closeFD(c.locksFD)
 	c.locksFD = -1

@@ -38,8 +38,7 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	if err := c.check(ctx); err != nil {
 		return driver.Lease{}, false, err
 	}
-	name := encodeName(req.Key)
-	fd, ok, err := c.tryLockFile(name, unix.LOCK_EX)
+	name, fd, ok, err := c.tryLockKey(req.Key, unix.LOCK_EX)
 	if err != nil || !ok {
 		return driver.Lease{}, false, err
 	}
@@ -118,6 +117,39 @@ func (c *conn) register(g *grant) error {
 	return nil
 }
 
+// tryLockKey takes a non-blocking flock (how: LOCK_EX or LOCK_SH) on
+// key's lock file, through the connection's idle description of it when
+// there is one, else through a new one. It returns the file's name and
+// the descriptor when the lock was taken; otherwise the description goes
+// back to the idle cache.
+func (c *conn) tryLockKey(key string, how int) (string, int, bool, error) {
+	il, ok := c.idle.take(key)
+	if !ok {
+		name := encodeName(key)
+		fd, ok, err := c.tryLockFile(name, how)
+		return name, fd, ok, err
+	}
+	ok, err := tryFlock(il.fd, how)
+	if err != nil || !ok {
+		c.idle.put(key, il.name, il.fd)
+		if err != nil {
+			return "", -1, false, ioErr("flock", err)
+		}
+		return "", -1, false, nil
+	}
+	return il.name, il.fd, true, nil
+}
+
+// unlockIdle releases fd's flock and keeps the description in the idle
+// cache for key's next grant (closing it when the cache has no room).
+func (c *conn) unlockIdle(key, name string, fd int) {
+	if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
+		closeFD(fd)
+		return
+	}
+	c.idle.put(key, name, fd)
+}
+
 // tryLockFile opens lock file name anew and takes a non-blocking flock
 // (how: LOCK_EX or LOCK_SH) on it. It returns the descriptor when the lock
 // was taken; otherwise nothing stays open.
@@ -187,7 +219,7 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 // release clears g from its lock file and drops its flock. The flock is
 // dropped even when the file could not be written.
 func (c *conn) release(ctx context.Context, g *grant) error {
-	defer unlockClose(g.fd)
+	defer c.unlockIdle(g.key, g.name, g.fd)
 	if g.shared {
 		return c.updateShared(ctx, g.fd, g.name, func(rec *lockRecord) {
 			kept := rec.holders[:0]
@@ -233,8 +265,7 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 	if err := c.check(ctx); err != nil {
 		return driver.Lease{}, false, err
 	}
-	name := encodeName(req.Key)
-	fd, ok, err := c.tryLockFile(name, unix.LOCK_SH)
+	name, fd, ok, err := c.tryLockKey(req.Key, unix.LOCK_SH)
 	if err != nil || !ok {
 		return driver.Lease{}, false, err
 	}

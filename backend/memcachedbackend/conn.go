@@ -24,6 +24,7 @@ var (
 
 // grant is a lock this connection holds.
 type grant struct {
+	lkey  string // the lock key
 	addr  string // the server of the lock key
 	run   runID  // the run of that server the grant was made on
 	cas   uint64 // the lock item's CAS value

@@ -52,6 +52,8 @@ type freeLock struct {
 	run  runID
 	cas  uint64
 	last uint64
+	lkey string // the lock key
+	addr string // its server
 }
 
 // maxFreeLocks bounds the connection's cache of released locks.
@@ -102,12 +104,12 @@ func (c *conn) putFree(key string, f freeLock) {
 
 // lockReq is one acquire attempt's fixed parts.
 type lockReq struct {
-	req       driver.LockRequest
-	key, ckey string
-	addr      string
-	exp       int32
-	ttl       time.Duration
-	nonce     string
+	req   driver.LockRequest
+	key   string // the lock key
+	addr  string
+	exp   int32
+	ttl   time.Duration
+	nonce string
 }
 
 func (r *lockReq) held(token uint64) []byte {
@@ -131,13 +133,21 @@ func (r *lockReq) held(token uint64) []byte {
 //     after the add succeeded, above every earlier one. A second round
 //     trip writes the token into the key (Holder waits for it).
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
-	lr := &lockReq{req: req, key: c.ks.lock(req.Key), ckey: c.ks.counter(req.Key), ttl: c.lockTTL(req), nonce: newNonce()}
+	lr := &lockReq{req: req, ttl: c.lockTTL(req), nonce: newNonce()}
 	lr.exp = keyTTL(lr.ttl)
-	var err error
-	if lr.addr, err = c.pick(lr.key); err != nil {
-		return driver.Lease{}, false, classify(err)
+	// A lock this connection released last: its key, server, CAS value
+	// and token are known, and one request takes it.
+	f, free := c.takeFree(req.Key)
+	if free {
+		lr.key, lr.addr = f.lkey, f.addr
+	} else {
+		lr.key = c.ks.lock(req.Key)
+		var err error
+		if lr.addr, err = c.pick(lr.key); err != nil {
+			return driver.Lease{}, false, classify(err)
+		}
 	}
-	if f, ok := c.takeFree(req.Key); ok && f.last&seqMask < seqMask {
+	if free && f.last&seqMask < seqMask {
 		lease, ok, err := c.setHeld(ctx, lr, f.run, f.cas, f.last+1)
 		if err != nil || ok {
 			return lease, ok, err
@@ -225,7 +235,7 @@ func (c *conn) undoLost(ctx context.Context, lr *lockReq) {
 	if err != nil || !v.Held || v.Nonce != lr.nonce {
 		return
 	}
-	_, _ = c.release(ctx, lr.req.Key, &grant{addr: lr.addr, run: run, cas: cas}, v.Token)
+	_, _ = c.release(ctx, lr.req.Key, &grant{lkey: lr.key, addr: lr.addr, run: run, cas: cas}, v.Token)
 }
 
 // release ends a grant whose key was read with cas: set free with its
@@ -248,7 +258,7 @@ func (c *conn) create(ctx context.Context, lr *lockReq) (lease driver.Lease, ok,
 		floor := uint64(mc.serverNow()+1) * epochScale
 		return []command{
 			{line: fmt.Sprintf("ms %s %d T%d ME c", lr.key, len(placeholder), lr.exp), data: placeholder},
-			{line: fmt.Sprintf("ma %s N0 J%d v", lr.ckey, floor)},
+			{line: fmt.Sprintf("ma %s N0 J%d v", c.ks.counter(lr.req.Key), floor)},
 		}, nil
 	})
 	undo := func(cas uint64) {
@@ -287,7 +297,7 @@ func (c *conn) create(ctx context.Context, lr *lockReq) (lease driver.Lease, ok,
 
 // granted records a grant; a connection closed meanwhile releases it.
 func (c *conn) granted(ctx context.Context, lr *lockReq, run runID, cas, token uint64, value []byte) (driver.Lease, bool, error) {
-	g := &grant{addr: lr.addr, run: run, cas: cas, value: value}
+	g := &grant{lkey: lr.key, addr: lr.addr, run: run, cas: cas, value: value}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -304,7 +314,7 @@ func (c *conn) granted(ctx context.Context, lr *lockReq, run runID, cas, token u
 // reports whether the grant still held the key.
 func (c *conn) setFree(ctx context.Context, key string, g *grant, token uint64) (bool, error) {
 	value, _ := json.Marshal(lockValue{Token: token, Name: key})
-	lkey := c.ks.lock(key)
+	lkey := g.lkey
 	r, err := c.meta.do(ctx, g.addr, func(mc *metaConn) (string, []byte, error) {
 		if mc.run != g.run {
 			return "", nil, errRestarted
@@ -322,7 +332,7 @@ func (c *conn) setFree(ctx context.Context, key string, g *grant, token uint64) 
 		return false, protocolError("ms: " + r.status)
 	}
 	if cas, err := r.uintFlag('c'); err == nil {
-		c.putFree(key, freeLock{run: g.run, cas: cas, last: token})
+		c.putFree(key, freeLock{run: g.run, cas: cas, last: token, lkey: lkey, addr: g.addr})
 	}
 	return true, nil
 }
@@ -523,7 +533,7 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 		if !v.Held {
 			return false, nil
 		}
-		ok, err := c.release(ctx, key, &grant{addr: addr, run: run, cas: cas}, v.Token)
+		ok, err := c.release(ctx, key, &grant{lkey: lkey, addr: addr, run: run, cas: cas}, v.Token)
 		if err != nil {
 			return false, classify(fmt.Errorf("break %q: %w", key, err))
 		}

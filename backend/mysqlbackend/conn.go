@@ -43,6 +43,8 @@ type conn struct {
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
 
+	names lockNames // GET_LOCK names by key
+
 	stateMu sync.Mutex
 	lostErr error // set once the session connection is gone
 	closed  bool

@@ -38,7 +38,7 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 		}
 		return driver.Lease{}, busyShared, c.lost()
 	}
-	name := lockName(c.dbName, c.s.tablePrefix, c.ns, req.Key)
+	name := c.lockName(req.Key)
 	lid := hash(req.Key)
 	var token uint64
 	var why busy
@@ -135,7 +135,7 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 	if h := c.held[req.Key]; h != nil && h.excl != 0 {
 		return driver.Lease{}, false, c.lost()
 	}
-	name := lockName(c.dbName, c.s.tablePrefix, c.ns, req.Key)
+	name := c.lockName(req.Key)
 	lid := hash(req.Key)
 	var token uint64
 	err := c.onSessionLocked(ctx, func(ctx context.Context, s *sql.Conn) error {
@@ -214,7 +214,7 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 		return notHeld
 	}
 	if h.excl == token {
-		name := lockName(c.dbName, c.s.tablePrefix, c.ns, key)
+		name := c.lockName(key)
 		var rel sql.NullInt64
 		err := c.onSessionLocked(ctx, func(ctx context.Context, s *sql.Conn) error {
 			return s.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel)
@@ -289,7 +289,7 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, ttl ti
 // connection holding the recorded holder's session lock), else one live
 // shared holder. Dead shared rows met on the way are removed.
 func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
-	name := lockName(c.dbName, c.s.tablePrefix, c.ns, key)
+	name := c.lockName(key)
 	lid := hash(key)
 	var member []byte
 	var token uint64
@@ -383,7 +383,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // waitOn queues on the key's queue lock through w and waits until the
 // lock is granted.
 func (c *conn) waitOn(ctx context.Context, w *sql.Conn, req driver.LockRequest) (driver.Lease, error) {
-	name := lockName(c.dbName, c.s.tablePrefix, c.ns, req.Key)
+	name := c.lockName(req.Key)
 	queue := "baton:q:" + name[len("baton:l:"):]
 	var got sql.NullInt64
 	for !got.Valid || got.Int64 != 1 {

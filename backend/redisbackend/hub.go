@@ -49,7 +49,17 @@ type channelState struct {
 	listeners map[*listener]struct{}
 	pending   int  // SUBSCRIBEs not yet confirmed on the current ps
 	ready     bool // subscribed on the current ps
+	// linger unsubscribes a channel whose last listener left, unless a
+	// listener comes back within lingerFor; gen tells its run apart.
+	linger *time.Timer
+	gen    int
 }
+
+// lingerFor is how long a channel stays subscribed after its last
+// listener left: a lock waited for again and again (a contended lock, an
+// election) keeps its subscription, so that a new wait neither
+// subscribes anew nor reads the state twice.
+const lingerFor = 5 * time.Second
 
 // subOp is a SUBSCRIBE (or UNSUBSCRIBE) of channel on ps.
 type subOp struct {
@@ -81,6 +91,9 @@ type listener struct {
 	h       *hub
 	channel string
 	notify  chan struct{} // capacity 1: events are waiting
+	// readyAtOnce: the channel was subscribed when the listener came, so
+	// its first event, an evReady, was pushed at once.
+	readyAtOnce bool
 
 	mu sync.Mutex
 	q  []event
@@ -134,8 +147,10 @@ func (c *conn) listen(channel string) (*listener, error) {
 	}
 	first := len(st.listeners) == 0
 	st.listeners[l] = struct{}{}
+	st.gen++
 	switch {
 	case st.ready:
+		l.readyAtOnce = true
 		l.push(event{kind: evReady})
 	case first && h.ps != nil:
 		// Otherwise the subscription is on its way, or the next pub/sub
@@ -185,12 +200,37 @@ func (l *listener) close() {
 	if len(st.listeners) > 0 {
 		return
 	}
+	if st.ready && !h.done {
+		st.gen++
+		gen, channel := st.gen, l.channel
+		if st.linger != nil {
+			st.linger.Stop()
+		}
+		st.linger = time.AfterFunc(lingerFor, func() { h.expire(channel, st, gen) })
+		return
+	}
+	h.unsubscribeLocked(l.channel, st)
+}
+
+// expire unsubscribes a channel that lingered without listeners, unless
+// a listener came meanwhile or the channel's state was replaced.
+func (h *hub) expire(channel string, st *channelState, gen int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || h.chans[channel] != st || len(st.listeners) > 0 || st.gen != gen {
+		return
+	}
+	h.unsubscribeLocked(channel, st)
+}
+
+// unsubscribeLocked unsubscribes a channel left without listeners.
+func (h *hub) unsubscribeLocked(channel string, st *channelState) {
 	st.ready = false
 	if st.pending == 0 {
-		delete(h.chans, l.channel)
+		delete(h.chans, channel)
 	}
 	if h.ps != nil {
-		h.enqueueLocked(subOp{ps: h.ps, channel: l.channel})
+		h.enqueueLocked(subOp{ps: h.ps, channel: channel})
 	}
 }
 
@@ -257,6 +297,11 @@ func (h *hub) close() {
 	if !h.done {
 		h.done = true
 		close(h.stop)
+	}
+	for _, st := range h.chans {
+		if st.linger != nil {
+			st.linger.Stop()
+		}
 	}
 	ps := h.ps
 	h.mu.Unlock()

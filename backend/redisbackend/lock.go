@@ -196,6 +196,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		return driver.Lease{}, err
 	}
 	defer l.close()
+	if l.readyAtOnce {
+		// Subscribed before the first try below: releases from now on
+		// are heard, and the evReady asks for no second try.
+		l.drain()
+	}
 	pause := 10 * time.Millisecond
 	for {
 		sent := c.clock.Now()

@@ -60,7 +60,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c.public(), nil
 }
 
 // openConn connects, establishes the session, authenticates and makes
@@ -107,6 +107,15 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	return c, nil
 }
 
+// public returns the connection as the backend sees it: in compat=tooz
+// mode without SharedLocker (tooz.go).
+func (c *conn) public() driver.Conn {
+	if c.s.tooz {
+		return toozConn{c}
+	}
+	return c
+}
+
 // start waits for the first session, then authenticates and creates the
 // layout's directories.
 func (c *conn) start(ctx context.Context) error {
@@ -143,7 +152,9 @@ func (c *conn) ensureLayout(ctx context.Context) error {
 		p += "/" + seg
 		paths = append(paths, p)
 	}
-	paths = append(paths, c.groupsPath(), c.locksPath())
+	if !c.s.tooz { // tooz creates only its root at start
+		paths = append(paths, c.groupsPath(), c.locksPath())
+	}
 	for _, p := range paths {
 		err := c.call(ctx, func() error {
 			return c.retry(ctx, func() error {

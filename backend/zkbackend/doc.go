@@ -11,4 +11,43 @@
 // a disconnection puts every grant in doubt before the session can
 // expire, and an expired session is reported lost. Info documents the
 // URL options, the data layout and the behaviour on failures.
+//
+// # compat=tooz
+//
+// With compat=tooz the driver reads and writes tooz's KazooDriver layout
+// and kazoo's Lock recipe, so baton and tooz processes share groups,
+// members, leaders and locks on one ensemble:
+//
+//	/<ns>                               root: namespace, tooz by default in this mode
+//	/<ns>/<group>                       persistent, no data
+//	/<ns>/<group>/<member>              ephemeral, data = msgpack capabilities (tooz's b"" when none)
+//	/<ns>/<group>/leader/<c>            kazoo Lock of the group's leader
+//	/<ns>/locks/<name>/<c>              kazoo Lock of a lock (a name of plain segments nests, as in tooz)
+//	<c> = <uuid4 hex>__lock__<seq>      ephemeral-sequential, data = member ID
+//
+// A lock or leadership is held by the contender first in kazoo's order
+// (the 10-digit sequence compared as text); a waiter watches its
+// predecessor, tooz's waiters too, so releases hand over both ways at
+// once, and a dead process's contenders go with its session (tooz's
+// timeout, 10 s by default). tooz's election is a non-blocking acquire
+// repeated by its watcher loop; get_leader is the first contender's data.
+// Baton's handover window and confirmation of a queued request are off
+// (kazoo never confirms, so its waiting contender must not be skipped);
+// tokens are still the contender's czxid. IDs tooz can use (printable
+// ASCII without '/' or '%', other than "locks" and "leader") are their
+// own znode names; any other ID is escaped with %XX (and always contains
+// '%'), so tooz never meets a name it cannot decode.
+//
+// Given up: shared locks (kazoo's exclusive Lock does not see read
+// contenders, so the connection has no SharedLocker); strong fencing
+// (tooz holders take no token: fencing is partial); and, from tooz's
+// layout, the independence of a group and its leadership: the leader lock
+// lives in the group's znode, so a campaign creates the group (as tooz's
+// get_leader does) and a group cannot be deleted while someone campaigns
+// for it (an idle leader directory is removed first). tooz's defects
+// interoperated with: its get_groups lists the locks directory and its
+// get_members the leader directory (baton lists neither); kazoo creates
+// directories persistent (baton's container znodes are not used in this
+// mode); a tooz ID that is exactly baton's escape of another ID (such as
+// a%2Fb) reads as that ID.
 package zkbackend

@@ -44,10 +44,11 @@ func Info() driver.Info {
 			Fencing:                    driver.FencingStrong,
 			SharedLocks:                true,
 		},
-		Options:  optionSpecs(),
-		Schedule: schedule,
-		Check:    check,
-		Open:     open,
+		CharacteristicsFor: characteristicsFor,
+		Options:            optionSpecs(),
+		Schedule:           schedule,
+		Check:              check,
+		Open:               open,
 	}
 }
 

@@ -58,6 +58,7 @@ func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 	err := c.call(ctx, func() error {
 		ambiguous := false
 		return c.retry(ctx, func() error {
+			c.deleteLeaderDir(path)
 			err := c.zk.Delete(path, -1)
 			if transient(err) {
 				ambiguous = true
@@ -96,7 +97,7 @@ func (c *conn) Groups(ctx context.Context) ([]string, error) {
 	}
 	out := make([]string, 0, len(names))
 	for _, n := range names {
-		if g, ok := decodeName(n); ok {
+		if g, ok := c.decodeName(n); ok {
 			out = append(out, g)
 		}
 	}
@@ -112,7 +113,7 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	if err != nil {
 		return c.classify(err)
 	}
-	_, err = run(c, ctx, func() (struct{}, error) { return struct{}{}, c.join(ctx, group, path, caps) },
+	_, err = run(c, ctx, func() (struct{}, error) { return struct{}{}, c.join(ctx, group, path, c.capsOut(caps)) },
 		func(struct{}) { c.deleteOwn(path) }, unlock)
 	return c.classify(err)
 }
@@ -210,7 +211,7 @@ func (c *conn) Leave(ctx context.Context, group string) error {
 // UpdateCapabilities replaces the data of this member's znode (whichever
 // connection of the member ID created it).
 func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte) error {
-	return c.writeMember(ctx, group, func(path string) error { _, err := c.zk.Set(path, caps, -1); return err }, false)
+	return c.writeMember(ctx, group, func(path string) error { _, err := c.zk.Set(path, c.capsOut(caps), -1); return err }, false)
 }
 
 // writeMember runs write (a delete or a set of the member's znode) with
@@ -270,7 +271,7 @@ func (c *conn) members(ctx context.Context, group string) ([]driver.Member, erro
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
 	for i, name := range names {
-		id, ok := decodeName(name)
+		id, ok := c.decodeName(name)
 		if !ok {
 			continue
 		}
@@ -287,7 +288,7 @@ func (c *conn) members(ctx context.Context, group string) ([]driver.Member, erro
 			case err != nil:
 				errs[i] = err
 			default:
-				ms[i], found[i] = memberOf(id, data, st), true
+				ms[i], found[i] = c.memberOf(id, data, st), true
 			}
 		}()
 	}

@@ -122,11 +122,10 @@ type request struct {
 // listing the queue). It creates the key's directory when missing, and
 // when the reply was lost it finds the znode by its random name.
 func (c *conn) createRequest(ctx context.Context, dir string, shared bool, member string) (request, error) {
-	guid, err := newGUID()
+	prefix, err := c.newLockNodePrefix(shared)
 	if err != nil {
 		return request{}, err
 	}
-	prefix := lockNodePrefix(shared, guid)
 	for n := 1; ; n++ {
 		res, err := c.zk.Multi(
 			&zk.CreateRequest{Path: dir + "/" + prefix, Data: []byte(member), Acl: c.acl, Flags: zk.FlagEphemeralSequential},
@@ -190,6 +189,9 @@ func (c *conn) findRequest(ctx context.Context, dir, prefix string) (request, bo
 // sequence numbers start over), or as a persistent znode on servers
 // older than 3.5.
 func (c *conn) createLockDir(dir string) error {
+	if c.s.tooz {
+		return c.ensurePath(dir) // kazoo's ensure_path: persistent, with parents
+	}
 	_, err := c.zk.CreateContainer(dir, nil, zk.FlagContainer, c.acl)
 	switch {
 	case err == nil, errors.Is(err, zk.ErrNodeExists):

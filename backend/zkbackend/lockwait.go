@@ -42,8 +42,23 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	behind := map[string]bool{} // requests seen queued behind an older one
 	var head string             // the pending first request being timed
 	var headSince time.Time
+	// headGone: the request just before this one, the first, was deleted:
+	// this one is first now (requests only queue behind), so its
+	// confirmation is sent along with the queue's read instead of after
+	// it, saving a round trip of the handover.
+	headGone := false
 	for {
 		sent := c.clock.Now()
+		var early chan confirmed
+		if headGone && r.path != "" {
+			early = make(chan confirmed, 1)
+			path := r.path
+			go func() {
+				ok, err := run(c, ctx, func() (bool, error) { return c.confirm(ctx, path, req.Member) }, nil, nil)
+				early <- confirmed{ok, err}
+			}()
+		}
+		headGone = false
 		if r.path == "" {
 			var err error
 			r, err = run(c, ctx, func() (request, error) { return c.createRequest(ctx, dir, false, req.Member) },
@@ -63,6 +78,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			q, me, err := c.inspect(ctx, dir, r.path)
 			return queue{q: q, me: me}, err
 		}, nil, nil)
+		var conf *confirmed
+		if early != nil {
+			res := <-early
+			conf = &res
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -75,8 +95,13 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		pred, blocked := blocker(qu.q, qu.me)
 		if !blocked {
-			sent = c.clock.Now()
-			ok, err := run(c, ctx, func() (bool, error) { return c.confirm(ctx, r.path, req.Member) }, nil, nil)
+			var ok bool
+			if conf != nil {
+				ok, err = conf.ok, conf.err
+			} else {
+				sent = c.clock.Now()
+				ok, err = run(c, ctx, func() (bool, error) { return c.confirm(ctx, r.path, req.Member) }, nil, nil)
+			}
 			if err != nil {
 				return fail(err)
 			}
@@ -95,7 +120,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			behind[pred.name] = true
 			watch = append(watch, dir+"/"+qu.q[qu.me-2].name)
 			head = ""
-		} else if behind[pred.name] && !pred.shared {
+		} else if behind[pred.name] && !pred.shared && !c.s.tooz { // kazoo never confirms
 			st, err := run(c, ctx, func() (*zk.Stat, error) {
 				var ok bool
 				var st *zk.Stat
@@ -166,7 +191,8 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			timeout = timer.C()
 		}
 		select {
-		case <-chs[0]:
+		case ev := <-chs[0]:
+			headGone = qu.me == 1 && ev.Type == zk.EventNodeDeleted
 		case <-second:
 		case <-timeout:
 		case <-ctx.Done():
@@ -178,6 +204,12 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		stopTimer(timer)
 	}
+}
+
+// confirmed is the outcome of a confirmation sent early.
+type confirmed struct {
+	ok  bool
+	err error
 }
 
 // stopTimer stops t unless it is nil.
@@ -194,6 +226,9 @@ func stopTimer(t driver.Timer) {
 // writes its request, so a version mismatch on a retry means an earlier
 // attempt succeeded.
 func (c *conn) confirm(ctx context.Context, path, member string) (bool, error) {
+	if c.s.tooz {
+		return true, nil // kazoo's recipe: first in sequence order holds
+	}
 	err := c.retry(ctx, func() error { _, err := c.zk.Set(path, []byte(member), 0); return err })
 	switch {
 	case err == nil, errors.Is(err, zk.ErrBadVersion):

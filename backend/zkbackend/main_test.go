@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 		opened.Lock()
 		opened.m[k] = append(opened.m[k], c)
 		opened.Unlock()
-		return c, nil
+		return c.public(), nil
 	}
 	backend.Register(info)
 	goleak.VerifyTestMain(m)

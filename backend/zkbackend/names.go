@@ -96,11 +96,21 @@ func unhex(a, b byte) (byte, bool) {
 }
 
 // Paths of the layout.
-func (c *conn) groupsPath() string                { return c.s.root + "/" + groupsDir }
-func (c *conn) locksPath() string                 { return c.s.root + "/" + locksDir }
-func (c *conn) groupPath(group string) string     { return c.groupsPath() + "/" + encodeName(group) }
-func (c *conn) lockPath(key string) string        { return c.locksPath() + "/" + encodeName(key) }
-func (c *conn) memberPath(group, m string) string { return c.groupPath(group) + "/" + encodeName(m) }
+func (c *conn) groupsPath() string {
+	if c.s.tooz {
+		return c.s.root // tooz's groups are the root's children
+	}
+	return c.s.root + "/" + groupsDir
+}
+func (c *conn) locksPath() string             { return c.s.root + "/" + locksDir }
+func (c *conn) groupPath(group string) string { return c.groupsPath() + "/" + c.encodeName(group) }
+func (c *conn) lockPath(key string) string {
+	if c.s.tooz {
+		return c.toozLockPath(key)
+	}
+	return c.locksPath() + "/" + encodeName(key)
+}
+func (c *conn) memberPath(group, m string) string { return c.groupPath(group) + "/" + c.encodeName(m) }
 
 // Lock request nodes: "<kind>-<guid>-" then ZooKeeper's sequence suffix.
 const (
@@ -141,6 +151,9 @@ func lockNodePrefix(shared bool, guid string) string {
 // ZooKeeper's sequence is a signed 32-bit counter printed as %010d; it is
 // read as unsigned so order survives its wrap to negative numbers.
 func parseLockNode(name string) (lockNode, bool) {
+	if n, ok := parseKazooNode(name); ok {
+		return n, true
+	}
 	if len(name) <= lockPrefixLen || name[1] != '-' || name[lockPrefixLen-1] != '-' {
 		return lockNode{}, false
 	}

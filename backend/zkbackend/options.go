@@ -26,7 +26,7 @@ func optionSpecs() []driver.OptionSpec {
 		{Key: "timeout", Type: driver.Duration, Default: "10", Min: driver.MinValue(0.001),
 			Doc: "Session timeout requested from the server (which clamps it to 2 to 20 ticks; the negotiated value is the session TTL). Also bounds the initial connection when the Open context has no deadline. tooz parsed it as an integer; here 2.5 and 2500ms work too."},
 		{Key: "namespace", Type: driver.String, Default: defaultNamespace,
-			Doc: "Root znode (below any chroot) under which groups and locks live; may be a path such as apps/billing. tooz's default was tooz, but baton's layout differs from tooz's, so baton does not share tooz's tree by default."},
+			Doc: "Root znode (below any chroot) under which groups and locks live; may be a path such as apps/billing. tooz's default was tooz, but baton's layout differs from tooz's, so baton does not share tooz's tree by default; with compat=tooz the default is tooz."},
 		{Key: "randomize_hosts", Type: driver.Bool, Default: "true",
 			Doc: "Shuffle the server list before each round of connection attempts; false tries the servers in the order given."},
 		{Key: "handler", Type: driver.String, Default: "threading", Enum: []string{"threading", "eventlet"},
@@ -65,6 +65,7 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "PEM private key of certfile."},
 		{Key: "keyfile_password", Type: driver.String, Secret: true,
 			Doc: "Password of an encrypted keyfile (legacy PEM encryption with a Proc-Type header)."},
+		driver.CompatOption(compatDoc),
 	}
 }
 
@@ -106,13 +107,14 @@ type settings struct {
 	auth      bool
 	conn, cmd retryPolicy
 	tls       *tlsSettings
+	tooz      bool // compat=tooz: tooz's layout (tooz.go)
 }
 
 // parseSettings validates cfg and derives the settings. Errors are coded
 // CodeInvalidArgument, or CodeUnimplemented for what this driver cannot do.
 func parseSettings(cfg *driver.Config) (*settings, error) {
 	o := cfg.Options
-	s := &settings{timeout: o.Duration("timeout"), randomize: o.Bool("randomize_hosts")}
+	s := &settings{timeout: o.Duration("timeout"), randomize: o.Bool("randomize_hosts"), tooz: o.String("compat") == driver.CompatTooz}
 	if s.timeout > time.Duration(1<<31-1)*time.Millisecond {
 		return nil, driver.Errorf(driver.CodeInvalidArgument, "timeout %v is too long", s.timeout)
 	}
@@ -149,7 +151,11 @@ func parseSettings(cfg *driver.Config) (*settings, error) {
 	if len(s.servers) == 0 {
 		s.servers = []string{defaultHost}
 	}
-	root, err := rootPath(chroot, o.String("namespace"))
+	namespace := o.String("namespace")
+	if s.tooz && !o.IsSet("namespace") {
+		namespace = toozNamespace
+	}
+	root, err := rootPath(chroot, namespace)
 	if err != nil {
 		return nil, driver.Wrap(driver.CodeInvalidArgument, err)
 	}

@@ -152,7 +152,7 @@ func (w *groupWatch) list() ([]string, bool, error) {
 // read reads one member and sets a data watch on it; ok is false when it
 // is gone or its name is not baton's encoding.
 func (w *groupWatch) read(name string) (driver.Member, bool, error) {
-	id, valid := decodeName(name)
+	id, valid := w.c.decodeName(name)
 	if !valid {
 		return driver.Member{}, false, nil
 	}
@@ -172,7 +172,7 @@ func (w *groupWatch) read(name string) (driver.Member, bool, error) {
 		return driver.Member{}, false, w.c.classify(err)
 	}
 	w.forward(r.ch)
-	return memberOf(id, r.data, r.st), true, nil
+	return w.c.memberOf(id, r.data, r.st), true, nil
 }
 
 // diff compares a new listing with the view: departures first, then

@@ -172,8 +172,28 @@ def handle(coord, req):
     raise ValueError("unknown op %r" % op)
 
 
+def patch_etcd3gw():
+    """tooz 3.1's etcd3gw driver passes api_path to etcd3gw.client(), which
+    Debian's python3-etcd3gw 2.0.0 does not take (only Etcd3Client does):
+    without this the driver cannot start at all. Forwarding the argument
+    runs tooz's own driver code unchanged."""
+    import etcd3gw
+
+    def client(host='localhost', port=2379, ca_cert=None, cert_key=None,
+               cert_cert=None, timeout=None, protocol="http",
+               api_path='/v3alpha/'):
+        return etcd3gw.Etcd3Client(
+            host=host, port=port, ca_cert=ca_cert, cert_key=cert_key,
+            cert_cert=cert_cert, timeout=timeout, protocol=protocol,
+            api_path=api_path)
+
+    etcd3gw.client = client
+
+
 def main():
     url, member = sys.argv[1], sys.argv[2]
+    if url.startswith("etcd3+"):
+        patch_etcd3gw()
     coord = coordination.get_coordinator(url, b(member))
     coord.start(start_heart=True)
     stop = threading.Event()
