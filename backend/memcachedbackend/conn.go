@@ -65,6 +65,9 @@ func newNonce() string {
 // open connects to every server (reading each one's run and clock) and
 // creates this connection's liveness key.
 func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		return openTooz(ctx, cfg)
+	}
 	s, err := parseSettings(cfg)
 	if err != nil {
 		return nil, err

@@ -164,4 +164,81 @@
 // A restarted memcached is empty: every session is reported lost at its
 // next renewal and every grant at its next refresh, groups are gone, and
 // the counters start again from the clock floor.
+//
+// # compat=tooz
+//
+// With ?compat=tooz a connection reads and writes the layout of tooz's
+// memcached driver, so that baton and tooz processes (OpenStack's Python
+// services) share groups, members, capabilities, liveness, leaders and
+// locks on one memcached server (tooz talks to one; several hosts are
+// refused in this mode). tooz's keys have no namespace: without a
+// namespace in the URL they are exactly tooz's; an explicit namespace
+// prefixes them ("NS:_TOOZ_..."), which isolates a fleet that tooz does
+// not share. The layout, with tooz's client flags (1: raw bytes, 2:
+// msgpack):
+//
+//	_TOOZ_GROUP_LIST                       flag 2  [group IDs], no expiry
+//	_TOOZ_GROUP_GROUP                      flag 2  {MEMBER: {b"capabilities": caps, b"baton": record}}, no expiry
+//	_TOOZ_MEMBER_MEMBER                    flag 1  "It's alive!", expiry membership_timeout
+//	__TOOZ_LOCK_NAME                       flag 1  the holder's member ID, expiry lock_timeout
+//	__TOOZ_LOCK__TOOZ_GROUP_LEADER_GROUP   flag 1  the leader's member ID, expiry leader_timeout
+//	NAMESPACE:f:...                        baton's fencing counter of a lock (never read by tooz)
+//
+// What is shared, and how:
+//
+//   - The group list and group values are read-modify-written with
+//     gets/cas, as tooz does, so tooz's loops and baton's interleave
+//     safely. Group and member IDs are written as msgpack bin (tooz's
+//     bytes IDs); str IDs written by tooz are read too and kept as they
+//     are. Fields of a member's dict that baton does not know are kept.
+//   - Capabilities that are one msgpack value (as membership encodes
+//     them, exactly as tooz's utils.dumps does) are stored as they are and
+//     tooz reads them; empty ones as msgpack b"", tooz's default; any
+//     other bytes are stored as a msgpack bin (tooz reads those bytes) and
+//     baton's record says to unwrap them, so no value can break tooz's
+//     decoding of the group.
+//   - baton's record (field b"baton" of the member's dict) holds the
+//     incarnation and the joined and updated times. tooz keeps the field
+//     when it updates its own capabilities and drops it when it joins
+//     again; a tooz member without one gets one when a baton client first
+//     lists it (its joined time is then when it was first seen).
+//   - A member is alive while _TOOZ_MEMBER_MEMBER exists. baton sets it at
+//     Open and touches it on renewal; a key already gone is a lost
+//     session. Listing and deleting a group prune dead members (written
+//     back with cas) as tooz's get_members does.
+//   - A lock is added (never overwritten) with the holder's member ID as
+//     its value, as tooz does, so tooz's get_leader names a baton leader
+//     and baton names a tooz holder. A baton grant remembers the key's CAS
+//     value: release deletes it compared (meta md C), refresh sets it
+//     again compared with a new expiry, so baton never deletes another
+//     holder's key (tooz's release is a get, a comparison with its member
+//     ID and a delete, which can delete a successor's key; a baton member
+//     sharing a member ID with a tooz process would be exposed to it).
+//
+// What is given up, declared by the connection's Characteristics:
+// fencing is "partial" (tokens come from baton's counter, advanced once a
+// baton grant holds the key, and order baton's grants only; Holder
+// reports the counter's value, the last baton token, also for a tooz
+// holder); watches poll as in baton's own layout; data is evictable as
+// always with memcached. Names memcached refuses in a key (spaces,
+// control characters, more than 200 bytes) cannot be in tooz's layout at
+// all; baton stores such group and lock names as "#" and their base64url
+// SHA-256, which no tooz process can share. tooz builds a member's
+// liveness key from the ID it finds in a group value, through pymemcache,
+// which refuses spaces, control characters and non-ASCII bytes (tooz's
+// listing of the whole group would fail): a baton member ID of that kind
+// (or one starting with "#") appears in tooz's layout as "#" and its
+// base64url SHA-256, with the real ID in the field b"baton_id" of its
+// dict, which baton reads back; tooz lists it under the hashed ID.
+//
+// tooz's behaviours baton interoperates with rather than copies: tooz's
+// gets/cas loops (join, leave, capability updates, get_members' pruning,
+// the group list) retry without bound; baton's stop after 64 conflicts
+// with a clear "contended" error. tooz's delete_group first sets the
+// group value to msgpack nil, then deletes it, then removes it from the
+// list: baton reads a nil group value as a deleted group. tooz prunes dead
+// members only when somebody lists the group, so tooz's delete_group
+// refuses a group whose only members are dead until then (baton's
+// DeleteGroup prunes first). A timed tooz acquire that runs out of time
+// raises tenacity's RetryError rather than returning False.
 package memcachedbackend

@@ -26,10 +26,16 @@ func info() driver.Info {
 		URLForm:         urlForm,
 		Examples:        examples(),
 		Characteristics: characteristics(),
-		Options:         optionSpecs(),
-		Schedule:        schedule,
-		Check:           check,
-		Open:            open,
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			if v.String("compat") == driver.CompatTooz {
+				return toozCharacteristics()
+			}
+			return characteristics()
+		},
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Check:    check,
+		Open:     open,
 	}
 }
 
@@ -95,15 +101,19 @@ func optionSpecs() []driver.OptionSpec {
 		{Key: "max_pool_size", Type: driver.Int, Default: "0", Min: driver.MinValue(0),
 			Doc: "As in tooz: the most connections to each server for meta commands (locks; a request waits for a free one), and the idle connections gomemcache keeps per server. 0 (tooz's None) means no limit, with 8 idle connections kept."},
 		{Key: "namespace", Type: driver.String, Default: defaultNamespace,
-			Doc: "Prefix of every key (NAMESPACE:...): 1 to 64 characters of [A-Za-z0-9._-]."},
+			Doc: "Prefix of every key (NAMESPACE:...): 1 to 64 characters of [A-Za-z0-9._-]. With compat=tooz, tooz's keys have no prefix unless namespace is given (then tooz processes do not see them); baton's own fencing counters keep it."},
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc: "Accepted for tooz compatibility; it has no effect (tooz runs calls on a one-thread executor; baton's calls block their caller and the driver is safe for concurrent use)."},
+		driver.CompatOption(toozCompatDoc),
 	}
 }
 
 // check validates cfg as open does before it contacts a server; see
 // driver.Info.Check.
 func check(cfg *driver.Config) error {
-	_, err := parseSettings(cfg)
+	s, err := parseSettings(cfg)
+	if err == nil && cfg.Options.String("compat") == driver.CompatTooz {
+		err = toozCheck(s)
+	}
 	return err
 }

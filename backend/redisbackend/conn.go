@@ -58,6 +58,9 @@ type conn struct {
 
 // open connects, checks the server version and creates the liveness key.
 func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	if cfg.Options.String("compat") == driver.CompatTooz {
+		return openTooz(ctx, cfg)
+	}
 	s, err := parseSettings(cfg)
 	if err != nil {
 		return nil, err

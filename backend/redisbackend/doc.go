@@ -163,4 +163,71 @@
 // the driver replaces it (redis.SetLogger, once, at the first Open) with
 // one that sends each line, at info level, to the loggers of the open
 // redis:// connections, and drops it while none is open.
+//
+// # compat=tooz
+//
+// With ?compat=tooz a connection reads and writes the layout of tooz's
+// Redis driver and of redis-py's Lock, so that baton and tooz processes
+// (OpenStack's Python services) share groups, members, capabilities,
+// liveness, leaders and locks on one server. It works through Sentinel as
+// well (tooz's sentinel=MASTER and sentinel_fallback keys are baton's).
+// The namespace defaults to tooz's "_tooz"; a namespace given in the URL
+// is tooz's namespace option. The layout (NS the namespace):
+//
+//	NS_groups              set    group IDs (tooz's get_groups)
+//	NS_group:GROUP         hash   "__created__" -> "1"; MEMBER -> msgpack capabilities
+//	NS_beats:MEMBER        string "Not dead!", PX membership_timeout (tooz's heartbeat)
+//	b'NS'_b'NAME'_lock     string a lock, SET NX PX lock_timeout (redis-py's Lock)
+//	b'NS'_b'leader_of_GROUP'_lock  the leader lock of GROUP
+//	NS_baton_members:GROUP: hash  baton's records: MEMBER -> incarnation, joined, updated
+//	NS_baton_fence:LOCKKEY: string baton's fencing counter of a lock
+//
+// The last two are baton's own; tooz never reads them. The lock keys are
+// those tooz 3.x-8.x builds on Python 3 from bytes names (str() of bytes,
+// Python's repr); tooz_lock_key=str is the form tooz before 9.0 builds
+// from str names (leader locks keep the bytes form), tooz_lock_key=plain
+// the form of tooz 9.0 and later (NS_NAME_lock). Every process of a
+// fleet must use the same form.
+//
+// What is shared, and how:
+//
+//   - Groups are created, listed and deleted with tooz's scripts. Members
+//     are fields of the group hash whose values are the capabilities as
+//     they are given: membership encodes them with msgpack exactly as
+//     tooz's utils.dumps does, so tooz reads them; other bytes are stored
+//     verbatim (tooz cannot decode those). Empty capabilities are stored
+//     as msgpack b"", tooz's default, and read back as empty.
+//   - A member is alive while its NS_beats:MEMBER key exists: baton
+//     writes it at Open and renews it (SET XX PX, so that a key already
+//     gone is reported as a lost session); a killed tooz process's key
+//     expires after its membership_timeout. Listing or deleting a group
+//     prunes dead members as tooz's get_members does (never the caller).
+//   - Locks: a baton grant SETs tooz's key NX PX with the value
+//     "TOKEN:NONCE:MEMBER" (redis-py never parses another holder's
+//     value; it compares its own uuid token), and releases and refreshes
+//     it only while that value is there. A tooz holder's value is an
+//     anonymous uuid: baton reports such a holder (LockHolder, Leader)
+//     with an empty member ID and token 0.
+//   - Leadership of GROUP is tooz's leader lock leader_of_GROUP: tooz's
+//     candidates take it without blocking in run_watchers and hold it
+//     until they stop (tooz has no stand-down on Redis); a baton campaign
+//     waits for it like any lock.
+//
+// What is given up, declared by the connection's Characteristics:
+// fencing is "partial" (tokens come from baton's counter next to tooz's
+// key and order baton's grants only; a tooz holder has none); watches and
+// lock waits are polled (tooz publishes nothing); there are no shared
+// locks. tooz keeps no incarnations or join times: baton keeps them in
+// its own hash, and gives a tooz member an incarnation and a joined time
+// when a baton client first lists it, so a tooz member that leaves and
+// joins again between two listings is not seen as a rejoin (tooz's own
+// watchers miss it too). The member ID "__created__" is refused.
+//
+// tooz's behaviours baton interoperates with rather than copies: tooz's
+// join overwrites the capabilities of a member that already joined before
+// it reports MemberAlreadyExist (baton's join changes nothing); tooz
+// prunes dead members only when somebody lists the group, so until then
+// tooz's delete_group refuses a group whose only members are dead (baton's
+// DeleteGroup prunes first); tooz's lock refresh (redis-py's reacquire)
+// resets the TTL to its own lock_timeout.
 package redisbackend

@@ -30,10 +30,16 @@ func info() driver.Info {
 		URLForm:         urlForm,
 		Examples:        examples(),
 		Characteristics: characteristics(),
-		Options:         optionSpecs(),
-		Schedule:        schedule,
-		Check:           check,
-		Open:            open,
+		CharacteristicsFor: func(v driver.Values) driver.Characteristics {
+			if v.String("compat") == driver.CompatTooz {
+				return toozCharacteristics()
+			}
+			return characteristics()
+		},
+		Options:  optionSpecs(),
+		Schedule: schedule,
+		Check:    check,
+		Open:     open,
 	}
 }
 
@@ -115,8 +121,8 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "How long a member stays alive without renewal: the TTL of its liveness key, renewed every third of it."},
 		{Key: "lock_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: positive,
 			Doc: "The lease of a lock when the caller gives no TTL; the backend refreshes it every third of it."},
-		{Key: "namespace", Type: driver.String, Default: defaultNamespace,
-			Doc: "Prefix of every key and channel this driver uses (as NAMESPACE:...). Namespaces must not be nested (\"a\" and \"a:g:b\")."},
+		{Key: "namespace", Type: driver.String, Default: defaultNamespace, DefaultDoc: "baton (_tooz with compat=tooz)",
+			Doc: "Prefix of every key and channel this driver uses (as NAMESPACE:...). Namespaces must not be nested (\"a\" and \"a:g:b\"). With compat=tooz it is tooz's namespace (NAMESPACE_...), tooz's _tooz by default."},
 		{Key: "db", Type: driver.Int, Min: driver.MinValue(0), Default: "0",
 			Doc: "The database number (SELECT). A URL path \"/N\" says the same."},
 		{Key: "socket_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: positive,
@@ -151,6 +157,10 @@ func optionSpecs() []driver.OptionSpec {
 			Doc: "Accepted for tooz compatibility: names are stored as UTF-8 bytes, so only UTF-8 spellings (utf8, utf-8, ...) are accepted."},
 		{Key: "executor", Type: driver.String, Default: "threaded", Enum: []string{"threaded", "thread", "threading", "synchronous", "sync"},
 			Doc: "Accepted for tooz compatibility; it has no effect (every call blocks its caller, and the driver is safe for concurrent use)."},
+		driver.CompatOption(toozCompatDoc),
+		{Key: "tooz_lock_key", Type: driver.String, Default: lockKeyBytes, Enum: []string{lockKeyBytes, lockKeyStr, lockKeyPlain},
+			Doc: "With compat=tooz, how tooz names lock keys: bytes (tooz before 9.0 given bytes names, as OpenStack passes them: b'_tooz'_b'NAME'_lock), " +
+				"str (tooz before 9.0 given str names: b'_tooz'_NAME_lock; leader locks keep the bytes form) or plain (tooz 9.0 and later: _tooz_NAME_lock)."},
 	}
 }
 
