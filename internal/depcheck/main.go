@@ -62,9 +62,15 @@ func isFeature(p string) bool {
 	return false
 }
 
+// isTestHelper reports whether p is a package made for tests only, which
+// may import testing and which only tests may import.
+func isTestHelper(p string) bool {
+	return p == "backend/drivertest" || p == "internal/testutil" || p == "internal/tooztest"
+}
+
 // violation returns why pkg may not import imp, or "".
 func violation(pkg, imp string) string {
-	if imp == "testing" && pkg != "backend/drivertest" && pkg != "internal/testutil" {
+	if imp == "testing" && !isTestHelper(pkg) {
 		return "non-test code must not import testing"
 	}
 	if !strings.HasPrefix(imp, mod) {
@@ -72,7 +78,7 @@ func violation(pkg, imp string) string {
 	}
 	dep := strings.TrimPrefix(strings.TrimPrefix(imp, mod), "/")
 	switch {
-	case dep == "backend/drivertest" || dep == "internal/testutil":
+	case isTestHelper(dep):
 		return "non-test code must not import test helpers"
 	case pkg == "hashring" || strings.HasPrefix(pkg, "hashring/"):
 		return "hashring imports nothing of this module"
