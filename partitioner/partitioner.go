@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -57,6 +58,11 @@ type Rebalance struct {
 	// cause of its lock's loss (matching backend.ErrLost, e.g.
 	// backend.ErrNoLongerHeld or backend.ErrExpired).
 	Causes map[int]error
+	// Took is how long the rebalance had run when this change was
+	// reported, on the Backend's clock: from the start of the pass (a
+	// membership change, a lost lock or a retry woke it) to the callback,
+	// locks of gained partitions taken included in Exclusive mode.
+	Took time.Duration
 }
 
 // ErrRevoked is the context cause of a partition taken away by a

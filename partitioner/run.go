@@ -97,6 +97,8 @@ func (p *Partitioner) wantsRetry() bool {
 // release) and then takes what it is assigned and does not hold, retaking
 // at once a partition whose lock was lost and that is still assigned.
 func (p *Partitioner) rebalance(ctx context.Context) {
+	start := p.b.Clock().Now()
+	took := func() time.Duration { return p.b.Clock().Now().Sub(start) }
 	self := p.b.MemberID()
 	p.mu.Lock()
 	want := map[int]bool{}
@@ -128,7 +130,7 @@ func (p *Partitioner) rebalance(ctx context.Context) {
 			}
 		}
 		p.cancelWork(lost, causes)
-		p.notify(Rebalance{Lost: lost, Causes: causes, Members: members})
+		p.notify(Rebalance{Lost: lost, Causes: causes, Members: members, Took: took()})
 		p.release(lost, ErrRevoked)
 	}
 	if ctx.Err() != nil || p.b.Err() != nil {
@@ -157,7 +159,7 @@ func (p *Partitioner) rebalance(ctx context.Context) {
 		ctxs[part] = own.ctx
 	}
 	if len(gained) > 0 {
-		p.notify(Rebalance{Gained: gained, Contexts: ctxs, Members: members})
+		p.notify(Rebalance{Gained: gained, Contexts: ctxs, Members: members, Took: took()})
 	}
 }
 

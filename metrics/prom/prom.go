@@ -44,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/partitioner"
 )
 
 // Metrics is a backend.Observer that records Prometheus metrics. It is
@@ -63,6 +64,9 @@ type Metrics struct {
 	watch        *prometheus.CounterVec
 	leader       *prometheus.GaugeVec
 	terms        *prometheus.CounterVec
+	rebalances   *prometheus.CounterVec
+	rebalanceDur *prometheus.HistogramVec
+	owned        *prometheus.GaugeVec
 
 	mu      sync.Mutex
 	leading map[string]int // group -> grants of leadership held
@@ -113,10 +117,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "1 while this process leads the group."}, []string{"group"}),
 		terms: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_election_terms_total",
 			Help: "Leadership terms won by this process."}, []string{"group"}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baton_partitioner_rebalances_total",
+			Help: "Changes of this member's partitions, by direction (gained, lost)."}, []string{"group", "change"}),
+		rebalanceDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baton_partitioner_rebalance_duration_seconds",
+			Help:    "Time from the start of a rebalance to the report of a change (locks of gained partitions included).",
+			Buckets: latencyBuckets}, []string{"group"}),
+		owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "baton_partitions_owned",
+			Help: "Partitions this member owns."}, []string{"group"}),
 		leading: map[string]int{},
 	}
 	for _, c := range []prometheus.Collector{m.acquired, m.released, m.lost, m.held, m.wait, m.renew, m.renewFail,
-		m.refresh, m.refreshFail, m.state, m.stateChanges, m.watch, m.leader, m.terms} {
+		m.refresh, m.refreshFail, m.state, m.stateChanges, m.watch, m.leader, m.terms,
+		m.rebalances, m.rebalanceDur, m.owned} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -219,4 +231,24 @@ func (m *Metrics) Refreshed(kind backend.GrantKind, _ string, d time.Duration, e
 // WatchEvent implements backend.Observer.
 func (m *Metrics) WatchEvent(_ string, t backend.EventType) {
 	m.watch.WithLabelValues(t.String()).Inc()
+}
+
+// Partitioner returns a callback for partitioner.OnRebalance that counts
+// the rebalances of group (baton_partitioner_rebalances_total), observes
+// their duration (baton_partitioner_rebalance_duration_seconds) and sets
+// the partitions owned (baton_partitions_owned). Chain it with the
+// program's own callback when it has one.
+func (m *Metrics) Partitioner(group string) func(partitioner.Rebalance) {
+	gained, lost := m.rebalances.WithLabelValues(group, "gained"), m.rebalances.WithLabelValues(group, "lost")
+	dur, owned := m.rebalanceDur.WithLabelValues(group), m.owned.WithLabelValues(group)
+	return func(r partitioner.Rebalance) {
+		if len(r.Gained) > 0 {
+			gained.Inc()
+		}
+		if len(r.Lost) > 0 {
+			lost.Inc()
+		}
+		dur.Observe(r.Took.Seconds())
+		owned.Set(float64(len(r.Owned)))
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/membackend"
 	"github.com/baton-go/baton/metrics/prom"
+	"github.com/baton-go/baton/partitioner"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -173,4 +174,32 @@ func BenchmarkLock(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A partitioner whose OnRebalance is the metrics' callback: the scrape
+// shows its rebalances, their duration and the partitions it owns.
+func TestPartitionerMetrics(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	m, err := prom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := backend.Open(ctx, "mem://prom-partitioner", backend.WithMemberID("m1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	p, err := partitioner.New(ctx, b, "jobs", partitioner.WithPartitions(8), partitioner.OnRebalance(m.Partitioner("jobs")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	eventually(t, "the partitions owned", func() bool {
+		return strings.Contains(scrape(t, reg), "\nbaton_partitions_owned{group=\"jobs\"} 8\n")
+	})
+	has(t, scrape(t, reg),
+		`baton_partitioner_rebalances_total{change="gained",group="jobs"} 1`,
+		`baton_partitioner_rebalance_duration_seconds_count{group="jobs"} 1`,
+	)
 }
