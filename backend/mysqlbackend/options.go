@@ -188,7 +188,7 @@ func tlsConfig(o driver.Values, serverName string) (*tls.Config, error) {
 	addPEM := func(key, file string) error {
 		pem, err := os.ReadFile(file)
 		if err != nil {
-			return bad(key, "%v", err)
+			return driver.Wrap(driver.CodeInvalidArgument, &driver.OptionError{Key: key, Reason: err.Error(), Err: err})
 		}
 		if pool == nil {
 			pool = x509.NewCertPool()

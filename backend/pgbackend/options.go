@@ -1,7 +1,9 @@
 package pgbackend
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"strconv"
 	"strings"
@@ -157,7 +159,13 @@ func parseSettings(cfg *driver.Config) (*settings, error) {
 	}
 	cc, err := pgx.ParseConfig(b.String())
 	if err != nil {
-		return nil, driver.Errorf(driver.CodeInvalidArgument, "connection settings: %s", redactParseError(err, o.String("sslpassword")))
+		msg := redactParseError(err, o.String("sslpassword"))
+		if errors.Is(err, fs.ErrNotExist) {
+			// The message is redacted text; keep the missing file
+			// matchable as errors.Is(err, fs.ErrNotExist).
+			return nil, driver.Errorf(driver.CodeInvalidArgument, "connection settings: %s (%w)", msg, fs.ErrNotExist)
+		}
+		return nil, driver.Errorf(driver.CodeInvalidArgument, "connection settings: %s", msg)
 	}
 	if s.connectTO > 0 {
 		cc.ConnectTimeout = s.connectTO
