@@ -87,36 +87,43 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		unlog()
 		return nil, err
 	}
-	// The first contact is bounded by the connect timeout: a dead server
-	// or Sentinel set fails Open then, unavailable and with the last dial
-	// error as its cause, instead of being retried until ctx ends.
-	octx, cancel := context.WithTimeout(ctx, s.connectTimeout)
-	defer cancel()
-	unreachable := func(err error) (driver.Conn, error) {
-		if ctx.Err() == nil && octx.Err() != nil {
-			if last := d.lastDialError(); last != nil {
-				err = driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w (last dial: %w)", s.connectTimeout, err, last)
-			} else {
-				err = driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w", s.connectTimeout, err)
-			}
-		}
+	if err := c.firstContact(ctx, d, c.sessKey, c.member); err != nil {
 		return fail(err)
 	}
-	if s.master != "" && s.ssl != s.sentinelSSL {
-		if err := c.discoverSentinels(octx, d); err != nil {
-			return unreachable(err)
-		}
-	}
-	if err := c.checkServer(octx); err != nil {
-		return unreachable(err)
-	}
-	_, err = c.do(octx, func(ctx context.Context) error {
-		return c.rdb.Set(ctx, c.sessKey, c.member, c.s.membershipTimeout).Err()
-	})
-	if err != nil {
-		return unreachable(err)
-	}
 	return c, nil
+}
+
+// firstContact is Open's first exchange with the server: it finds the
+// sentinels when they need discovering, checks the server's version and
+// writes the liveness key (key = value, membership_timeout long). It is
+// bounded by the connect timeout: a dead server or Sentinel set fails it
+// then, unavailable and with the last dial error as its cause, instead of
+// being retried until ctx ends.
+func (c *conn) firstContact(ctx context.Context, d *dialer, key, value string) error {
+	s := c.s
+	octx, cancel := context.WithTimeout(ctx, s.connectTimeout)
+	defer cancel()
+	err := func() error {
+		if s.master != "" && s.ssl != s.sentinelSSL {
+			if err := c.discoverSentinels(octx, d); err != nil {
+				return err
+			}
+		}
+		if err := c.checkServer(octx); err != nil {
+			return err
+		}
+		_, err := c.do(octx, func(ctx context.Context) error {
+			return c.rdb.Set(ctx, key, value, s.membershipTimeout).Err()
+		})
+		return err
+	}()
+	if err == nil || ctx.Err() != nil || octx.Err() == nil {
+		return err
+	}
+	if last := d.lastDialError(); last != nil {
+		return driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w (last dial: %w)", s.connectTimeout, err, last)
+	}
+	return driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w", s.connectTimeout, err)
 }
 
 // checkServer requires Redis 3.2 (Lua scripts that read the server's

@@ -202,31 +202,8 @@ func openTooz(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		unlog()
 		return nil, err
 	}
-	// As open: the first contact is bounded by the connect timeout.
-	octx, cancel := context.WithTimeout(ctx, s.connectTimeout)
-	defer cancel()
-	unreachable := func(err error) (driver.Conn, error) {
-		if ctx.Err() == nil && octx.Err() != nil {
-			if last := d.lastDialError(); last != nil {
-				err = driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w (last dial: %w)", s.connectTimeout, err, last)
-			} else {
-				err = driver.Errorf(driver.CodeUnavailable, "no answer within socket_connect_timeout (%v): %w", s.connectTimeout, err)
-			}
-		}
+	if err := base.firstContact(ctx, d, t.beat, toozAlive); err != nil {
 		return fail(err)
-	}
-	if s.master != "" && s.ssl != s.sentinelSSL {
-		if err := base.discoverSentinels(octx, d); err != nil {
-			return unreachable(err)
-		}
-	}
-	if err := base.checkServer(octx); err != nil {
-		return unreachable(err)
-	}
-	if _, err := base.do(octx, func(ctx context.Context) error {
-		return rdb.Set(ctx, t.beat, toozAlive, s.membershipTimeout).Err()
-	}); err != nil {
-		return unreachable(err)
 	}
 	return t, nil
 }
