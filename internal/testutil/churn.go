@@ -1,0 +1,304 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-go/baton/backend"
+)
+
+// The churn kit measures what a server fault does to a lock's
+// availability: members take and release one lock in a loop while a
+// fault is injected and repaired, and the kit reports the longest time
+// nobody held the lock after each fault, the sessions lost and the tokens
+// that did not grow. It knows nothing of the servers or the drivers: the
+// caller opens the members and passes the fault and its repair as
+// functions (usually scripts/servers.sh against a private cluster).
+
+// ChurnOptions shape a Churn's loop; zero values take the defaults.
+type ChurnOptions struct {
+	Lock           string        // the lock's name (default "churn")
+	LockTimeout    time.Duration // deadline of each Lock call (default 2 s)
+	Hold           time.Duration // how long each grant is held (default 5 ms)
+	ReleaseTimeout time.Duration // deadline of each Release (default 5 s)
+	Quiet          bool          // do not log failed Lock and Release calls
+}
+
+// Churn is a set of members taking and releasing one lock in a loop.
+type Churn struct {
+	t       testing.TB
+	opts    ChurnOptions
+	members []*backend.Backend
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex
+	grants []ChurnGrant
+}
+
+// ChurnGrant is one grant of a Churn: its token, when it was granted and
+// released, and whether it was lost before its release (its context
+// ended, or the release found it gone).
+type ChurnGrant struct {
+	Token             uint64
+	Granted, Released time.Time
+	LostBeforeRelease bool
+}
+
+// StartChurn starts a loop on each member (already open; the caller
+// closes them) and stops the loops when the test ends.
+func StartChurn(t testing.TB, members []*backend.Backend, opts ChurnOptions) *Churn {
+	t.Helper()
+	if opts.Lock == "" {
+		opts.Lock = "churn"
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	if opts.Hold == 0 {
+		opts.Hold = 5 * time.Millisecond
+	}
+	if opts.ReleaseTimeout == 0 {
+		opts.ReleaseTimeout = 5 * time.Second
+	}
+	c := &Churn{t: t, opts: opts, members: members, stop: make(chan struct{})}
+	for _, m := range members {
+		c.wg.Add(1)
+		go c.loop(m)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *Churn) loop(m *backend.Backend) {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-m.Done():
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.LockTimeout)
+		g, err := m.Lock(ctx, c.opts.Lock, backend.LockOptions{})
+		cancel()
+		if err != nil {
+			c.logf("%s lock: %v", m.MemberID(), err)
+			continue
+		}
+		h := ChurnGrant{Token: g.Token(), Granted: time.Now()}
+		time.Sleep(c.opts.Hold)
+		lost := g.Context().Err() != nil
+		ctx, cancel = context.WithTimeout(context.Background(), c.opts.ReleaseTimeout)
+		err = g.Release(ctx)
+		cancel()
+		h.Released = time.Now()
+		if err != nil {
+			c.logf("%s release: %v", m.MemberID(), err)
+		}
+		h.LostBeforeRelease = lost || errors.Is(err, backend.ErrNotHeld)
+		c.mu.Lock()
+		c.grants = append(c.grants, h)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Churn) logf(format string, args ...any) {
+	if !c.opts.Quiet {
+		c.t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+}
+
+// Close stops the loops and waits for them (idempotent).
+func (c *Churn) Close() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	c.wg.Wait()
+}
+
+// Count returns how many grants were released so far.
+func (c *Churn) Count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.grants)
+}
+
+// Grants returns the grants released so far, in the order granted.
+func (c *Churn) Grants() []ChurnGrant {
+	c.mu.Lock()
+	gs := append([]ChurnGrant(nil), c.grants...)
+	c.mu.Unlock()
+	sort.Slice(gs, func(i, j int) bool { return gs[i].Granted.Before(gs[j].Granted) })
+	return gs
+}
+
+// Await waits for n more grants, or for every session to end when
+// orAllEnded; it fails the test after d.
+func (c *Churn) Await(n int, d time.Duration, what string, orAllEnded bool) {
+	c.t.Helper()
+	want := c.Count() + n
+	Eventually(c.t, d, what, func() bool { return c.Count() >= want || (orAllEnded && c.AllEnded()) })
+}
+
+// IdleSince returns the longest time without a holder among the grants
+// granted after from: the time between a release and the next grant.
+func (c *Churn) IdleSince(from time.Time) time.Duration {
+	gs := c.Grants()
+	var idle time.Duration
+	for i := 1; i < len(gs); i++ {
+		if gs[i].Granted.After(from) {
+			idle = max(idle, gs[i].Granted.Sub(gs[i-1].Released))
+		}
+	}
+	return idle
+}
+
+// SessionsLost counts the members whose session is gone.
+func (c *Churn) SessionsLost() int {
+	n := 0
+	for _, m := range c.members {
+		if m.Err() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// AllEnded reports whether every member's session ended.
+func (c *Churn) AllEnded() bool { return c.SessionsLost() == len(c.members) }
+
+// Backwards returns the grants whose token is not above the previous
+// grant's, in the order granted, as pairs (previous, this).
+func (c *Churn) Backwards() [][2]ChurnGrant {
+	gs := c.Grants()
+	var back [][2]ChurnGrant
+	for i := 1; i < len(gs); i++ {
+		if gs[i].Token <= gs[i-1].Token {
+			back = append(back, [2]ChurnGrant{gs[i-1], gs[i]})
+		}
+	}
+	return back
+}
+
+// GrantsLost counts the grants lost before their release.
+func (c *Churn) GrantsLost() int {
+	n := 0
+	for _, g := range c.Grants() {
+		if g.LostBeforeRelease {
+			n++
+		}
+	}
+	return n
+}
+
+// Percentile returns the p-th percentile (0..100) of ds (0 when empty).
+func Percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)*p/100]
+}
+
+// Faults describes rounds of a fault under a Churn.
+type Faults struct {
+	Name   string // as reported, e.g. "leader kill"
+	Rounds int    // default 1
+	// Before and After are how many grants to wait for before each fault
+	// and after it (default 10 each), within Wait (default 1 minute).
+	Before, After int
+	Wait          time.Duration
+	// OrAllEnded ends a round's wait after the fault when every session
+	// ended, for faults that may legitimately end them all.
+	OrAllEnded bool
+	Fault      func() // injects the fault; returns once it is in place
+	Repair     func() // undoes it (nil: nothing to undo)
+}
+
+// FaultReport is what rounds of a fault did to a Churn.
+type FaultReport struct {
+	Name  string
+	Idles []time.Duration // the longest time without a holder per round
+	// LostDuringFault counts the sessions already lost when a round's
+	// repair began (the most of any round).
+	LostDuringFault int
+	SessionsLost    int // sessions lost by the end
+	Backwards       [][2]ChurnGrant
+	GrantsLost      int
+	Grants          int
+}
+
+// RunFaults runs f's rounds under c: wait for grants, inject the fault,
+// wait for grants again, note the longest time without a holder since
+// the fault, repair. It stops c and returns the figures.
+func RunFaults(t testing.TB, c *Churn, f Faults) *FaultReport {
+	t.Helper()
+	rounds, before, after, wait := f.Rounds, f.Before, f.After, f.Wait
+	if rounds == 0 {
+		rounds = 1
+	}
+	if before == 0 {
+		before = 10
+	}
+	if after == 0 {
+		after = 10
+	}
+	if wait == 0 {
+		wait = time.Minute
+	}
+	r := &FaultReport{Name: f.Name}
+	for range rounds {
+		c.Await(before, wait, f.Name+": grants before the fault", false)
+		at := time.Now()
+		f.Fault()
+		c.Await(after, wait, f.Name+": grants after the fault", f.OrAllEnded)
+		r.Idles = append(r.Idles, c.IdleSince(at))
+		r.LostDuringFault = max(r.LostDuringFault, c.SessionsLost())
+		if f.Repair != nil {
+			f.Repair()
+		}
+	}
+	c.Close()
+	r.SessionsLost, r.Backwards, r.GrantsLost, r.Grants = c.SessionsLost(), c.Backwards(), c.GrantsLost(), c.Count()
+	return r
+}
+
+// P50 and Max are the median and the longest of the rounds' times
+// without a holder.
+func (r *FaultReport) P50() time.Duration { return Percentile(r.Idles, 50) }
+func (r *FaultReport) Max() time.Duration { return Percentile(r.Idles, 100) }
+
+// Log logs the figures in one line.
+func (r *FaultReport) Log(t testing.TB) {
+	t.Helper()
+	t.Logf("%s: %d rounds, no holder p50 %v max %v; sessions lost %d (during the fault %d); tokens backwards %d; grants lost %d; grants %d",
+		r.Name, len(r.Idles), r.P50().Round(time.Millisecond), r.Max().Round(time.Millisecond),
+		r.SessionsLost, r.LostDuringFault, len(r.Backwards), r.GrantsLost, r.Grants)
+}
+
+// Check logs the figures and fails the test when a token went backwards,
+// when keepSessions and a session was lost, or when bound > 0 and a
+// round's longest time without a holder exceeded it.
+func (r *FaultReport) Check(t testing.TB, bound time.Duration, keepSessions bool) {
+	t.Helper()
+	r.Log(t)
+	for _, b := range r.Backwards {
+		t.Errorf("%s: token %d granted at %s after token %d granted at %s", r.Name,
+			b[1].Token, b[1].Granted.Format("15:04:05.000"), b[0].Token, b[0].Granted.Format("15:04:05.000"))
+	}
+	if keepSessions && r.SessionsLost != 0 {
+		t.Errorf("%s: %d sessions lost", r.Name, r.SessionsLost)
+	}
+	if bound > 0 && r.Max() > bound {
+		t.Errorf("%s: the lock had no holder for %v (bound %v)", r.Name, r.Max(), bound)
+	}
+}
