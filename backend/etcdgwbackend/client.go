@@ -138,20 +138,44 @@ func (c *client) url(ep, path string) string {
 }
 
 // call posts in as JSON to the gateway's path and decodes the answer into
-// out. On a failure to connect, or an "unavailable" answer, it moves to the
-// next endpoint; it retries there when the request is idempotent (or when
-// it certainly was not sent), up to once per endpoint. An expired auth
-// token is renewed once.
+// out. On a failure to connect, no answer within the attempt deadline, or
+// an "unavailable" answer (a member without a leader), it moves to the
+// next endpoint. A request that is not idempotent is retried there only
+// when it certainly was not sent. An idempotent one asks the member for a
+// leader (so a member cut off from its quorum answers at once instead of
+// holding it) and is retried: with one endpoint once, with several until
+// it succeeds or ctx ends, pausing (10 ms doubling to 200 ms) once every
+// endpoint was tried. An expired auth token is renewed once.
 func (c *client) call(ctx context.Context, path string, in, out any, idempotent bool) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
+	var hdr http.Header
+	if idempotent {
+		hdr = requireLeader
+	}
 	reauthed := false
+	pause := 10 * time.Millisecond
 	var last error
-	for attempt := 0; attempt < len(c.endpoints); attempt++ {
+	for attempt := 0; ; attempt++ {
+		if attempt >= len(c.endpoints) {
+			if !idempotent || len(c.endpoints) == 1 {
+				return last
+			}
+			if attempt%len(c.endpoints) == 0 {
+				t := time.NewTimer(pause)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return last
+				case <-t.C:
+				}
+				pause = min(2*pause, 200*time.Millisecond)
+			}
+		}
 		i, ep := c.endpoint()
-		err := c.postAttempt(ctx, ep, path, body, out)
+		err := c.postAttempt(ctx, ep, path, body, out, hdr)
 		if err == nil {
 			return nil
 		}
@@ -182,7 +206,6 @@ func (c *client) call(ctx context.Context, path string, in, out any, idempotent 
 			}
 		}
 	}
-	return last
 }
 
 // notSent reports whether err means the request never reached a server
@@ -194,13 +217,13 @@ func notSent(err error) bool {
 }
 
 // postAttempt is post bounded by the attempt timeout.
-func (c *client) postAttempt(ctx context.Context, ep, path string, body []byte, out any) error {
+func (c *client) postAttempt(ctx context.Context, ep, path string, body []byte, out any, hdr http.Header) error {
 	if c.attempt <= 0 {
-		return c.post(ctx, ep, path, body, out)
+		return c.post(ctx, ep, path, body, out, hdr)
 	}
 	actx, cancel := context.WithTimeout(ctx, c.attempt)
 	defer cancel()
-	err := c.post(actx, ep, path, body, out)
+	err := c.post(actx, ep, path, body, out, hdr)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {
 		return fmt.Errorf("%s gave no answer within %v: %w", ep, c.attempt, err)
 	}
@@ -208,8 +231,8 @@ func (c *client) postAttempt(ctx context.Context, ep, path string, body []byte, 
 }
 
 // post sends one request to endpoint ep.
-func (c *client) post(ctx context.Context, ep, path string, body []byte, out any) error {
-	resp, err := c.do(ctx, ep, path, body)
+func (c *client) post(ctx context.Context, ep, path string, body []byte, out any, hdr http.Header) error {
+	resp, err := c.do(ctx, ep, path, body, hdr)
 	if err != nil {
 		return err
 	}
@@ -231,10 +254,13 @@ func (c *client) post(ctx context.Context, ep, path string, body []byte, out any
 }
 
 // do sends one POST and returns the response as it arrives.
-func (c *client) do(ctx context.Context, ep, path string, body []byte) (*http.Response, error) {
+func (c *client) do(ctx context.Context, ep, path string, body []byte, hdr http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(ep, path), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if tok := c.authToken(); tok != "" {

@@ -83,7 +83,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	}
 	cli := newClient(s.scheme, s.endpoints, s.tls, s.dialTimeout, s.username, s.password)
 	if len(s.endpoints) > 1 {
-		cli.attempt = min(s.requestTimeout, max(s.leaseTTL/4, minAttempt))
+		cli.attempt = min(s.requestTimeout, max(s.leaseTTL/6, minAttempt))
 	}
 	c := &conn{
 		cli:      cli,
@@ -136,7 +136,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 }
 
 // minAttempt is the least time one attempt on one endpoint is given.
-const minAttempt = 500 * time.Millisecond
+const minAttempt = 250 * time.Millisecond
 
 // apiPath sets the client's gateway path: the api_version option, or,
 // with auto, the path the server's version serves.

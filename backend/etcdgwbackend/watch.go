@@ -193,7 +193,7 @@ func (c *conn) watchdog(ctx context.Context, ep int, heard *atomic.Bool) bool {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, limit)
-		err := c.cli.post(pctx, c.cli.endpoints[ep], "kv/range", body, nil)
+		err := c.cli.post(pctx, c.cli.endpoints[ep], "kv/range", body, nil, nil)
 		stalled := err != nil && pctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if stalled {
