@@ -40,13 +40,14 @@ type Churn struct {
 	grants []ChurnGrant
 }
 
-// ChurnGrant is one grant of a Churn: its token, when it was granted and
-// released, and whether it was lost before its release (its context
-// ended, or the release found it gone).
+// ChurnGrant is one grant of a Churn: its token, when it was granted,
+// when its holder asked to release it and when that release returned,
+// and whether it was lost before its release (its context ended, or the
+// release found it gone).
 type ChurnGrant struct {
-	Token             uint64
-	Granted, Released time.Time
-	LostBeforeRelease bool
+	Token                        uint64
+	Granted, Releasing, Released time.Time
+	LostBeforeRelease            bool
 }
 
 // StartChurn starts a loop on each member (already open; the caller
@@ -94,6 +95,7 @@ func (c *Churn) loop(m *backend.Backend) {
 		h := ChurnGrant{Token: g.Token(), Granted: time.Now()}
 		time.Sleep(c.opts.Hold)
 		lost := g.Context().Err() != nil
+		h.Releasing = time.Now()
 		ctx, cancel = context.WithTimeout(context.Background(), c.opts.ReleaseTimeout)
 		err = g.Release(ctx)
 		cancel()
@@ -149,13 +151,16 @@ func (c *Churn) Await(n int, d time.Duration, what string, orAllEnded bool) {
 }
 
 // IdleSince returns the longest time without a holder among the grants
-// granted after from: the time between a release and the next grant.
+// granted after from: the time between the previous holder's call to
+// Release and the next grant. A release that hangs (the lock stays held
+// on the server meanwhile) or fails (the lock stays held until its TTL)
+// counts, as it keeps the lock from everyone else.
 func (c *Churn) IdleSince(from time.Time) time.Duration {
 	gs := c.Grants()
 	var idle time.Duration
 	for i := 1; i < len(gs); i++ {
 		if gs[i].Granted.After(from) {
-			idle = max(idle, gs[i].Granted.Sub(gs[i-1].Released))
+			idle = max(idle, gs[i].Granted.Sub(gs[i-1].Releasing))
 		}
 	}
 	return idle
