@@ -42,6 +42,9 @@ type conn struct {
 	mu     sync.Mutex
 	closed bool
 	held   map[grantID]string // Consul key of each grant of this connection
+	// orphans and inFlight: see orphans.go.
+	orphans  map[string]bool
+	inFlight map[string]int
 
 	stopWatch context.CancelFunc
 	wg        sync.WaitGroup
@@ -184,6 +187,7 @@ func (c *conn) Renew(ctx context.Context) error {
 	if entry == nil {
 		return driver.Errorf(driver.CodeLost, "renew session: Consul no longer knows session %s (invalidated): its keys are gone", c.session)
 	}
+	c.cleanOrphans(ctx, "")
 	return nil
 }
 

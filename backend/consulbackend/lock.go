@@ -32,12 +32,15 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 		return c.tryLockAcquire(ctx, op, req)
 	}
 	x := c.keys.exclusive(req.Key)
+	c.cleanOrphans(ctx, x)
+	defer c.acquiring(x)()
 	ok, resp, err := c.txn(ctx, op, api.TxnOps{
 		kvOp(api.KVCheckNotExists, x),
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: x, Value: []byte(req.Member), Session: c.session}},
 		kvOp(api.KVGetTree, c.keys.sharedPrefix(req.Key)),
 	})
 	if err != nil {
+		c.addOrphan(x) // it may have been committed
 		return driver.Lease{}, false, err
 	}
 	if !ok {
@@ -67,6 +70,8 @@ func (c *conn) tryLockAcquire(ctx context.Context, op string, req driver.LockReq
 		return driver.Lease{}, false, nil // Consul would let the session take it again
 	}
 	x := c.keys.exclusive(req.Key)
+	c.cleanOrphans(ctx, x)
+	defer c.acquiring(x)()
 	rctx, cancel := c.reqCtx(ctx)
 	got, _, err := c.cli.KV().Acquire(&api.KVPair{Key: x, Value: []byte(req.Member), Session: c.session}, (&api.WriteOptions{}).WithContext(rctx))
 	err = classify(ctx, rctx, op, err)
@@ -75,6 +80,7 @@ func (c *conn) tryLockAcquire(ctx context.Context, op string, req driver.LockReq
 		if containsAny(err.Error(), "invalid session") {
 			return driver.Lease{}, false, driver.Wrap(driver.CodeLost, fmt.Errorf("%s: %w", op, errSessionGone))
 		}
+		c.addOrphan(x) // it may have been committed
 		return driver.Lease{}, false, err
 	}
 	if !got {
@@ -82,6 +88,7 @@ func (c *conn) tryLockAcquire(ctx context.Context, op string, req driver.LockReq
 	}
 	pairs, _, err := c.list(ctx, op, c.keys.lockPrefix(req.Key))
 	if err != nil {
+		c.addOrphan(x) // taken, but its token is unknown
 		return driver.Lease{}, false, err
 	}
 	var token uint64
@@ -202,15 +209,37 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
-	done, _, err := c.txn(ctx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: k, Index: token}}})
-	if err != nil {
-		c.remember(key, token, k) // may be retried
-		return err
+	// A delete-cas on the token is safe to repeat: a release that gets no
+	// answer (a leader change, a frozen server) is sent again until it is
+	// answered or ctx ends, rather than left to the session's end.
+	pause := 10 * time.Millisecond
+	ambiguous := false
+	for {
+		done, _, err := c.txn(ctx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: k, Index: token}}})
+		switch {
+		case err == nil && done:
+			return nil
+		case err == nil && ambiguous:
+			return nil // an earlier attempt deleted it
+		case err == nil:
+			return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
+		}
+		code, _ := driver.CodeOf(err)
+		if ctx.Err() != nil || (code != driver.CodeUnavailable && code != driver.CodeDeadlineExceeded) {
+			c.remember(key, token, k) // may be retried
+			return err
+		}
+		ambiguous = true
+		t := c.clock.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.remember(key, token, k)
+			return err
+		case <-t.C():
+		}
+		pause = min(2*pause, 200*time.Millisecond)
 	}
-	if !done {
-		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
-	}
-	return nil
 }
 
 // RefreshLock is never called for session-bound grants; it reports

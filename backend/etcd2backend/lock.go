@@ -149,15 +149,55 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	if g.shared() {
 		return c.unlockShared(ctx, op, g)
 	}
-	_, err := c.cl.del(ctx, g.key, form("prevValue", g.value))
+	ambiguous, err := c.deleteGrantKey(ctx, g.key, g.value)
 	switch {
 	case err == nil:
 		return nil
 	case isCode(err, ecodeKeyNotFound, ecodeTestFailed):
+		if ambiguous {
+			// An earlier attempt got no answer but may have deleted it:
+			// either way the grant's key is gone, the lock is released.
+			return nil
+		}
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (expired or broken): %w", op, token, err)
 	default:
 		c.orphan(g.key, g.value)
 		return classify(ctx, op, err)
+	}
+}
+
+// deleteGrantKey deletes a grant's key by compare-and-delete on its
+// value, which is safe to repeat: attempt by attempt, each bounded by a
+// sixth of the lock TTL, the next on another endpoint, until one is
+// answered or ctx (at most the timeout option) ends, so that a release
+// interrupted by a leader change or sent to a frozen member completes on
+// another member instead of leaving the lock held until its TTL. It
+// reports whether an attempt before the last may have deleted the key
+// (sent, no answer).
+func (c *conn) deleteGrantKey(ctx context.Context, key, value string) (ambiguous bool, err error) {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.cl.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cl.timeout)
+		defer cancel()
+	}
+	attempt := attemptTimeout(c.lockTTL)
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		_, err = c.cl.del(actx, key, form("prevValue", value))
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return ambiguous, err
+		}
+		var te *transportError
+		ambiguous = ambiguous || !errors.As(err, &te) || te.Sent
+		c.cl.cur.Add(1)
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ambiguous, err
+		case <-t.C:
+		}
 	}
 }
 

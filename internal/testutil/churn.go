@@ -307,3 +307,14 @@ func (r *FaultReport) Check(t testing.TB, bound time.Duration, keepSessions bool
 		t.Errorf("%s: the lock had no holder for %v (bound %v)", r.Name, r.Max(), bound)
 	}
 }
+
+// Add adds the figures of o (more rounds of the same fault, under another
+// Churn) to r.
+func (r *FaultReport) Add(o *FaultReport) {
+	r.Idles = append(r.Idles, o.Idles...)
+	r.LostDuringFault = max(r.LostDuringFault, o.LostDuringFault)
+	r.SessionsLost += o.SessionsLost
+	r.Backwards = append(r.Backwards, o.Backwards...)
+	r.GrantsLost += o.GrantsLost
+	r.Grants += o.Grants
+}
