@@ -40,16 +40,20 @@
 // sent as the Grpc-Metadata-Hasleader header), so a member cut off from
 // its cluster cancels the watch and the driver reconnects elsewhere.
 //
-// Requests go to one endpoint at a time. A connection failure, or a member
-// answering "unavailable" (no leader), moves every later request to the
-// next endpoint; reads, deletes, keep-alives and the session key are
-// retried there at once, and so is any request that could not be
-// connected. A transaction that may have reached the server is not
-// retried (the Backend decides); a lock entry it may have written is
-// deleted by the next renewal. With several endpoints each attempt has a
-// deadline of a quarter of the lease TTL (at least 0.5 s, at most
-// timeout), so a member that accepts connections but never answers costs
-// a fraction of the TTL, not the whole request timeout.
+// Requests go to one endpoint at a time. A connection failure, no answer
+// within the attempt deadline, or a member answering "unavailable" (no
+// leader) moves every later request to the next endpoint. Reads, deletes,
+// keep-alives and the session key ask the member for a leader (the
+// Grpc-Metadata-Hasleader header) and are retried there at once, and with
+// several endpoints again and again (pausing 10 ms, doubling to 200 ms,
+// after each round of the endpoints) until they succeed or their deadline
+// ends; a request that could not be connected is retried too. A
+// transaction that may have reached the server is not retried (the
+// Backend decides); a lock entry it may have written is deleted by the
+// next renewal. With several endpoints each attempt has a deadline of a
+// sixth of the lease TTL (at least 0.25 s, at most timeout), so a member
+// that accepts connections but never answers costs a fraction of the
+// renewal interval, not the whole request timeout.
 //
 // A watch stream that carries nothing for a third of the TTL is checked
 // by a one-key count on the same endpoint; when that gets no answer
@@ -143,6 +147,50 @@
 // Backend in one revision; a watch on the session key tells the Backend
 // at once, or the next renewal does (the keep-alive answers TTL 0), and
 // the Backend ends with ErrLost.
+//
+// # Leader change, frozen member, lost quorum
+//
+// The gateway is a member's own: every request is served (or forwarded
+// to the leader) by the member it is sent to, so what etcd3:// does with
+// gRPC this driver does with the attempts above.
+//
+//   - Leader change (the leader killed or stopped; a quorum remains):
+//     requests in flight on the old leader fail or get no answer within
+//     their attempt and are sent to the next member; members still
+//     electing answer "no leader" at once to the idempotent ones, which
+//     are retried. The lease survives (etcd extends leases on a leader
+//     change), so grants, memberships and sessions go on. A release
+//     interrupted by the change is retried (by the driver, then by the
+//     Backend in the background) rather than left to the lease; a
+//     waiter's watch stream is resumed from its revision on another
+//     member, so no release is missed. Measured on a 3-member cluster
+//     (election timeout 500 ms, lease TTL 3 s, 3 rounds under a churn of
+//     three members): the lock had no holder for 0.64 s at the median and
+//     0.65 s at most, no session lost, no token backwards. Killing a
+//     follower: 54 ms / 107 ms.
+//   - Frozen member (SIGSTOP, a VM stall; the other two keep a quorum):
+//     attempts sent to it get no answer and are abandoned after their
+//     deadline. While the frozen member is the leader, a keep-alive sent
+//     to a follower is forwarded to it and held until the follower has
+//     elected another leader and the attempt is sent again, so renewals
+//     stall for about the election time plus an attempt: grants taken in
+//     that window may be cancelled at once (their session is within the
+//     safety margin), but no session is lost while a quorum is reachable.
+//     A watch stream on the frozen member is found silent by its watchdog
+//     and resumed elsewhere. Measured with the leader frozen 2 s (plus the
+//     time to resume it; lease TTL 6 s): no holder for 1.6 s at the median
+//     and 2.0 s at most, no session lost, no token backwards. When a
+//     frozen leader resumes after more than the TTL, an etcd server older
+//     than 3.4.28 or 3.5.11 revokes every lease it finds expired by its own
+//     clock (etcd-io/etcd#15247): the sessions end although every renewal
+//     succeeded; run a fixed etcd.
+//   - Lost quorum (two of three members down or cut off): nothing can be
+//     written or read linearizably; renewals fail, so every grant's context
+//     is cancelled a safety margin before its lease could expire, and if
+//     the quorum is not back before the lease expires the Backend ends with
+//     ErrLost once it hears that the lease is gone. A quorum regained
+//     within the TTL is invisible (leases are extended on the new leader's
+//     election).
 //
 // # Characteristics
 //

@@ -12,6 +12,42 @@
 // expire, and an expired session is reported lost. Info documents the
 // URL options, the data layout and the behaviour on failures.
 //
+// # Leader change, frozen member, lost quorum
+//
+// The session is the member's liveness, kept by the server it is
+// connected to and by the leader. Renew is one round trip on the
+// session's connection (an Exists on the root, bounded by a third of the
+// session timeout); go-zookeeper gives up on a silent server after two
+// thirds of the session timeout and reconnects to another member of the
+// ensemble, and the session survives when that takes less than the rest
+// of the timeout. While disconnected the session is suspended: every
+// grant is cancelled (put in doubt) at once, operations wait for the
+// reconnection (bounded by their contexts), and on reconnection the
+// session resumes, watches re-list and waiters re-check their
+// predecessor, so no release is missed.
+//
+//   - Leader change (the leader killed; a quorum remains): the ensemble
+//     elects another leader within a few ticks; clients connected to the
+//     old one reconnect elsewhere, and their grants held across the gap
+//     are cancelled and taken again; clients of the followers see only a
+//     pause of the writes. Sessions survive (the new leader carries them
+//     over and restarts their timeouts). Measured on a 3-node ensemble
+//     (tickTime 500 ms, session timeout 3 s, 2 rounds under a churn of
+//     three members): the lock had no holder for 1.0 s at the median and
+//     1.9 s at most, no session lost, no token backwards (tokens are
+//     czxids, which grow across elections). Killing a follower: 88 ms /
+//     175 ms.
+//   - Frozen member: its clients reconnect elsewhere after two thirds of
+//     the session timeout; a frozen leader is replaced by the other two.
+//     Frozen past the session timeout, a leader may on resuming end the
+//     sessions the new leader could not account for (ZooKeeper's design),
+//     which the members see as ErrLost. Measured with the leader frozen
+//     4 s (session timeout 3 s): no holder for 6.8 s, no session lost in
+//     that run, 5 grants cancelled in doubt, no token backwards.
+//   - Lost quorum: the remaining members refuse clients, every session is
+//     suspended and every grant cancelled, and the sessions expire unless
+//     the quorum comes back within their timeout.
+//
 // # compat=tooz
 //
 // With compat=tooz the driver reads and writes tooz's KazooDriver layout
