@@ -295,6 +295,21 @@ func markdown(st stored, svg string) []byte {
 		}
 		b.WriteString("\n")
 	}
+	if rs := of(st.Records, "watch"); len(rs) > 0 {
+		b.WriteString("## Membership watch latency\n\n")
+		fmt.Fprintf(&b, "`BenchmarkWatch`: one Backend watches a group, another joins and leaves it %d times; from the start of the "+
+			"Join (or Leave) call, its own round trips included, until the watcher receives the joined (or left) event. "+
+			"Push backends deliver within a round trip or two of the change; polling ones within their poll interval "+
+			"(the driver's default).\n\n", watchRounds)
+		b.WriteString("| backend | join p50 | join p99 | leave p50 | leave p99 | rounds |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
+		for _, r := range rs {
+			v := r.Values
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f |\n", r.Target, µs(v["join_p50"]), µs(v["join_p99"]),
+				µs(v["leave_p50"]), µs(v["leave_p99"]), v["rounds"])
+		}
+		b.WriteString("\n")
+	}
 	if rs := of(st.Records, "rebalance"); len(rs) > 0 {
 		b.WriteString("## Partitioner rebalance\n\n")
 		b.WriteString("`BenchmarkRebalance`: members of one group run a `partitioner.Partitioner` in Exclusive mode " +
