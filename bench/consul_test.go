@@ -17,9 +17,9 @@ import (
 // The Consul targets: baton's consul:// driver against consul/api's own
 // api.Lock (the recipe Consul documents, and the one `consul lock` runs)
 // on the dev agent and on the 3-server cluster (every client talks to its
-// first member). tooz 3.1's consul driver does not run with Debian's
-// python-consul 0.7.1 (it passes a token argument that
-// Consul.Session.create lacks), so there is no tooz column here.
+// first member), and tooz 3.1's consul driver (on Debian's
+// python3-consul2, the client it requires) with tooz's URL and defaults:
+// namespace tooz, ttl 15.
 func init() {
 	for _, tg := range []*target{
 		{
@@ -27,17 +27,23 @@ func init() {
 			crashOpts: "ttl=2",
 			lockPeer:  "consul/api api.Lock", newLockPeer: newConsulLocker,
 			electPeer: "consul/api api.Lock", newElectPeer: newConsulElector, crashPeer: true,
+			toozURL: toozConsulURL,
 		},
 		{
 			name: "consul-cluster", env: "BATON_TEST_CONSUL_CLUSTER_URL", server: "consul-cluster",
 			crashOpts: "ttl=2",
 			lockPeer:  "consul/api api.Lock", newLockPeer: newConsulLocker,
 			electPeer: "consul/api api.Lock", newElectPeer: newConsulElector, crashPeer: true,
+			toozURL: toozConsulURL,
 		},
 	} {
 		targets = append(targets, tg)
 	}
 }
+
+// toozConsulURL is tooz's URL for the site's agent (tooz's consul driver
+// takes one agent, as baton's does).
+func toozConsulURL(s *site) string { return "consul://" + s.hosts[0] }
 
 // consulClient is a consul/api client of the site's agent; its idle
 // connections are closed when tb ends.
