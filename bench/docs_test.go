@@ -278,8 +278,8 @@ func markdown(st stored, svg string) []byte {
 			"crash (SIGKILL of its process; on mem:// its session is cut off) until the successor's work starts; rounds alternate " +
 			"between baton and the peer. Crash takeover on a TTL or session-timeout backend is bounded by that timeout " +
 			"(the crash rounds use a 2s TTL; the kill strikes at a random point of the renewal period).\n\n")
-		b.WriteString("| backend | kind | TTL | baton p50 | baton p90 | peer | peer p50 | peer p90 | baton ÷ peer | rounds |\n")
-		b.WriteString("|---|---|---:|---:|---:|---|---:|---:|---:|---:|\n")
+		b.WriteString("| backend | kind | TTL | baton p50 | baton p90 | baton p99 | peer | peer p50 | peer p90 | peer p99 | baton ÷ peer | rounds |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range rs {
 			v := r.Values
 			ttl := "—"
@@ -290,8 +290,9 @@ func markdown(st stored, svg string) []byte {
 			if v["peer_p50"] > 0 {
 				peer = r.Peer
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f |\n", r.Target, r.Kind, ttl, µs(v["baton_p50"]), µs(v["baton_p90"]),
-				peer, µs(v["peer_p50"]), µs(v["peer_p90"]), rng(v, "vs_peer"), v["rounds"])
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f |\n", r.Target, r.Kind, ttl,
+				µs(v["baton_p50"]), µs(v["baton_p90"]), µs(v["baton_p99"]), peer, µs(v["peer_p50"]), µs(v["peer_p90"]), µs(v["peer_p99"]),
+				rng(v, "vs_peer"), v["rounds"])
 		}
 		b.WriteString("\n")
 	}
