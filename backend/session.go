@@ -121,9 +121,17 @@ func (b *Backend) renewed(sent time.Time) {
 		b.liveUntil = sent.Add(b.timing.TTL)
 	}
 	b.lastRenewErr = nil
-	resumed := b.unheard && !b.suspended
+	wasUnheard := b.unheard
+	resumed := wasUnheard && !b.suspended
 	b.unheard = false
-	b.notifyLocked()
+	if wasUnheard {
+		// Only the end of an unheard spell changes what the waiters on
+		// liveness act on: a later liveUntil needs no wake-up (the
+		// watchdog, woken at the earlier deadline, reads the new one),
+		// and waking it on every grant and renewal would cost each
+		// acquire a goroutine switch.
+		b.notifyLocked()
+	}
 	b.mu.Unlock()
 	if resumed {
 		b.log.Info("session heard from again")
