@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -111,17 +112,23 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	key := c.keys.lock(req.Key)
 	ttl := c.ttlOf(req)
 	val := "x:" + randomID() + ":" + req.Member
-	resp, err := c.cl.put(ctx, key, form("value", val, "ttl", seconds(ttl), "prevExist", "false"))
+	// One attempt, bounded like a renewal's: a proposal forwarded to a
+	// leader that dies with it is never answered before etcd's own
+	// request timeout, and would hold the lock's next holder that long.
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout(ttl))
+	resp, err := c.cl.put(actx, key, form("value", val, "ttl", seconds(ttl), "prevExist", "false"))
+	cancel()
 	if isCode(err, ecodeNodeExist) {
 		return driver.Lease{}, false, errIndex(err), nil
 	}
 	if err != nil {
 		var te *transportError
-		if !errors.As(err, &te) || !te.Sent {
+		if (!errors.As(err, &te) || !te.Sent) && !errors.Is(err, context.DeadlineExceeded) {
 			return driver.Lease{}, false, 0, classify(ctx, op, err)
 		}
-		// The write may have been applied: the value tells.
-		got, gerr := c.cl.get(ctx, key, quorum)
+		// The write may have been applied: the value tells (read again
+		// attempt by attempt, on another member if need be).
+		got, gerr := c.cl.retry(ctx, http.MethodGet, key, quorum, attemptTimeout(ttl))
 		switch {
 		case gerr == nil && got.Node.Value == val:
 			resp = got
