@@ -151,7 +151,9 @@
 //     the lease expires; a waiter's watch is re-established from its
 //     revision, so no release is missed. Measured on a 3-member cluster
 //     (election timeout 500 ms, lease TTL 3 s): the lock has no holder for
-//     at most the election time plus a few round trips (0.55-0.6 s).
+//     at most the election time plus a few round trips (0.55-0.6 s; 0.7 s
+//     at the median and 1.2 s at most on a loaded machine, counted from
+//     the holder's call to Release to the next grant).
 //   - Frozen member (SIGSTOP, a VM stall; the other two keep a quorum):
 //     an attempt sent to it gets no answer and is abandoned after its
 //     bound; the next goes to a live member. Renewals therefore succeed

@@ -165,9 +165,10 @@
 //     waiter's watch stream is resumed from its revision on another
 //     member, so no release is missed. Measured on a 3-member cluster
 //     (election timeout 500 ms, lease TTL 3 s, 3 rounds under a churn of
-//     three members): the lock had no holder for 0.64 s at the median and
-//     0.65 s at most, no session lost, no token backwards. Killing a
-//     follower: 54 ms / 107 ms.
+//     three members): the lock had no holder (from the holder's call to
+//     Release to the next grant) for 0.53 s at the median and 1.4 s at
+//     most, no session lost, no token backwards. Killing a follower:
+//     55 ms / 93 ms.
 //   - Frozen member (SIGSTOP, a VM stall; the other two keep a quorum):
 //     attempts sent to it get no answer and are abandoned after their
 //     deadline. While the frozen member is the leader, a keep-alive sent
@@ -178,7 +179,7 @@
 //     safety margin), but no session is lost while a quorum is reachable.
 //     A watch stream on the frozen member is found silent by its watchdog
 //     and resumed elsewhere. Measured with the leader frozen 2 s (plus the
-//     time to resume it; lease TTL 6 s): no holder for 1.6 s at the median
+//     time to resume it; lease TTL 6 s): no holder for 1.0 s at the median
 //     and 2.0 s at most, no session lost, no token backwards. When a
 //     frozen leader resumes after more than the TTL, an etcd server older
 //     than 3.4.28 or 3.5.11 revokes every lease it finds expired by its own

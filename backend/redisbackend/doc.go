@@ -133,7 +133,8 @@
 //     TIME in microseconds (measured: 0 of ~1,200 grants through two
 //     failovers went backwards, against 2 of 2 failovers before the clock
 //     floor). The lock had no holder for up to about 2 s while the client
-//     re-discovered the master.
+//     re-discovered the master (60 ms at the median of two failovers,
+//     2.0 s at most, counted from the holder's call to Release).
 //   - Master killed: Sentinel fails over after down-after-milliseconds;
 //     until then writes fail, renewals fail, and grants are cancelled a
 //     safety margin before their TTL if the failover takes longer than
@@ -144,12 +145,12 @@
 //     error matching ErrUnavailable; the Backend keeps releasing in the
 //     background and reaches the new master, so the successor does not
 //     wait out the lock's TTL. Measured with Sentinel's down-after at 2 s
-//     and a 6 s TTL: the lock had no holder for 2.8 s (6.0 s, the TTL,
+//     and a 6 s TTL: the lock had no holder for 2.8-3.9 s (6.0 s, the TTL,
 //     before releases were retried), no session lost, no token backwards.
 //   - Frozen master: as a killed one for the clients (each command is
 //     bounded by its caller's deadline, at most socket_timeout); when it
 //     resumes, Sentinel demotes it and its late writes are discarded.
-//     Measured as above: no holder for 3.3 s, no session lost, no token
+//     Measured as above: no holder for 3.3-3.4 s, no session lost, no token
 //     backwards.
 //   - No master reachable (lost quorum of sentinels, or both data servers
 //     down): every command fails; grants are cancelled before their TTL and
