@@ -149,22 +149,25 @@
 //     answer was lost leaves the lock held by this live session: the
 //     driver remembers such keys and deletes them (delete-cas on the index
 //     it finds) at the member's next attempt at that lock or after its
-//     next renewal. A release that gets no answer is sent again (a
-//     delete-cas on the token is safe to repeat) until answered or its
-//     deadline ends, then by the Backend in the background. Waiters'
+//     next renewal. An acquisition has one attempt, bounded by a sixth of
+//     the TTL (at least 0.25 s, at most timeout), as the agent would hold
+//     a write forwarded to the dead leader for seconds; the Backend tries
+//     again. A release that gets no answer within such an attempt is sent
+//     again (a delete-cas on the token is safe to repeat) until answered
+//     or its deadline ends, then by the Backend in the background. Waiters'
 //     blocking queries are answered once the change is replicated, so no
 //     release is missed. Measured on a 3-server cluster (raft_multiplier
 //     1, session TTL 10 s, 3 rounds under a churn of three members on a
 //     follower's agent): the lock had no holder (from the holder's call to
-//     Release to the next grant) for 3.0 s at the median and 3.8 s at
+//     Release to the next grant) for 3.6 s at the median and 4.0 s at
 //     most (20 s and more before orphaned acquisitions were cleaned up,
 //     and sessions lost at a 6 s TTL), no session lost, no token backwards (tokens are
 //     Raft indexes). Killing a follower that is not the client's agent:
-//     0.11 s / 0.41 s.
+//     83 ms / 145 ms.
 //   - Frozen server leader: the followers elect another leader after the
 //     heartbeat timeout; requests forwarded to the frozen one are held
 //     until they are retried on the new leader. Measured with the leader
-//     frozen 3 s (TTL 10 s): no holder for 3.8 s at the median and 4.0 s
+//     frozen 3 s (TTL 10 s): no holder for 3.0 s at the median and 3.1 s
 //     at most, no session lost, no token backwards. The client's own agent
 //     frozen is a partition of that client: its renewals fail, its grants
 //     are cancelled a margin before the TTL, and its session is invalidated

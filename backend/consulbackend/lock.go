@@ -34,13 +34,22 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	x := c.keys.exclusive(req.Key)
 	c.cleanOrphans(ctx, x)
 	defer c.acquiring(x)()
-	ok, resp, err := c.txn(ctx, op, api.TxnOps{
+	// One attempt, bounded: a write the agent forwarded to a leader that
+	// died with it is held for seconds (rpc_hold_timeout); the Backend
+	// tries again, and the orphan cleanup undoes a commit whose answer was
+	// lost.
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout())
+	defer cancel()
+	ok, resp, err := c.txn(actx, op, api.TxnOps{
 		kvOp(api.KVCheckNotExists, x),
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: x, Value: []byte(req.Member), Session: c.session}},
 		kvOp(api.KVGetTree, c.keys.sharedPrefix(req.Key)),
 	})
 	if err != nil {
 		c.addOrphan(x) // it may have been committed
+		if ctx.Err() == nil {
+			err = driver.Errorf(driver.CodeUnavailable, "%s: no answer within %v: %w", op, c.attemptTimeout(), err)
+		}
 		return driver.Lease{}, false, err
 	}
 	if !ok {
@@ -210,12 +219,15 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
 	// A delete-cas on the token is safe to repeat: a release that gets no
-	// answer (a leader change, a frozen server) is sent again until it is
-	// answered or ctx ends, rather than left to the session's end.
+	// answer within an attempt (a leader change, a frozen server) is sent
+	// again until it is answered or ctx ends, rather than left to the
+	// session's end.
 	pause := 10 * time.Millisecond
 	ambiguous := false
 	for {
-		done, _, err := c.txn(ctx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: k, Index: token}}})
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout())
+		done, _, err := c.txn(actx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: k, Index: token}}})
+		cancel()
 		switch {
 		case err == nil && done:
 			return nil

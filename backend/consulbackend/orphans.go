@@ -3,6 +3,7 @@ package consulbackend
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -78,13 +79,22 @@ func (c *conn) dropOrphan(x string) {
 	delete(c.orphans, x)
 }
 
+// attemptTimeout bounds one attempt of a request that is retried (a
+// release) or undone if its answer is lost (an acquisition): a sixth of
+// the session TTL, at least 250 ms, at most the timeout option.
+func (c *conn) attemptTimeout() time.Duration {
+	return min(max(c.ttl/6, 250*time.Millisecond), c.timeout)
+}
+
 // cleanOrphans deletes the orphan keys still held by this session but by
 // no grant of it (only x when only is set). Failures leave them for the
 // next call.
 func (c *conn) cleanOrphans(ctx context.Context, only string) {
 	for _, x := range c.orphanList(only) {
 		op := fmt.Sprintf("clean up %q", x)
-		p, err := c.get(ctx, op, x)
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout())
+		p, err := c.get(actx, op, x)
+		cancel()
 		if err != nil {
 			continue
 		}
@@ -92,7 +102,10 @@ func (c *conn) cleanOrphans(ctx context.Context, only string) {
 			c.dropOrphan(x)
 			continue
 		}
-		if _, _, err := c.txn(ctx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: x, Index: p.ModifyIndex}}}); err == nil {
+		actx, cancel = context.WithTimeout(ctx, c.attemptTimeout())
+		_, _, err = c.txn(actx, op, api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: x, Index: p.ModifyIndex}}})
+		cancel()
+		if err == nil {
 			c.log.Info("deleted a lock key whose acquisition got no answer")
 			c.dropOrphan(x)
 		}
