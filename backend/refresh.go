@@ -48,12 +48,12 @@ type refresher struct {
 	// armed is the due time the loop's timer was last set for (zero when
 	// the heap was empty and the loop waits for no timer): a grant due
 	// later needs no wake-up, the loop sees it when the timer fires.
-	armed time.Time
-	work        chan struct{} // a round was queued for an idle worker
-	queue       []*refreshRound
-	free        []*refreshRound
-	idle        int // workers parked waiting for work
-	workers     int
+	armed   time.Time
+	work    chan struct{} // a round was queued for an idle worker
+	queue   []*refreshRound
+	free    []*refreshRound
+	idle    int // workers parked waiting for work
+	workers int
 	// cands and lost are refreshLoop's buffers.
 	cands, lost []*Grant
 	// requests and leases count the refresh requests sent and the leases
