@@ -90,8 +90,12 @@ func TestFaultClusterAvailability(t *testing.T) {
 					Fault: func() { f.fault(leader, other) },
 					Repair: func() {
 						srv.run(f.repair, "consul-cluster:all")
-						eventually(t, wait, "a leader and two followers after the repair", func() bool {
+						// The next round starts on a healthy cluster: one
+						// leader, two followers, every agent naming the
+						// same leader.
+						eventually(t, 2*wait, "a leader and two followers after the repair", func() bool {
 							l, fs := 0, 0
+							leaders := map[string]bool{}
 							for _, a := range addrs {
 								switch raftState(t, a) {
 								case "Leader":
@@ -99,8 +103,9 @@ func TestFaultClusterAvailability(t *testing.T) {
 								case "Follower":
 									fs++
 								}
+								leaders[agentLeader(t, a)] = true
 							}
-							return l == 1 && fs == 2
+							return l == 1 && fs == 2 && len(leaders) == 1 && !leaders[""]
 						})
 					},
 				})
@@ -114,6 +119,17 @@ func TestFaultClusterAvailability(t *testing.T) {
 			total.Check(t, f.bound, true)
 		})
 	}
+}
+
+// agentLeader returns the leader the agent at addr knows ("" if none).
+func agentLeader(t *testing.T, addr string) string {
+	cli, done := newAdminClient(t, "consul://"+addr)
+	defer done()
+	l, err := cli.Status().Leader()
+	if err != nil {
+		return ""
+	}
+	return l
 }
 
 // dumpLock logs the keys of lock name under url's namespace.
