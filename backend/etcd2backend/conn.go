@@ -80,11 +80,14 @@ func (c *conn) refresh(ctx context.Context, key string, ttl time.Duration, cmp .
 	return err
 }
 
-// attemptTimeout is the deadline of one try of a renewal or refresh of a
-// TTL: a sixth of it (half the renewal interval), so a try that meets a
-// dead or leaderless member leaves time for more tries elsewhere.
+// attemptTimeout is the deadline of one try of a renewal, a refresh of a
+// TTL, a release or a lock attempt: a tenth of the TTL (at least 200 ms),
+// so a try that meets a dead or leaderless member (a v2 request forwarded
+// to a leader that died is not answered before etcd's own request
+// timeout) leaves time for several more elsewhere, and a try sent at a
+// leader's death costs little more than the election.
 func attemptTimeout(ttl time.Duration) time.Duration {
-	return max(ttl/6, 200*time.Millisecond)
+	return max(ttl/10, 200*time.Millisecond)
 }
 
 // Renew restarts the TTL of the session key, of every member key and of

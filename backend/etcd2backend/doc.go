@@ -119,7 +119,7 @@
 // Requests go to one endpoint at a time; one that cannot connect moves to
 // the next. Refreshes (Renew, RefreshLock) and releases (DELETE with
 // prevValue, safe to repeat) run attempt by attempt: each bounded by a
-// sixth of the TTL concerned (at least 200 ms), the next sent to another
+// tenth of the TTL concerned (at least 200 ms), the next sent to another
 // endpoint after one that got no answer, met a member without a leader
 // or timed out, until one is answered or the deadline (at most timeout)
 // ends; a release whose earlier attempt got no answer and whose retry
@@ -137,10 +137,10 @@
 //     waitIndex, so a waiter misses no release. Measured on a 3-member
 //     cluster (election timeout 500 ms, TTL 3 s, 3 rounds under a churn of
 //     three members): the lock had no holder (from the holder's call to
-//     Release to the next grant) for 1.2 s at the median and 1.3 s at
+//     Release to the next grant) for 0.95 s at the median and 0.97 s at
 //     most, no session lost, no token backwards (3.0 s at most before lock
 //     attempts were bounded: an acquisition forwarded to the dying leader
-//     held the lock until the lock TTL). Killing a follower: 25 ms / 75 ms.
+//     held the lock until the lock TTL). Killing a follower: 16 ms.
 //   - Frozen member (SIGSTOP; the other two keep a quorum): attempts sent
 //     to it get no answer and are abandoned after their bound; renewals
 //     reach the others once a new leader is elected, so no session is lost
@@ -148,9 +148,10 @@
 //     until its connection is abandoned (TCP keep-alive) or the member
 //     resumes, then resumes from its index. Measured with the leader frozen
 //     2 s (plus the time to resume it; TTL 6 s): no holder for 1.1 s at the
-//     median, no session lost, no token backwards; in one round of three a
-//     grant whose refreshes did not get through in time was cancelled and
-//     its key kept the lock until its 6 s TTL.
+//     median and 1.2 s at most, no session lost, no token backwards (in an
+//     earlier run on a loaded machine, one round of three had a grant
+//     whose refreshes did not get through in time cancelled, and its key
+//     kept the lock until its 6 s TTL).
 //   - Lost quorum (two of three members down): writes and quorum reads
 //     fail; renewals fail, so every grant's context is cancelled a safety
 //     margin before its key could expire, and the session is lost if the

@@ -175,7 +175,7 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 
 // deleteGrantKey deletes a grant's key by compare-and-delete on its
 // value, which is safe to repeat: attempt by attempt, each bounded by a
-// sixth of the lock TTL, the next on another endpoint, until one is
+// tenth of the lock TTL, the next on another endpoint, until one is
 // answered or ctx (at most the timeout option) ends, so that a release
 // interrupted by a leader change or sent to a frozen member completes on
 // another member instead of leaving the lock held until its TTL. It
