@@ -42,6 +42,10 @@ type conn struct {
 	sess *sql.Conn
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
+	// The uncontended acquire's and release's statements, prepared on
+	// the session connection at first use: the server then neither
+	// parses nor plans them again.
+	grantStmt, releaseStmt *sql.Stmt
 
 	tooz    bool      // compat=tooz
 	mariaDB bool      // the server is MariaDB (GET_LOCK name limits)
@@ -269,6 +273,30 @@ func (c *conn) onSessionLocked(ctx context.Context, f func(context.Context, *sql
 	return classify(err)
 }
 
+// sessStmt returns query prepared on the session connection s, preparing
+// it into *p at first use. mu is held.
+func (c *conn) sessStmt(ctx context.Context, s *sql.Conn, p **sql.Stmt, query string) (*sql.Stmt, error) {
+	if *p == nil {
+		st, err := s.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		*p = st
+	}
+	return *p, nil
+}
+
+// releaseLock runs RELEASE_LOCK(name) on the session connection s (its
+// prepared statement). mu is held.
+func (c *conn) releaseLock(ctx context.Context, s *sql.Conn, name string) (sql.NullInt64, error) {
+	var rel sql.NullInt64
+	st, err := c.sessStmt(ctx, s, &c.releaseStmt, "SELECT RELEASE_LOCK(?)")
+	if err == nil {
+		err = st.QueryRowContext(ctx, name).Scan(&rel)
+	}
+	return rel, err
+}
+
 // sessionStmtLimit bounds each read and write of a statement on the
 // session connection: a third of the session timeout.
 func sessionStmtLimit(s *settings) time.Duration { return max(s.sessionTTL/3, time.Millisecond) }
@@ -294,6 +322,12 @@ func (c *conn) Close(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
+	for _, st := range []*sql.Stmt{c.grantStmt, c.releaseStmt} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	c.grantStmt, c.releaseStmt = nil, nil
 	if c.sess != nil {
 		if alive {
 			// A session connection that dropped already freed its locks.
