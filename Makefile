@@ -72,7 +72,7 @@ BENCH        ?=
 BENCHTIME    ?= 1s
 BENCH_ROUNDS ?= 3
 BENCH_SERVERS = $(if $(BENCH),$(filter-out mem file ipc,$(patsubst etcd2%,etcd%,$(patsubst etcd3+http,etcd,$(BENCH)))),$(SERVERS))
-BENCH_RE      = ^Benchmark(Lock|LockOp|Handoff|Takeover)$$$(if $(BENCH),/^$(subst +,\+,$(BENCH))$$)
+BENCH_RE      = ^Benchmark(Lock|LockOp|Handoff|Takeover|Watch|Rebalance|Balance)$$$(if $(BENCH),/^$(subst +,\+,$(BENCH))$$)
 
 bench:
 	bash scripts/install.sh tooz

@@ -15,7 +15,7 @@
 // or, with the servers of `scripts/servers.sh start` already up:
 //
 //	BATON_BENCH_REPORT=$PWD/docs/performance.md \
-//	go test -run '^$' -bench '^Benchmark(Lock|LockOp|Handoff|Takeover)$' -benchtime 1s ./bench/
+//	go test -run '^$' -bench '^Benchmark(Lock|LockOp|Handoff|Takeover|Watch|Rebalance|Balance)$' -benchtime 1s ./bench/
 //
 // Most of a full run is in the crash rounds (BATON_BENCH_ROUNDS, 3 in
 // make bench).
@@ -59,6 +59,20 @@
 // the crash rounds use a 2s TTL, reported alongside, and the kill strikes
 // at a random point of the leader's renewal period, the same for both
 // sides of a round.
+//
+// BenchmarkWatch measures, on every backend, how long a join or a leave
+// takes to reach another Backend's group watch (from the start of the
+// Join or Leave call), p50 and p99 over 50 of each.
+//
+// BenchmarkRebalance measures the partitioner (Exclusive mode) on mem,
+// file, redis, zookeeper and etcd, with 16 members and 256 partitions and
+// with 5 members and 16 partitions: the time from a member joining,
+// leaving (Close) or being killed (SIGKILL of its process, 2s TTL; on
+// mem:// its session is cut off) until every partition is owned exactly
+// once again by the member the assignment names, p50 and p90.
+// BenchmarkBalance measures the Balanced and Ring assignments' balance and
+// movement on a join and a leave (P ∈ {8, 64, 256}, N ∈ {3, 4, 16, 100},
+// random member names, the same sets every run).
 //
 // A driver whose server variable (BATON_TEST_REDIS_URL, ...) is unset
 // fails with a hint on how to start it; mem:// and file:// need nothing.

@@ -278,8 +278,8 @@ func markdown(st stored, svg string) []byte {
 			"crash (SIGKILL of its process; on mem:// its session is cut off) until the successor's work starts; rounds alternate " +
 			"between baton and the peer. Crash takeover on a TTL or session-timeout backend is bounded by that timeout " +
 			"(the crash rounds use a 2s TTL; the kill strikes at a random point of the renewal period).\n\n")
-		b.WriteString("| backend | kind | TTL | baton p50 | baton p90 | peer | peer p50 | peer p90 | baton ÷ peer | rounds |\n")
-		b.WriteString("|---|---|---:|---:|---:|---|---:|---:|---:|---:|\n")
+		b.WriteString("| backend | kind | TTL | baton p50 | baton p90 | baton p99 | peer | peer p50 | peer p90 | peer p99 | baton ÷ peer | rounds |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range rs {
 			v := r.Values
 			ttl := "—"
@@ -290,8 +290,60 @@ func markdown(st stored, svg string) []byte {
 			if v["peer_p50"] > 0 {
 				peer = r.Peer
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f |\n", r.Target, r.Kind, ttl, µs(v["baton_p50"]), µs(v["baton_p90"]),
-				peer, µs(v["peer_p50"]), µs(v["peer_p90"]), rng(v, "vs_peer"), v["rounds"])
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f |\n", r.Target, r.Kind, ttl,
+				µs(v["baton_p50"]), µs(v["baton_p90"]), µs(v["baton_p99"]), peer, µs(v["peer_p50"]), µs(v["peer_p90"]), µs(v["peer_p99"]),
+				rng(v, "vs_peer"), v["rounds"])
+		}
+		b.WriteString("\n")
+	}
+	if rs := of(st.Records, "watch"); len(rs) > 0 {
+		b.WriteString("## Membership watch latency\n\n")
+		fmt.Fprintf(&b, "`BenchmarkWatch`: one Backend watches a group, another joins and leaves it %d times; from the start of the "+
+			"Join (or Leave) call, its own round trips included, until the watcher receives the joined (or left) event. "+
+			"Push backends deliver within a round trip or two of the change; polling ones within their poll interval "+
+			"(the driver's default).\n\n", watchRounds)
+		b.WriteString("| backend | join p50 | join p99 | leave p50 | leave p99 | rounds |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
+		for _, r := range rs {
+			v := r.Values
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f |\n", r.Target, µs(v["join_p50"]), µs(v["join_p99"]),
+				µs(v["leave_p50"]), µs(v["leave_p99"]), v["rounds"])
+		}
+		b.WriteString("\n")
+	}
+	if rs := of(st.Records, "rebalance"); len(rs) > 0 {
+		b.WriteString("## Partitioner rebalance\n\n")
+		b.WriteString("`BenchmarkRebalance`: members of one group run a `partitioner.Partitioner` in Exclusive mode " +
+			"(each partition a lock). From a membership change until every partition is owned exactly once again by " +
+			"the member the assignment names: a member joins; it leaves (Close); it is killed (SIGKILL of its " +
+			"process; on mem:// its session is cut off and expired). A kill is noticed when the member's session " +
+			"or lease ends, so its time is bounded by the TTL.\n\n")
+		b.WriteString("| backend | members × partitions | join p50 | join p90 | leave p50 | leave p90 | TTL | kill p50 | kill p90 | rounds (kills) |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range rs {
+			v := r.Values
+			ttl := "—"
+			if v["ttl_s"] > 0 {
+				ttl = time.Duration(v["ttl_s"] * 1e9).String()
+			}
+			fmt.Fprintf(&b, "| %s | %.0f × %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f (%.0f) |\n", r.Target, v["members"], v["parts"],
+				µs(v["join_p50"]), µs(v["join_p90"]), µs(v["leave_p50"]), µs(v["leave_p90"]), ttl, µs(v["kill_p50"]), µs(v["kill_p90"]),
+				v["rounds"], v["kill_rounds"])
+		}
+		b.WriteString("\n")
+	}
+	if rs := of(st.Records, "balance"); len(rs) > 0 {
+		b.WriteString("## Partitioner balance\n\n")
+		b.WriteString("`BenchmarkBalance`: P partitions over N members of random names (the same sets every run), for the " +
+			"default Balanced assignment and for Ring (tooz's placement). max/mean: the worst member's load over the mean, " +
+			"worst set; idle sets: sets leaving a member with nothing while P ≥ N; moved/optimum: partitions that change " +
+			"owner on one join plus one leave per set, over the least that must (the newcomer's share and the leaver's).\n\n")
+		b.WriteString("| P | N | sets | balanced max/mean | idle sets | moved/optimum | ring max/mean | ring idle sets | ring moved/optimum |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range rs {
+			v := r.Values
+			fmt.Fprintf(&b, "| %.0f | %.0f | %.0f | %.2f | %.0f | %.3f | %.2f | %.0f/%.0f | %.3f |\n", v["parts"], v["members"], v["sets"],
+				v["max_over_mean"], v["idle_sets"], v["moved_over_opt"], v["ring_max_over_mean"], v["ring_idle_sets"], v["ring_sets"], v["ring_moved_over_opt"])
 		}
 		b.WriteString("\n")
 	}

@@ -8,13 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -137,76 +134,4 @@ func newV2Elector(tb testing.TB, s *site, _ bool, name string) elector {
 			}
 		}
 	})
-}
-
-// BenchmarkWatchLatency measures how long a join takes to reach another
-// Backend's group watch, from the start of the joining call (which
-// includes the join's own round trips: two for etcd://, one transaction
-// for etcd3://), etcd:// (long-poll) against etcd3:// (gRPC watch stream)
-// on the same server, one after the other.
-func BenchmarkWatchLatencyEtcd2(b *testing.B) {
-	for _, name := range []string{"etcd2", "etcd2-cluster"} {
-		b.Run(name, func(b *testing.B) {
-			measureOnce(b, func(b *testing.B) []metric {
-				t := targetNamed(name)
-				s := newSite(b, t)
-				grpc := strings.Replace(s.url, "etcd://", "etcd3://", 1)
-				rounds := 200
-				lat := map[string][]time.Duration{}
-				for _, side := range []struct{ name, url string }{{"etcd://", s.url}, {"etcd3://", grpc}} {
-					lat[side.name] = watchLatencies(b, withQuery(side.url, "namespace=bench-"+testutil.Unique()), rounds)
-				}
-				var ms []metric
-				for _, side := range []string{"etcd://", "etcd3://"} {
-					d := lat[side]
-					p50, p99 := d[len(d)/2], d[len(d)*99/100]
-					b.Logf("%s watch latency over %d joins: p50 %v p99 %v", side, len(d), p50, p99)
-					ms = append(ms, metric{v: float64(p50) / 1e6, unit: strings.TrimSuffix(side, "://") + "-p50-ms"},
-						metric{v: float64(p99) / 1e6, unit: strings.TrimSuffix(side, "://") + "-p99-ms"})
-				}
-				return ms
-			})
-		})
-	}
-}
-
-// watchLatencies joins and leaves a group n times and returns, sorted,
-// the delay from the start of each Join to the watcher's event.
-func watchLatencies(tb testing.TB, url string, n int) []time.Duration {
-	ctx := context.Background()
-	w, m := openBackend(tb, url, "watcher"), openBackend(tb, url, "member")
-	if err := w.CreateGroup(ctx, "g"); err != nil {
-		tb.Fatal(err)
-	}
-	watch, err := w.WatchGroup(ctx, "g")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer watch.Close()
-	var out []time.Duration
-	next := func(want backend.EventType) time.Time {
-		select {
-		case ev := <-watch.Events():
-			if ev.Type != want {
-				tb.Fatalf("event %v, want %v", ev, want)
-			}
-			return time.Now()
-		case <-time.After(20 * time.Second):
-			tb.Fatal("no watch event")
-		}
-		return time.Time{}
-	}
-	for range n {
-		start := time.Now()
-		if err := m.Join(ctx, "g", nil); err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, next(backend.EventJoined).Sub(start))
-		if err := m.Leave(ctx, "g"); err != nil {
-			tb.Fatal(err)
-		}
-		next(backend.EventLeft)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }

@@ -2,90 +2,35 @@ package partitioner_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/partitioner"
 )
 
-// names returns n random member IDs, as hosts and processes name
-// themselves.
-func names(rng *rand.Rand, n int) []partitioner.Weighted {
-	out := make([]partitioner.Weighted, n)
-	for i := range out {
-		out[i] = partitioner.Weighted{ID: fmt.Sprintf("host-%x-%d", rng.Uint32(), rng.IntN(1<<16)), Weight: 1}
+// weighted gives each ID weight 1.
+func weighted(ids []string) []partitioner.Weighted {
+	out := make([]partitioner.Weighted, len(ids))
+	for i, id := range ids {
+		out[i] = partitioner.Weighted{ID: id, Weight: 1}
 	}
 	return out
 }
 
-type balance struct {
-	maxOverMean float64 // worst max/mean over the name sets
-	idleSets    int     // name sets leaving a member idle
-	moved, opt  int     // partitions moved by joins and leaves, and the optimum
-	outOfBounds int     // members outside [floor, ceil] of their share
-}
-
-// measure assigns parts partitions over n members for sets random name
-// sets, then a join and a leave in each, and sums up balance and
-// movement.
-func measure(t testing.TB, a partitioner.Assignment, parts, n, sets int) balance {
-	rng := rand.New(rand.NewPCG(uint64(parts), uint64(n)))
-	var bal balance
-	assign := func(ms []partitioner.Weighted) []string {
+// measure runs testutil.MeasureBalance on assignment a.
+func measure(t testing.TB, a partitioner.Assignment, parts, n, sets int) testutil.Balance {
+	return testutil.MeasureBalance(func(ids []string, parts int) []string {
 		if a == partitioner.Ring {
-			o, err := partitioner.AssignRing(ms, parts)
+			o, err := partitioner.AssignRing(weighted(ids), parts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return o
 		}
-		return partitioner.AssignBalanced(ms, parts)
-	}
-	for range sets {
-		ms := names(rng, n)
-		before := assign(ms)
-		count := map[string]int{}
-		for _, o := range before {
-			count[o]++
-		}
-		lo, hi := parts/n, (parts+n-1)/n
-		mx := 0
-		for _, m := range ms {
-			c := count[m.ID]
-			mx = max(mx, c)
-			if c < lo || c > hi {
-				bal.outOfBounds++
-			}
-		}
-		if parts >= n && len(count) < n {
-			bal.idleSets++
-		}
-		bal.maxOverMean = max(bal.maxOverMean, float64(mx)*float64(n)/float64(parts))
-		// A join: the newcomer's share is the least that must move.
-		joined := append(slices.Clone(ms), names(rng, 1)...)
-		after := assign(joined)
-		for i := range after {
-			if after[i] != before[i] {
-				bal.moved++
-			}
-			if after[i] == joined[n].ID {
-				bal.opt++
-			}
-		}
-		// A leave: the leaver's partitions must move.
-		gone := ms[rng.IntN(n)].ID
-		left := slices.DeleteFunc(slices.Clone(ms), func(m partitioner.Weighted) bool { return m.ID == gone })
-		after = assign(left)
-		for i := range after {
-			if after[i] != before[i] {
-				bal.moved++
-			}
-		}
-		bal.opt += count[gone]
-	}
-	return bal
+		return partitioner.AssignBalanced(weighted(ids), parts)
+	}, parts, n, sets)
 }
 
 // TestBalancedBounds checks the bounds of the Balanced assignment for
@@ -110,11 +55,11 @@ func TestBalancedBounds(t *testing.T) {
 			// needs fewer sets, and each build hashes 1024 points a member.
 			rs := max(s/4, 5)
 			r := measure(t, partitioner.Ring, parts, n, rs)
-			ratio := float64(b.moved) / float64(b.opt)
+			ratio := b.MovedOverOptimum()
 			fmt.Fprintf(&tab, "| %d | %d | %.2f | %d/%d | %.3f | %.2f | %d/%d | %.3f |\n", parts, n,
-				b.maxOverMean, b.idleSets, s, ratio, r.maxOverMean, r.idleSets, rs, float64(r.moved)/float64(r.opt))
-			if b.outOfBounds > 0 || (parts >= n && b.idleSets > 0) {
-				t.Errorf("P=%d N=%d: %d members out of bounds, %d idle sets", parts, n, b.outOfBounds, b.idleSets)
+				b.MaxOverMean, b.IdleSets, s, ratio, r.MaxOverMean, r.IdleSets, rs, r.MovedOverOptimum())
+			if b.OutOfBounds > 0 || (parts >= n && b.IdleSets > 0) {
+				t.Errorf("P=%d N=%d: %d members out of bounds, %d idle sets", parts, n, b.OutOfBounds, b.IdleSets)
 			}
 			// The goal is 1.2×: this assignment meets it except where P/N
 			// is near a whole number (P=8 N=4: 1.33×, P=64 N=16: 2.1×,

@@ -756,6 +756,7 @@ start_consul() {
 	{
 		env_line BATON_TEST_CONSUL_URL "consul://127.0.0.1:${p[0]}"
 		env_line BATON_TEST_CONSUL_ADDR "127.0.0.1:${p[0]}"
+		env_line BATON_TEST_CONSUL_BIN "$bin"
 	} >"$dir/env"
 }
 

@@ -21,6 +21,36 @@
 // not exclude, a tooz lock of the same name. compat=tooz (section
 // "compat=tooz") switches to tooz's layout and defaults to "tooz".
 //
+// # TLS
+//
+// The agent's HTTPS port (Consul's ports.https, 8501 by convention) is
+// reached with protocol=https or with any of the TLS options, which name
+// PEM files read once by Open:
+//
+//   - ca_cert: the CA certificates the agent's certificate must chain to,
+//     instead of the system's pool (which protocol=https alone uses). The
+//     certificate must name the address in the URL (an IP address SAN
+//     for consul://127.0.0.1:8501).
+//   - cert_cert and cert_key (together): the client certificate and its
+//     key, sent when the agent asks for one; an agent with verify_incoming
+//     (tls.https.verify_incoming, or tls.defaults) refuses connections
+//     without a certificate signed by a CA it trusts.
+//   - protocol: https turns TLS on; http with any TLS option is refused.
+//
+// Every request of a connection goes through one HTTP client and so over
+// TLS: session creation and renewal, the blocking query that follows the
+// session, member and lock writes and transactions, consistent reads, and
+// the blocking queries of group watches, holder watches and lock waits.
+// The driver dials TLS itself and speaks HTTP/1.1 on it, as over plain
+// HTTP. A handshake that fails over a certificate (the agent's not
+// trusted, or the client's refused or missing: with TLS 1.3 the agent
+// refuses it after the client's handshake, and the first request's read
+// or write fails) is reported as ErrCertificate, coded
+// backend.ErrInvalidArgument, and not retried; the native
+// *tls.CertificateVerificationError stays reachable with errors.As.
+// Plain HTTP sent to the HTTPS port is refused by the agent (400) with the
+// same code. Neither error shows the ACL token, which travels in a header.
+//
 // # Liveness
 //
 // Each Backend creates one Consul session: TTL from ttl, no health checks

@@ -83,7 +83,9 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return nil, err
 	}
 	tr := cleanhttp.DefaultPooledTransport()
-	tr.TLSClientConfig = s.tls
+	if s.tls != nil {
+		useTLS(tr, s.tls)
+	}
 	cli, err := api.NewClient(&api.Config{
 		Address:    s.address,
 		Scheme:     s.scheme,

@@ -2,16 +2,29 @@ package consulbackend
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"strings"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/baton-go/baton/backend/driver"
 )
+
+// ErrCertificate is wrapped by the error of a request whose TLS handshake
+// failed over a certificate: the agent's certificate is not trusted (not
+// signed by a CA of ca_cert, or of the system's pool with protocol=https
+// alone; expired; not naming the agent's address; the native
+// *tls.CertificateVerificationError stays reachable with errors.As), or
+// the agent refused the client's (verify_incoming: cert_cert and cert_key
+// missing, or not signed by a CA it trusts). Such errors are coded
+// CodeInvalidArgument (backend.ErrInvalidArgument): retrying cannot help.
+var ErrCertificate = errors.New("TLS certificate refused")
 
 // errNoAnswer is the cause of a request that ran out of the per-request
 // timeout (the timeout option) while the caller's context was still live.
@@ -32,10 +45,78 @@ func classify(ctx, rctx context.Context, op string, err error) error {
 		}
 		return driver.Wrap(code, fmt.Errorf("%s: %w (%w)", op, ctx.Err(), err))
 	}
+	if terr := tlsProblem(err); terr != nil {
+		return driver.Wrap(driver.CodeInvalidArgument, fmt.Errorf("%s: %w", op, terr))
+	}
 	if rctx != nil && rctx.Err() != nil {
 		return driver.Wrap(driver.CodeUnavailable, fmt.Errorf("%s: %w: %w", op, errNoAnswer, err))
 	}
 	return driver.Wrap(codeOf(err), fmt.Errorf("%s: %w", op, err))
+}
+
+// tlsProblem explains err when it is a TLS handshake that failed for a
+// reason of configuration, which no retry mends, and returns nil
+// otherwise. Certificate failures wrap ErrCertificate.
+func tlsProblem(err error) error {
+	var (
+		ve *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+		ci x509.CertificateInvalidError
+		rh tls.RecordHeaderError
+	)
+	switch {
+	case errors.Is(err, ErrCertificate): // explained by the dialer
+		return err
+	case errors.As(err, &ve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
+		return fmt.Errorf("%w: the agent's certificate is not trusted (check ca_cert, or the system's CA pool when only protocol=https is set, and that the certificate names the agent's address): %w", ErrCertificate, err)
+	case errors.As(err, &rh):
+		return fmt.Errorf("the agent does not speak TLS on this port (give its HTTPS port, or drop protocol=https and the TLS options): %w", err)
+	}
+	alert, ok := remoteAlert(err)
+	switch {
+	case !ok:
+		return nil
+	case certificateAlert(alert):
+		return fmt.Errorf("%w: the agent refused the TLS handshake over the client certificate (an agent with verify_incoming needs cert_cert and cert_key, signed by a CA it trusts): %w", ErrCertificate, err)
+	case alert == alertProtocolVersion || alert == alertHandshakeFailure || alert == alertInsufficientSecurity:
+		return fmt.Errorf("the agent refused the TLS handshake (no TLS version or cipher suite in common): %w", err)
+	}
+	return nil
+}
+
+// TLS alerts (RFC 8446 section 6.2) that a handshake refused for its
+// configuration ends with.
+const (
+	alertHandshakeFailure     = 40
+	alertBadCertificate       = 42
+	alertCertificateExpired   = 45
+	alertCertificateUnknown   = 46
+	alertUnknownCA            = 48
+	alertProtocolVersion      = 70
+	alertInsufficientSecurity = 71
+	alertCertificateRequired  = 116
+)
+
+// certificateAlert reports an alert about the client's certificate (or
+// its absence: TLS 1.2 agents send bad_certificate for a missing one).
+func certificateAlert(a uint8) bool {
+	return (a >= alertBadCertificate && a <= alertCertificateUnknown) || a == alertUnknownCA || a == alertCertificateRequired
+}
+
+// remoteAlert returns the TLS alert the agent sent, when err carries one:
+// crypto/tls reports a received alert as a *net.OpError with Op "remote
+// error" whose Err is the alert, an unexported uint8 type.
+func remoteAlert(err error) (uint8, bool) {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return 0, false
+	}
+	v := reflect.ValueOf(oe.Err)
+	if v.Kind() != reflect.Uint8 {
+		return 0, false
+	}
+	return uint8(v.Uint()), true
 }
 
 // codeOf classifies an error of the Consul client: transport failures and

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/handover"
 )
 
 // conn is one etcd3:// connection acting as one member: one client, one
@@ -26,7 +27,8 @@ type conn struct {
 	keys     keyspace
 	timeout  time.Duration // per request
 	lease    clientv3.LeaseID
-	ttl      time.Duration // granted lease TTL
+	ttl      time.Duration      // granted lease TTL
+	rtt      handover.Estimator // round trips of lock transactions
 
 	mu      sync.Mutex
 	closed  bool
@@ -114,7 +116,11 @@ func retryable(err error) bool {
 func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
 	rctx, cancel := c.reqCtx(ctx)
 	defer cancel()
+	t0 := time.Now()
 	resp, err := c.cli.Txn(rctx).If(cmps...).Then(then...).Else(els...).Commit()
+	if err == nil {
+		c.rtt.Observe(time.Since(t0))
+	}
 	return resp, classify(ctx, rctx, op, err)
 }
 
@@ -127,7 +133,11 @@ func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, el
 func (c *conn) lockTxn(ctx context.Context, op string, cmps []clientv3.Cmp, then []clientv3.Op) (*clientv3.TxnResponse, error) {
 	actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.attemptTimeout())
 	defer cancel()
+	t0 := time.Now()
 	resp, err := c.cli.Txn(actx).If(cmps...).Then(then...).Commit()
+	if err == nil {
+		c.rtt.Observe(time.Since(t0))
+	}
 	return resp, classify(ctx, actx, op, err)
 }
 

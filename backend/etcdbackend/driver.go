@@ -43,7 +43,7 @@ const summary = "etcd v3 over gRPC (go.etcd.io/etcd/client/v3), etcd 3.3 or late
 	"Locks are keys on the lease under <namespace>/locks/<name>/, one per attempt; the holder is the key with the lowest create revision and waiters watch only their predecessor's deletion. " +
 	"The fencing token is the holder key's create revision: etcd's global revision, strictly increasing and never reused, even across restarts and leader changes (strong). " +
 	"Leases are timeouts: when renewals fail (server down, partition) every grant is cancelled a safety margin before the lease can expire; when the lease is lost (expired or revoked) every member key and lock of the Backend vanishes at once, the Backend sees it (a watch on its session key, or the next renewal answering \"lease not found\") and ends with ErrLost. " +
-	"A waiter confirms its entry (writes it again) once it is the oldest; the waiter behind an entry left unconfirmed for the handover window (a thirtieth of the TTL, 50 to 250 ms) deletes it, so a resignation hands over past a candidate killed while queued within that window instead of a lease TTL. " +
+	"A waiter confirms its entry (writes it again) once it is the oldest; the waiter behind an entry left unconfirmed for the handover window (eight of the connection's round trips, the least recently seen, and at least 10 ms; before any is measured, a thirtieth of the TTL within 50 to 250 ms) deletes it, so a resignation hands over past a candidate killed while queued within that window instead of a lease TTL. " +
 	"Reads, renewals and releases (a compare-and-delete by token) run attempt by attempt, each bounded by a sixth of the TTL and requiring a member with a leader, and are repeated on the next endpoint until the caller's deadline; so a leader change costs the election time plus a few round trips, a frozen member one attempt, and no session is lost while a quorum is reachable. " +
 	"A server restart or leader change shorter than the TTL is invisible: requests are retried against the other endpoints and the lease survives."
 
@@ -124,7 +124,11 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	}
 	c.lease = lease.ID
 	c.ttl = time.Duration(lease.TTL) * time.Second
+	t0 := time.Now()
 	put, err := cli.Put(dctx, c.keys.session(c.lease), c.memberID, clientv3.WithLease(c.lease))
+	if err == nil {
+		c.rtt.Observe(time.Since(t0)) // a write, as the lock path's
+	}
 	if err != nil {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.requestTimeout)
 		_, _ = cli.Revoke(rctx, c.lease)

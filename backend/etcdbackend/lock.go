@@ -133,10 +133,12 @@ func (c *conn) sessionAlive(ctx context.Context, op string) error {
 
 // handoverWindow is how long a pending entry may be the oldest without
 // being confirmed before a waiter behind it deletes it as a dead
-// candidate's: a thirtieth of the lease TTL, at least 50 ms and at most
-// 250 ms (many round trips, so a live candidate confirms in time).
+// candidate's: eight of this connection's lock-transaction round trips,
+// at least 10 ms (internal/handover), and at most a thirtieth of the
+// lease TTL bounded to 50..250 ms, the window before round trips are
+// known.
 func (c *conn) handoverWindow() time.Duration {
-	return min(max(c.ttl/30, 50*time.Millisecond), 250*time.Millisecond)
+	return c.rtt.Window(min(max(c.ttl/30, 50*time.Millisecond), 250*time.Millisecond))
 }
 
 // waitTurn returns when no entry older than rev is left under pfx, or

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/handover"
 )
 
 // conn is one ZooKeeper session acting as one member. Safe for concurrent
@@ -30,6 +31,7 @@ type conn struct {
 	dial   *dialer
 	groups keyedMutex // serializes this connection's writes per group
 	jan    *janitor
+	rtt    handover.Estimator // round trips of queue reads and confirmations
 
 	mu     sync.Mutex
 	grants map[grantID]string // held locks: (key, token) -> node path

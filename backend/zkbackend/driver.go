@@ -100,8 +100,10 @@ waiter watches only its predecessor, so waiting is native and a release wakes
 one waiter), plus Curator's read/write variant for shared locks. A request
 queued behind another holds only once its owner, finding it first, confirms
 it (rewrites its data at version 0); the waiter behind a request that has
-been first and unconfirmed for the handover window (a thirtieth of the
-session timeout, 50 to 250 ms) deletes it, so a resignation hands over past
+been first and unconfirmed for the handover window (eight of the
+connection's round trips, the least recently seen, and at least 10 ms;
+before any is measured, a thirtieth of the session timeout within 50 to
+250 ms) deletes it, so a resignation hands over past
 a waiter killed while queued within the window plus a round trip instead of
 a session timeout (a live waiter slower than the window queues again). An
 uncontended acquisition is one round trip (a multi that creates the request

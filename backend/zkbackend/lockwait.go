@@ -124,7 +124,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			st, err := run(c, ctx, func() (*zk.Stat, error) {
 				var ok bool
 				var st *zk.Stat
+				t0 := time.Now()
 				err := c.retry(ctx, func() (err error) { ok, st, err = c.zk.Exists(watch[0]); return err })
+				if err == nil {
+					c.rtt.Observe(time.Since(t0))
+				}
 				if err == nil && !ok {
 					return nil, nil
 				}
@@ -229,7 +233,11 @@ func (c *conn) confirm(ctx context.Context, path, member string) (bool, error) {
 	if c.s.tooz {
 		return true, nil // kazoo's recipe: first in sequence order holds
 	}
+	t0 := time.Now()
 	err := c.retry(ctx, func() error { _, err := c.zk.Set(path, []byte(member), 0); return err })
+	if err == nil {
+		c.rtt.Observe(time.Since(t0))
+	}
 	switch {
 	case err == nil, errors.Is(err, zk.ErrBadVersion):
 		return true, nil
@@ -241,10 +249,12 @@ func (c *conn) confirm(ctx context.Context, path, member string) (bool, error) {
 
 // handoverWindow is how long a pending request may be first without
 // being confirmed before a waiter behind it deletes it as a dead
-// candidate's: a thirtieth of the session TTL, at least 50 ms and at
-// most 250 ms (many round trips, so a live candidate confirms in time).
+// candidate's: eight of this connection's round trips (queue reads and
+// confirmations), at least 10 ms (internal/handover), and at most a
+// thirtieth of the session TTL bounded to 50..250 ms, the window before
+// round trips are known.
 func (c *conn) handoverWindow() time.Duration {
-	return min(max(c.sess.sessionTTL()/30, 50*time.Millisecond), 250*time.Millisecond)
+	return c.rtt.Window(min(max(c.sess.sessionTTL()/30, 50*time.Millisecond), 250*time.Millisecond))
 }
 
 // withdraw deletes a lock request that will not be used, before

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/baton-go/baton/backend"
+)
+
+// watchRounds is how many joins and leaves BenchmarkWatch times per
+// backend.
+const watchRounds = 50
+
+// BenchmarkWatch measures how long a membership change takes to reach a
+// group watch on another Backend of the same server: from the start of
+// the Join (or Leave) call, which includes its own round trips, until the
+// watcher's joined (or left) event; p50 and p99 over watchRounds joins
+// and leaves. Push backends deliver within a round trip or two of the
+// change; polling ones within their poll interval (the driver's default).
+func BenchmarkWatch(b *testing.B) {
+	for _, t := range targets {
+		b.Run(t.name, func(b *testing.B) {
+			measureOnce(b, func(b *testing.B) []metric {
+				s := newSite(b, t)
+				join, leave := watchLatencies(b, s.batonURL(false), watchRounds)
+				v := map[string]float64{"rounds": float64(len(join))}
+				var ms []metric
+				for _, x := range []struct {
+					name string
+					ds   []time.Duration
+				}{{"join", join}, {"leave", leave}} {
+					for _, q := range []struct {
+						name string
+						q    float64
+					}{{"p50", 0.5}, {"p99", 0.99}} {
+						d := quantile(x.ds, q.q)
+						v[x.name+"_"+q.name] = d.Seconds()
+						ms = append(ms, metric{float64(d.Microseconds()) / 1000, x.name + "-" + q.name + "-ms"})
+					}
+				}
+				addRecord(record{Metric: "watch", Target: t.name, Values: v})
+				return ms
+			})
+		})
+	}
+}
+
+// watchLatencies joins and leaves a group n times and returns, sorted,
+// the delays from the start of each Join to the watcher's joined event,
+// and from the start of each Leave to its left event.
+func watchLatencies(tb testing.TB, url string, n int) (join, leave []time.Duration) {
+	ctx := context.Background()
+	w, m := openBackend(tb, url, "watcher"), openBackend(tb, url, "member")
+	if err := w.CreateGroup(ctx, "g"); err != nil {
+		tb.Fatal(err)
+	}
+	watch, err := w.WatchGroup(ctx, "g")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer watch.Close()
+	next := func(want backend.EventType) time.Time {
+		timer := time.NewTimer(20 * time.Second)
+		defer timer.Stop()
+		for {
+			select {
+			case ev, ok := <-watch.Events():
+				if !ok {
+					tb.Fatalf("watch ended: %v", watch.Err())
+				}
+				if ev.Member.ID != "member" {
+					continue
+				}
+				if ev.Type != want {
+					tb.Fatalf("event %v, want %v", ev, want)
+				}
+				return time.Now()
+			case <-timer.C:
+				tb.Fatalf("no %v event within 20s", want)
+			}
+		}
+	}
+	for range n {
+		start := time.Now()
+		if err := m.Join(ctx, "g", nil); err != nil {
+			tb.Fatal(err)
+		}
+		join = append(join, next(backend.EventJoined).Sub(start))
+		start = time.Now()
+		if err := m.Leave(ctx, "g"); err != nil {
+			tb.Fatal(err)
+		}
+		leave = append(leave, next(backend.EventLeft).Sub(start))
+	}
+	slices.Sort(join)
+	slices.Sort(leave)
+	return join, leave
+}
