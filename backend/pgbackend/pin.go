@@ -3,6 +3,7 @@ package pgbackend
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,8 +27,15 @@ type querier interface {
 type pinned struct {
 	mu     sync.Mutex
 	conn   *pgxpool.Conn
+	used   time.Time // when its last statement ended
 	closed bool
 }
+
+// pinIdlePing is how long the pinned connection may stay idle before its
+// next use pings it first, as the pool does with a connection idle for
+// over a second: a connection dropped meanwhile (by a middlebox, or the
+// server) is then replaced instead of failing a lock statement.
+const pinIdlePing = time.Second
 
 // withConn runs f on the pinned connection if it is free, on the pool
 // otherwise. f must finish with the connection (Scan its row) before it
@@ -40,6 +48,13 @@ func (c *conn) withConn(ctx context.Context, f func(q querier) error) error {
 	if c.pin.closed {
 		return f(c.pool)
 	}
+	if c.pin.conn != nil && time.Since(c.pin.used) > pinIdlePing {
+		if err := c.pin.conn.Ping(ctx); err != nil {
+			// A broken connection is destroyed by the pool on release.
+			c.pin.conn.Release()
+			c.pin.conn = nil
+		}
+	}
 	if c.pin.conn == nil {
 		pc, err := c.pool.Acquire(ctx)
 		if err != nil {
@@ -48,9 +63,11 @@ func (c *conn) withConn(ctx context.Context, f func(q querier) error) error {
 		c.pin.conn = pc
 	}
 	err := f(c.pin.conn)
-	if err != nil && (c.pin.conn.Conn().IsClosed() || c.pin.conn.Conn().PgConn().TxStatus() != 'I') {
-		// Broken (or left mid-transaction by a failed statement): the
-		// pool destroys it on release; the next statement takes another.
+	c.pin.used = time.Now()
+	if pc := c.pin.conn.Conn().PgConn(); err != nil && (pc.IsClosed() || pc.IsBusy() || pc.TxStatus() != 'I') {
+		// Broken, or left mid-statement or mid-transaction by a failed
+		// statement: the pool destroys it on release; the next
+		// statement takes another.
 		c.pin.conn.Release()
 		c.pin.conn = nil
 	}
