@@ -45,11 +45,15 @@ type refresher struct {
 	batch       driver.BatchRefresher
 	started     bool          // refreshLoop runs
 	wake        chan struct{} // cap 1: the heap changed, the loop recomputes
-	work        chan struct{} // a round was queued for an idle worker
-	queue       []*refreshRound
-	free        []*refreshRound
-	idle        int // workers parked waiting for work
-	workers     int
+	// armed is the due time the loop's timer was last set for (zero when
+	// the heap was empty and the loop waits for no timer): a grant due
+	// later needs no wake-up, the loop sees it when the timer fires.
+	armed   time.Time
+	work    chan struct{} // a round was queued for an idle worker
+	queue   []*refreshRound
+	free    []*refreshRound
+	idle    int // workers parked waiting for work
+	workers int
 	// cands and lost are refreshLoop's buffers.
 	cands, lost []*Grant
 	// requests and leases count the refresh requests sent and the leases
@@ -115,9 +119,11 @@ func (b *Backend) schedule(g *Grant) {
 	g.due = g.nextDue()
 	r.mu.Lock()
 	r.push(g)
-	first := g.hidx == 0
+	// Only a grant due before the loop's timer must wake it: waking it
+	// for every grant would cost each acquire a goroutine switch.
+	wake := g.hidx == 0 && (r.armed.IsZero() || g.due.Before(r.armed))
 	r.mu.Unlock()
-	if first {
+	if wake {
 		r.signal()
 	}
 }
@@ -157,6 +163,7 @@ func (b *Backend) refreshLoop() {
 		if len(r.heap) > 0 {
 			next = r.heap[0].due
 		}
+		r.armed = next
 		lost := r.lost
 		r.lost = r.lost[:0]
 		r.mu.Unlock()

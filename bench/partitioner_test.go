@@ -253,20 +253,10 @@ func benchRebalance(b *testing.B, t *target, members, parts int) []metric {
 		"members": float64(members), "parts": float64(parts), "rounds": float64(rounds), "kill_rounds": float64(len(kill)),
 		"ttl_s": t.ttl().Seconds(),
 	}
-	ms := []metric{}
-	for _, x := range []struct {
-		name string
-		ds   []time.Duration
-	}{{"join", join}, {"leave", leave}, {"kill", kill}} {
-		for _, q := range []struct {
-			name string
-			q    float64
-		}{{"p50", 0.5}, {"p90", 0.9}} {
-			d := quantile(x.ds, q.q)
-			v[x.name+"_"+q.name] = d.Seconds()
-			ms = append(ms, metric{float64(d.Microseconds()) / 1000, x.name + "-" + q.name + "-ms"})
-		}
-	}
+	var ms []metric
+	ms = quantiles(v, ms, "join", join, 0.5, 0.9)
+	ms = quantiles(v, ms, "leave", leave, 0.5, 0.9)
+	ms = quantiles(v, ms, "kill", kill, 0.5, 0.9)
 	addRecord(record{Metric: "rebalance", Target: t.name, Kind: fmt.Sprintf("%dx%d", members, parts), Values: v})
 	return ms
 }

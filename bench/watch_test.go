@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -26,25 +27,25 @@ func BenchmarkWatch(b *testing.B) {
 				s := newSite(b, t)
 				join, leave := watchLatencies(b, s.batonURL(false), watchRounds)
 				v := map[string]float64{"rounds": float64(len(join))}
-				var ms []metric
-				for _, x := range []struct {
-					name string
-					ds   []time.Duration
-				}{{"join", join}, {"leave", leave}} {
-					for _, q := range []struct {
-						name string
-						q    float64
-					}{{"p50", 0.5}, {"p99", 0.99}} {
-						d := quantile(x.ds, q.q)
-						v[x.name+"_"+q.name] = d.Seconds()
-						ms = append(ms, metric{float64(d.Microseconds()) / 1000, x.name + "-" + q.name + "-ms"})
-					}
-				}
+				ms := quantiles(v, nil, "join", join, 0.5, 0.99)
+				ms = quantiles(v, ms, "leave", leave, 0.5, 0.99)
 				addRecord(record{Metric: "watch", Target: t.name, Values: v})
 				return ms
 			})
 		})
 	}
+}
+
+// quantiles records the quantiles qs of ds under name (name_p50, ... in
+// seconds) in v, and appends them to ms in milliseconds.
+func quantiles(v map[string]float64, ms []metric, name string, ds []time.Duration, qs ...float64) []metric {
+	for _, q := range qs {
+		d := quantile(ds, q)
+		p := fmt.Sprintf("p%.0f", q*100)
+		v[name+"_"+p] = d.Seconds()
+		ms = append(ms, metric{float64(d.Microseconds()) / 1000, name + "-" + p + "-ms"})
+	}
+	return ms
 }
 
 // watchLatencies joins and leaves a group n times and returns, sorted,

@@ -174,7 +174,10 @@
 //
 // A waiter killed while queued (kill -9) leaves its entry until its lease
 // expires. Entries written behind another are pending until their owner,
-// finding every older entry gone, confirms them (writes them again), and
+// finding every older entry gone, confirms them (writes them again: when
+// the entry just before it goes, one transaction both checks that no
+// older entry is left and confirms, so a handover costs one round trip
+// after the release, as a recipe that does not confirm re-reads), and
 // the waiter behind a pending entry that has been the oldest for the
 // handover window deletes it, so a resignation hands over past one dead
 // candidate within the window plus a round trip. The window is eight of

@@ -91,9 +91,26 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			c.remember(token, e)
 			return driver.Lease{Token: token}, nil
 		}
-		if err := c.waitTurn(ctx, op, pfx, rev); err != nil {
+		// When the entry just before this one goes, this one may be the
+		// oldest: waitTurn then confirms it in the same transaction that
+		// checks that no older entry is left (one round trip after the
+		// release, as a waiter that does not confirm needs to re-read).
+		firstConfirm := func() (bool, error) {
+			tx, err := c.lockTxn(ctx, op, []clientv3.Cmp{
+				clientv3.Compare(clientv3.CreateRevision(e.key), "=", rev),
+				clientv3.Compare(clientv3.CreateRevision(pfx), ">", rev-1).WithPrefix(),
+			}, []clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
+			return err == nil && tx.Succeeded, err
+		}
+		confirmed, err := c.waitTurn(ctx, op, pfx, rev, firstConfirm)
+		if err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
+		}
+		if confirmed {
+			token := uint64(rev)
+			c.remember(token, e)
+			return driver.Lease{Token: token}, nil
 		}
 		// Confirm: the entry must still exist (the lease may have been
 		// lost, the lock broken, or the entry skipped as a dead candidate
@@ -147,7 +164,11 @@ func (c *conn) handoverWindow() time.Duration {
 // seen with an older one before it was written
 // behind it, hence is pending until confirmed (version 2): once it is the
 // oldest and still pending after the handover window, waitTurn deletes it.
-func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
+// When the entry just before rev was the oldest and changes, it calls
+// confirmFirst, which confirms rev's entry if no older one is left:
+// confirmed is then true (a failed or refused try changes nothing, the
+// queue is read again).
+func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64, confirmFirst func() (bool, error)) (confirmed bool, err error) {
 	b := newBackoff()
 	opts := []clientv3.OpOption{
 		clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend),
@@ -160,16 +181,16 @@ func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 		resp, err := c.get(ctx, op, pfx, opts...)
 		if err != nil {
 			if ctx.Err() != nil {
-				return err
+				return false, err
 			}
 			if !b.wait(ctx) {
-				return classify(ctx, nil, op, ctx.Err())
+				return false, classify(ctx, nil, op, ctx.Err())
 			}
 			continue
 		}
 		kvs := resp.Kvs
 		if len(kvs) == 0 {
-			return nil
+			return false, nil
 		}
 		pred := kvs[0]
 		watch := []string{string(pred.Key)}
@@ -190,7 +211,7 @@ func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 					clientv3.Compare(clientv3.CreateRevision(string(pred.Key)), "=", pred.CreateRevision),
 					clientv3.Compare(clientv3.Version(string(pred.Key)), "=", 1),
 				}, []clientv3.Op{clientv3.OpDelete(string(pred.Key))}); err != nil && ctx.Err() != nil {
-					return err
+					return false, err
 				}
 				c.log.Debug("skipped a queued candidate that did not confirm its turn", zap.String("entry", string(pred.Key)))
 				continue
@@ -204,14 +225,21 @@ func (c *conn) waitTurn(ctx context.Context, op, pfx string, rev int64) error {
 		}
 		if err := c.waitChange(ctx, watch, resp.Header.Revision, deadline); err != nil {
 			if ctx.Err() != nil {
-				return classify(ctx, nil, op, err)
+				return false, classify(ctx, nil, op, err)
 			}
 			if !b.wait(ctx) {
-				return classify(ctx, nil, op, ctx.Err())
+				return false, classify(ctx, nil, op, ctx.Err())
 			}
 			continue
 		}
 		b.reset()
+		if len(kvs) == 1 && c.clock.Now().Before(deadline) {
+			// The oldest entry, just before this one, changed (most
+			// likely released): confirm at once if it is gone.
+			if ok, _ := confirmFirst(); ok {
+				return true, nil
+			}
+		}
 	}
 }
 

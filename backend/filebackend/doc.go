@@ -42,9 +42,15 @@
 // alone, which no one can make collide.
 //
 // Every file is written atomically: member records and groups are built
-// under tmp/ and renamed into place; a lock record is one pwrite at offset
+// under tmp/ and renamed into place; a lock record is one write at offset
 // 0 carrying a CRC-32C, which readers that hold no lock check (a torn read
-// is read again).
+// is read again). An exclusive grant reads the last token and writes its
+// record through a shared mapping of the lock file's first 4 KiB (the
+// file is grown to that size once; zeros read as no record), so taking a
+// lock costs one flock(2) and releasing it a pwrite (which wakes the
+// waiters' inotify watches) and an unlock; the mapping is kept with the
+// open lock file between grants, and a file truncated under it by
+// someone else makes the grant fall back to pread and pwrite.
 //
 // # Liveness
 //

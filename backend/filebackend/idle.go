@@ -18,6 +18,7 @@ const maxIdleLocks = 64
 type idleLock struct {
 	name string // the lock file's name in the locks directory
 	fd   int
+	mem  []byte // its mapping (mmap.go); nil when none
 }
 
 // idleLocks is a connection's cache of idle lock-file descriptors, by
@@ -40,19 +41,20 @@ func (c *idleLocks) take(key string) (idleLock, bool) {
 	return il, ok
 }
 
-// put keeps fd, unlocked, as key's idle description, or closes it when
-// the cache is closed or full or already has one for key.
-func (c *idleLocks) put(key, name string, fd int) {
+// put keeps fd, unlocked, and its mapping as key's idle description, or
+// closes both when the cache is closed or full or already has one for
+// key.
+func (c *idleLocks) put(key, name string, fd int, mem []byte) {
 	c.mu.Lock()
 	if _, dup := c.m[key]; c.closed || dup || len(c.m) >= maxIdleLocks {
 		c.mu.Unlock()
-		closeFD(fd)
+		closeLockFile(fd, mem)
 		return
 	}
 	if c.m == nil {
 		c.m = make(map[string]idleLock)
 	}
-	c.m[key] = idleLock{name: name, fd: fd}
+	c.m[key] = idleLock{name: name, fd: fd, mem: mem}
 	c.mu.Unlock()
 }
 
@@ -64,6 +66,6 @@ func (c *idleLocks) close() {
 	c.m = nil
 	c.mu.Unlock()
 	for _, il := range m {
-		closeFD(il.fd)
+		closeLockFile(il.fd, il.mem)
 	}
 }

@@ -27,6 +27,7 @@ type grant struct {
 	key    string
 	name   string // the lock file's name in the locks directory
 	fd     int
+	mem    []byte // the lock file's mapping (mmap.go), kept with fd; nil when none
 	token  uint64
 	shared bool
 }
@@ -38,11 +39,11 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	if err := c.check(ctx); err != nil {
 		return driver.Lease{}, false, err
 	}
-	name, fd, ok, err := c.tryLockKey(req.Key, unix.LOCK_EX)
+	name, fd, mem, ok, err := c.tryLockKey(req.Key, unix.LOCK_EX)
 	if err != nil || !ok {
 		return driver.Lease{}, false, err
 	}
-	lease, err := c.grantExclusive(fd, req.Key, name, req.Member)
+	lease, err := c.grantExclusive(fd, mem, req.Key, name, req.Member)
 	if err != nil {
 		return driver.Lease{}, false, err
 	}
@@ -50,29 +51,46 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 }
 
 // grantExclusive records an exclusive grant in the lock file whose
-// exclusive flock fd holds, and registers it. On error the flock is
-// released and fd closed.
-func (c *conn) grantExclusive(fd int, key, name, member string) (driver.Lease, error) {
-	bp := c.getBuf()
-	defer c.putBuf(bp)
-	rec, err := c.readRecordLocked(fd, name, bp)
-	if err != nil {
-		unlockClose(fd)
-		return driver.Lease{}, err
+// exclusive flock fd holds, through the file's mapping mem (made now when
+// nil, see mmap.go) or else with pread and pwrite, and registers it. On
+// error the flock is released and fd closed.
+func (c *conn) grantExclusive(fd int, mem []byte, key, name, member string) (driver.Lease, error) {
+	if mem == nil {
+		mem = mapLockFile(fd)
 	}
-	token := nextToken(rec.last, time.Now().UnixMicro())
-	rec = lockRecord{last: token, mode: modeExclusive, holders: []lockHolder{{token: token, session: c.sess.id, member: member}}}
-	*bp = rec.encode(*bp)
-	if err := c.writeRecord(fd, *bp); err != nil {
-		unlockClose(fd)
-		return driver.Lease{}, ioErr("record lock holder", err)
+	token, ok := c.recordMapped(mem, name, member)
+	if !ok {
+		var err error
+		if token, err = c.recordExclusive(fd, name, member); err != nil {
+			unlockClose(fd)
+			unmapLockFile(mem)
+			return driver.Lease{}, err
+		}
 	}
-	g := &grant{key: key, name: name, fd: fd, token: token}
+	g := &grant{key: key, name: name, fd: fd, mem: mem, token: token}
 	if err := c.register(g); err != nil {
 		_ = c.release(context.Background(), g)
 		return driver.Lease{}, err
 	}
 	return driver.Lease{Token: token}, nil
+}
+
+// recordExclusive records an exclusive grant of member with pread and
+// pwrite, and returns its token.
+func (c *conn) recordExclusive(fd int, name, member string) (uint64, error) {
+	bp := c.getBuf()
+	defer c.putBuf(bp)
+	rec, err := c.readRecordLocked(fd, name, bp)
+	if err != nil {
+		return 0, err
+	}
+	token := nextToken(rec.last, time.Now().UnixMicro())
+	rec = lockRecord{last: token, mode: modeExclusive, holders: []lockHolder{{token: token, session: c.sess.id, member: member}}}
+	*bp = rec.encode(*bp)
+	if err := c.writeRecord(fd, *bp); err != nil {
+		return 0, ioErr("record lock holder", err)
+	}
+	return token, nil
 }
 
 // readRecordLocked reads the record of a lock file whose writers are
@@ -119,35 +137,36 @@ func (c *conn) register(g *grant) error {
 
 // tryLockKey takes a non-blocking flock (how: LOCK_EX or LOCK_SH) on
 // key's lock file, through the connection's idle description of it when
-// there is one, else through a new one. It returns the file's name and
-// the descriptor when the lock was taken; otherwise the description goes
-// back to the idle cache.
-func (c *conn) tryLockKey(key string, how int) (string, int, bool, error) {
+// there is one, else through a new one. It returns the file's name, the
+// descriptor and its mapping (nil when it has none yet) when the lock was
+// taken; otherwise the description goes back to the idle cache.
+func (c *conn) tryLockKey(key string, how int) (string, int, []byte, bool, error) {
 	il, ok := c.idle.take(key)
 	if !ok {
 		name := encodeName(key)
 		fd, ok, err := c.tryLockFile(name, how)
-		return name, fd, ok, err
+		return name, fd, nil, ok, err
 	}
 	ok, err := tryFlock(il.fd, how)
 	if err != nil || !ok {
-		c.idle.put(key, il.name, il.fd)
+		c.idle.put(key, il.name, il.fd, il.mem)
 		if err != nil {
-			return "", -1, false, ioErr("flock", err)
+			return "", -1, nil, false, ioErr("flock", err)
 		}
-		return "", -1, false, nil
+		return "", -1, nil, false, nil
 	}
-	return il.name, il.fd, true, nil
+	return il.name, il.fd, il.mem, true, nil
 }
 
-// unlockIdle releases fd's flock and keeps the description in the idle
-// cache for key's next grant (closing it when the cache has no room).
-func (c *conn) unlockIdle(key, name string, fd int) {
+// unlockIdle releases fd's flock and keeps the description (and its
+// mapping mem) in the idle cache for key's next grant (closing it when
+// the cache has no room).
+func (c *conn) unlockIdle(key, name string, fd int, mem []byte) {
 	if err := unix.Flock(fd, unix.LOCK_UN); err != nil {
-		closeFD(fd)
+		closeLockFile(fd, mem)
 		return
 	}
-	c.idle.put(key, name, fd)
+	c.idle.put(key, name, fd, mem)
 }
 
 // tryLockFile opens lock file name anew and takes a non-blocking flock
@@ -219,7 +238,7 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 // release clears g from its lock file and drops its flock. The flock is
 // dropped even when the file could not be written.
 func (c *conn) release(ctx context.Context, g *grant) error {
-	defer c.unlockIdle(g.key, g.name, g.fd)
+	defer c.unlockIdle(g.key, g.name, g.fd, g.mem)
 	if g.shared {
 		return c.updateShared(ctx, g.fd, g.name, func(rec *lockRecord) {
 			kept := rec.holders[:0]
@@ -265,7 +284,7 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 	if err := c.check(ctx); err != nil {
 		return driver.Lease{}, false, err
 	}
-	name, fd, ok, err := c.tryLockKey(req.Key, unix.LOCK_SH)
+	name, fd, mem, ok, err := c.tryLockKey(req.Key, unix.LOCK_SH)
 	if err != nil || !ok {
 		return driver.Lease{}, false, err
 	}
@@ -277,9 +296,10 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 	})
 	if err != nil {
 		unlockClose(fd)
+		unmapLockFile(mem)
 		return driver.Lease{}, false, err
 	}
-	g := &grant{key: req.Key, name: name, fd: fd, token: token, shared: true}
+	g := &grant{key: req.Key, name: name, fd: fd, mem: mem, token: token, shared: true}
 	if err := c.register(g); err != nil {
 		_ = c.release(context.Background(), g)
 		return driver.Lease{}, false, err

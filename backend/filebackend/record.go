@@ -17,8 +17,10 @@ import (
 //	per holder: token (uint64) | session ID (16 bytes) | member length (uint16) | member
 //
 // all little-endian. Bytes after the payload are ignored (a shorter record
-// overwrites a longer one without truncating the file). A record is
-// written with one pwrite, by the exclusive holder or, for shared holds,
+// overwrites a longer one without truncating the file), and zeros where a
+// record would start read as no record (a file grown for its mapping). A
+// record is written with one pwrite or, by an exclusive grant, through
+// the file's mapping (mmap.go), by the exclusive holder or, for shared holds,
 // under the key's mutex file; readers that hold nothing check the CRC and
 // retry, so a torn read is never mistaken for a record.
 const (
@@ -81,7 +83,8 @@ func (r *lockRecord) encode(buf []byte) []byte {
 // its header announces it, or an error when b does not start with one.
 // An empty b is a valid empty record (length 0).
 func recordLen(b []byte) (int, error) {
-	if len(b) == 0 {
+	if len(b) == 0 || (len(b) >= 4 && b[0]|b[1]|b[2]|b[3] == 0) {
+		// No record yet (zeros: a file grown for its mapping).
 		return 0, nil
 	}
 	if len(b) < recordHeader || string(b[:4]) != recordMagic {

@@ -49,7 +49,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			return driver.Lease{}, ioErr("flock", err)
 		}
 		if ok {
-			lease, err := c.grantExclusive(fd, req.Key, name, req.Member)
+			lease, err := c.grantExclusive(fd, nil, req.Key, name, req.Member)
 			lease.Sent = sent
 			return lease, err
 		}
