@@ -42,6 +42,10 @@ type conn struct {
 	sess *sql.Conn
 	sid  int64 // the session connection's CONNECTION_ID()
 	held map[string]*hold
+	// The uncontended acquire's and release's statements, prepared on
+	// the session connection at first use: the server then neither
+	// parses nor plans them again.
+	grantStmt, releaseStmt *sql.Stmt
 
 	tooz    bool      // compat=tooz
 	mariaDB bool      // the server is MariaDB (GET_LOCK name limits)
@@ -103,8 +107,16 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 		c.db.Close()
 		return nil, err
 	}
+	// Statements on the session connection are bounded by the
+	// connection's own read and write deadlines (a third of the session
+	// timeout), not by a context: a cancellable context costs two
+	// goroutine handoffs per statement in database/sql and the client
+	// (the Rows' watcher and the connection's cancel watcher), which is
+	// most of an uncontended lock's client time. None of its statements
+	// waits on the server.
 	sc := s.mysql.Clone()
-	sc.ReadTimeout = 0 // pings are bounded by their context
+	sc.ReadTimeout = sessionStmtLimit(s)
+	sc.WriteTimeout = sc.ReadTimeout
 	if c.sessDB, err = newDB(sc, 1); err != nil {
 		c.db.Close()
 		c.waitDB.Close()
@@ -237,12 +249,15 @@ func (c *conn) onSessionLocked(ctx context.Context, f func(context.Context, *sql
 	// deadline must not end the session). They are bounded by a third of
 	// the session timeout, or, for the ping, by Renew's deadline if
 	// earlier; none blocks on the server.
-	limit := c.s.sessionTTL / 3
-	if d, ok := ctx.Deadline(); ok && pingDeadline(ctx) && time.Until(d) < limit {
-		limit = max(time.Until(d), time.Millisecond)
+	// Each read and write of a statement is bounded by the connection's
+	// deadline (sessionStmtLimit); only a ping whose caller's deadline
+	// is earlier gets a context deadline (rare: one per renewal).
+	octx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok && pingDeadline(ctx) && time.Until(d) < sessionStmtLimit(c.s) {
+		var cancel context.CancelFunc
+		octx, cancel = context.WithDeadline(octx, d)
+		defer cancel()
 	}
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
-	defer cancel()
 	err := f(octx, c.sess)
 	if err == nil {
 		return nil
@@ -257,6 +272,34 @@ func (c *conn) onSessionLocked(ctx context.Context, f func(context.Context, *sql
 	}
 	return classify(err)
 }
+
+// sessStmt returns query prepared on the session connection s, preparing
+// it into *p at first use. mu is held.
+func (c *conn) sessStmt(ctx context.Context, s *sql.Conn, p **sql.Stmt, query string) (*sql.Stmt, error) {
+	if *p == nil {
+		st, err := s.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		*p = st
+	}
+	return *p, nil
+}
+
+// releaseLock runs RELEASE_LOCK(name) on the session connection s (its
+// prepared statement). mu is held.
+func (c *conn) releaseLock(ctx context.Context, s *sql.Conn, name string) (sql.NullInt64, error) {
+	var rel sql.NullInt64
+	st, err := c.sessStmt(ctx, s, &c.releaseStmt, "SELECT RELEASE_LOCK(?)")
+	if err == nil {
+		err = st.QueryRowContext(ctx, name).Scan(&rel)
+	}
+	return rel, err
+}
+
+// sessionStmtLimit bounds each read and write of a statement on the
+// session connection: a third of the session timeout.
+func sessionStmtLimit(s *settings) time.Duration { return max(s.sessionTTL/3, time.Millisecond) }
 
 // Close leaves the member's groups, drops its shared holds, and closes
 // the session connection (the server then frees every GET_LOCK it held)
@@ -279,6 +322,12 @@ func (c *conn) Close(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
+	for _, st := range []*sql.Stmt{c.grantStmt, c.releaseStmt} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	c.grantStmt, c.releaseStmt = nil, nil
 	if c.sess != nil {
 		if alive {
 			// A session connection that dropped already freed its locks.

@@ -43,15 +43,34 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	var token uint64
 	var why busy
 	err := c.onSessionLocked(ctx, func(ctx context.Context, s *sql.Conn) error {
+		full := false
+		var err error
 		for attempt := 0; ; attempt++ {
 			// One statement: take the GET_LOCK without waiting and, only
 			// if taken and no live shared holder exists, bump the
-			// counter and record the holder. The shared-holder subquery
-			// runs only while the row counts shared holds.
-			res, err := s.ExecContext(ctx, `UPDATE `+c.t.locks+` l SET token = LAST_INSERT_ID(token + 1), holder_sess = ?, holder_member = ?
+			// counter and record the holder. The first try is the form
+			// without the shared-holder subquery, for a row that counts
+			// no shared hold: the server parses and plans a statement
+			// with a subquery at every execution, which costs as much
+			// as the rest of the grant. Only if that form took the
+			// GET_LOCK and still did not grant (the row counts shared
+			// holds, live or not) does the full form run.
+			q := `UPDATE ` + c.t.locks + ` SET token = LAST_INSERT_ID(token + 1), holder_sess = ?, holder_member = ?
+WHERE ns = ? AND lid = ? AND GET_LOCK(?, 0) = 1 AND shared_n <= 0`
+			if full {
+				q = `UPDATE ` + c.t.locks + ` l SET token = LAST_INSERT_ID(token + 1), holder_sess = ?, holder_member = ?
 WHERE ns = ? AND lid = ? AND GET_LOCK(?, 0) = 1
-  AND (shared_n <= 0 OR NOT EXISTS (SELECT 1 FROM `+c.t.shared+` s WHERE s.ns = l.ns AND s.lid = l.lid AND IS_USED_LOCK(s.sess) IS NOT NULL))`,
-				c.sessName, []byte(req.Member), c.ns, lid, name)
+  AND (shared_n <= 0 OR NOT EXISTS (SELECT 1 FROM ` + c.t.shared + ` s WHERE s.ns = l.ns AND s.lid = l.lid AND IS_USED_LOCK(s.sess) IS NOT NULL))`
+			}
+			var res sql.Result
+			if full {
+				res, err = s.ExecContext(ctx, q, c.sessName, []byte(req.Member), c.ns, lid, name)
+			} else {
+				var st *sql.Stmt
+				if st, err = c.sessStmt(ctx, s, &c.grantStmt, q); err == nil {
+					res, err = st.ExecContext(ctx, c.sessName, []byte(req.Member), c.ns, lid, name)
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -66,11 +85,15 @@ WHERE ns = ? AND lid = ? AND GET_LOCK(?, 0) = 1
 			}
 			// Not granted: give back the GET_LOCK if the statement took
 			// it (live shared holders), and learn why.
-			var rel sql.NullInt64
-			if err := s.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel); err != nil {
+			rel, err := c.releaseLock(ctx, s, name)
+			if err != nil {
 				return err
 			}
 			switch {
+			case rel.Valid && rel.Int64 == 1 && !full:
+				// Shared holds counted: are they live?
+				full = true
+				continue
 			case rel.Valid && rel.Int64 == 1:
 				why = busyShared
 				return nil
@@ -217,7 +240,9 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 		name := c.lockName(key)
 		var rel sql.NullInt64
 		err := c.onSessionLocked(ctx, func(ctx context.Context, s *sql.Conn) error {
-			return s.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", name).Scan(&rel)
+			var err error
+			rel, err = c.releaseLock(ctx, s, name)
+			return err
 		})
 		if err != nil {
 			if code, _ := driver.CodeOf(err); code == driver.CodeLost {

@@ -25,6 +25,7 @@ type conn struct {
 	sid    int32
 	schema string // quoted
 	pool   *pgxpool.Pool
+	pin    pinned // the pool's connection kept for lock statements
 	sess   *session
 	hub    *hub
 	tz     *toozState // compat=tooz; nil otherwise
@@ -186,6 +187,7 @@ func (c *conn) Close(ctx context.Context) error {
 		c.cancel()
 		c.wg.Wait()
 		c.hub.close()
+		c.unpin()
 		c.pool.Close()
 		close(c.closed)
 	})

@@ -83,7 +83,10 @@ the next writer takes it over, readers skip it, and every Backend's janitor
 waiters of their locks. Only one advisory lock is spent per Backend however
 many locks it holds, so the server's lock table (max_locks_per_transaction ×
 max_connections) is not a limit. A Backend uses one session connection, one
-listener connection and a small pool (pool_size) for everything else.
+listener connection and a small pool (pool_size) for everything else; with
+pool_size 2 or more one of the pool's connections is kept for the lock
+statements (those that find it busy use the rest of the pool), so that an
+uncontended acquire or release is one statement on a connection in hand.
 
 Locks: a lock is granted by one UPDATE of its row (an INSERT for a name
 never taken before) that bumps the row's counter (the fencing token) and

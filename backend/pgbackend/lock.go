@@ -51,11 +51,11 @@ func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, 
 	if waiting >= 0 {
 		args = append(args, int32(waiting))
 	}
-	err := c.pool.QueryRow(actx, sql, args...).Scan(&token)
+	err := c.queryRow(actx, sql, args, &token)
 	if errors.Is(err, pgx.ErrNoRows) && waiting == 0 {
 		// Held, or never taken: the row does not exist yet (a waiter
 		// counted itself on the row, which therefore exists).
-		err = c.pool.QueryRow(actx, c.q.createLock, req.Key, c.sid, req.Member).Scan(&token)
+		err = c.queryRow(actx, c.q.createLock, []any{req.Key, c.sid, req.Member}, &token)
 	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -96,7 +96,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	}
 	s := c.hub.subscribeLock(req.Key)
 	defer c.hub.remove(s)
-	if _, err := c.pool.Exec(ctx, c.q.wait, req.Key); err != nil {
+	if _, err := c.exec(ctx, c.q.wait, req.Key); err != nil {
 		if ctx.Err() != nil {
 			return driver.Lease{}, ctx.Err()
 		}
@@ -106,7 +106,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	defer func() {
 		if counted {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.ttl)
-			_, _ = c.pool.Exec(uctx, c.q.unwait, req.Key)
+			_, _ = c.exec(uctx, c.q.unwait, req.Key)
 			cancel()
 		}
 	}()
@@ -158,7 +158,7 @@ func (c *conn) unlockRow(ctx context.Context, key string, token uint64) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	tag, err := c.pool.Exec(ctx, c.q.unlock, key, c.sid, int64(token))
+	tag, err := c.exec(ctx, c.q.unlock, key, c.sid, int64(token))
 	if err != nil {
 		return c.classify(fmt.Errorf("release lock: %w", err))
 	}
@@ -175,7 +175,7 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time
 		return err
 	}
 	var held bool
-	if err := c.pool.QueryRow(ctx, c.q.held, key, c.sid, int64(token)).Scan(&held); err != nil {
+	if err := c.queryRow(ctx, c.q.held, []any{key, c.sid, int64(token)}, &held); err != nil {
 		return c.classify(fmt.Errorf("check lock: %w", err))
 	}
 	if !held {
@@ -200,7 +200,7 @@ func (c *conn) holderRow(ctx context.Context, key string) (driver.Holder, error)
 	}
 	var h driver.Holder
 	var token int64
-	err := c.pool.QueryRow(ctx, c.q.holder, key).Scan(&h.Member, &token)
+	err := c.queryRow(ctx, c.q.holder, []any{key}, &h.Member, &token)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return driver.Holder{}, driver.Errorf(driver.CodeNotFound, "lock is free")
@@ -220,7 +220,7 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 	if err := c.check(); err != nil {
 		return false, err
 	}
-	tag, err := c.pool.Exec(ctx, c.q.breakLock, key)
+	tag, err := c.exec(ctx, c.q.breakLock, key)
 	if err != nil {
 		return false, c.classify(fmt.Errorf("break lock: %w", err))
 	}
