@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -52,56 +54,83 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // deletion (no thundering herd). When ctx ends first it deletes its entry
 // and returns ctx's error. Transient failures are retried while ctx lasts;
 // the entry keeps its place in the queue meanwhile.
+//
+// An entry written behind another one holds the lock only once its owner,
+// having seen every older entry gone, confirms it by writing it again
+// (version 2) in a transaction that checks it still exists: the protocol
+// of etcd3:// (backend/etcdbackend), whose waiters delete an entry left
+// unconfirmed for their handover window as a dead candidate's. Members of
+// both drivers queue for the same locks, so this one confirms too; an
+// entry skipped that way, or broken, while its owner was slow queues
+// again, unless the session lease is gone.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	if k, ok := c.keys.toozLock(req.Key); ok {
 		return c.toozWaitLock(ctx, req, k)
 	}
 	op := fmt.Sprintf("wait for lock %q", req.Key)
 	pfx := c.keys.lockPrefix(req.Key)
-	e := c.newEntry(req.Key)
-	resp, err := c.txn(ctx, op, &txnRequest{
-		Compare: []compare{cmpCreate(e.key, "EQUAL", 0, false)},
-		Success: []requestOp{
-			{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}},
-			{Range: firstCreate(pfx, false)},
-		},
-	})
-	if err != nil {
-		c.orphan(e)
-		return driver.Lease{}, err
-	}
-	if !resp.Succeeded {
-		// The slot's key exists although the slot was free: written by
-		// nobody else (it carries this lease), so it is a leftover of
-		// this connection. Leave it to Renew and report the conflict.
-		c.orphan(e)
-		return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.key)
-	}
-	rev := resp.Header.Revision
-	var first []*keyValue
-	if len(resp.Responses) > 1 {
-		first = resp.Responses[1].rangeOf().Kvs
-	}
-	if len(first) == 0 || first[0].CreateRevision != rev {
+	for {
+		e := c.newEntry(req.Key)
+		resp, err := c.txn(ctx, op, &txnRequest{
+			Compare: []compare{cmpCreate(e.key, "EQUAL", 0, false)},
+			Success: []requestOp{
+				{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}},
+				{Range: firstCreate(pfx, false)},
+			},
+		})
+		if err != nil {
+			c.orphan(e)
+			return driver.Lease{}, err
+		}
+		if !resp.Succeeded {
+			// The slot's key exists although the slot was free: written by
+			// nobody else (it carries this lease), so it is a leftover of
+			// this connection. Leave it to Renew and report the conflict.
+			c.orphan(e)
+			return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.key)
+		}
+		rev := resp.Header.Revision
+		var first []*keyValue
+		if len(resp.Responses) > 1 {
+			first = resp.Responses[1].rangeOf().Kvs
+		}
+		if len(first) > 0 && first[0].CreateRevision == rev {
+			// First at creation: it holds the lock at once (no waiter can
+			// ever have seen an entry older than it).
+			token := uint64(rev)
+			c.remember(token, e)
+			return driver.Lease{Token: token}, nil
+		}
 		if err := c.waitPredecessors(ctx, op, pfx, rev); err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
 		}
-		// The entry must still exist: the lease may have been lost (or the
-		// entry broken) while waiting.
-		got, err := c.rng(ctx, op, &rangeRequest{Key: []byte(e.key), KeysOnly: true})
+		// Confirm: the entry must still exist (the lease may have been
+		// lost, the lock broken, or the entry skipped as a dead
+		// candidate's while this member was slow).
+		tx, err := c.txn(ctx, op, &txnRequest{
+			Compare: []compare{cmpCreate(e.key, "EQUAL", rev, false)},
+			Success: []requestOp{{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}}},
+		})
 		if err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
 		}
-		if len(got.Kvs) == 0 || got.Kvs[0].CreateRevision != rev {
-			c.deleteEntry(ctx, e)
-			return driver.Lease{}, driver.Errorf(driver.CodeLost, "%s: the entry vanished while waiting (session lease lost or lock broken)", op)
+		if tx.Succeeded {
+			token := uint64(rev)
+			c.remember(token, e)
+			return driver.Lease{Token: token}, nil
 		}
+		c.release(e)
+		got, err := c.rng(ctx, op, &rangeRequest{Key: []byte(c.keys.session(c.lease)), CountOnly: true})
+		if err != nil {
+			return driver.Lease{}, err
+		}
+		if got.Count == 0 {
+			return driver.Lease{}, driver.Errorf(driver.CodeLost, "%s: the entry vanished while waiting: session lease %x lost", op, c.lease)
+		}
+		c.log.Debug("lock entry was skipped or broken before it was confirmed; queuing again", zap.String("lock", req.Key))
 	}
-	token := uint64(rev)
-	c.remember(token, e)
-	return driver.Lease{Token: token}, nil
 }
 
 // waitPredecessors returns when no entry older than rev is left under
