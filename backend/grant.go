@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -258,6 +260,13 @@ func (g *Grant) lose(cause error) {
 // releaseInBackground starts releaseLost for g, unless the Backend is
 // closed or its session gone (the store dropped the lock with it).
 func (b *Backend) releaseInBackground(g *Grant) {
+	b.unlockInBackground(g.key, g.token, grantFields(g))
+}
+
+// unlockInBackground starts releaseLost for the lock key granted with
+// token (f: its log fields), unless the Backend is closed or its session
+// gone.
+func (b *Backend) unlockInBackground(key string, token uint64, f [2]zap.Field) {
 	b.mu.Lock()
 	if b.closed || b.ctx.Err() != nil {
 		b.mu.Unlock()
@@ -267,7 +276,7 @@ func (b *Backend) releaseInBackground(g *Grant) {
 	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
-		b.releaseLost(g)
+		b.releaseLost(key, token, f)
 	}()
 }
 
@@ -277,21 +286,19 @@ func (b *Backend) releaseInBackground(g *Grant) {
 // the store is unavailable, it retries (the session may survive, and with
 // it the lock): until the lock is released or found gone, or the Backend
 // ends.
-func (b *Backend) releaseLost(g *Grant) {
+func (b *Backend) releaseLost(key string, token uint64, f [2]zap.Field) {
 	wait := 10 * time.Millisecond
 	for {
 		liveCh, _, suspended := b.liveness()
 		if !suspended {
 			ctx, cancel := context.WithTimeout(b.ctx, b.attemptTimeout())
-			err := b.conn.Unlock(ctx, g.key, g.token)
+			err := b.conn.Unlock(ctx, key, token)
 			cancel()
 			switch CodeOf(err) {
 			case driver.CodeUnavailable, driver.CodeDeadlineExceeded:
-				f := grantFields(g)
 				b.log.Debug("release of a lost grant failed; retrying", f[0], f[1], causeField(err))
 			default:
 				if err != nil && CodeOf(err) != driver.CodeNotHeld && b.ctx.Err() == nil {
-					f := grantFields(g)
 					b.log.Debug("release of a lost grant failed", f[0], f[1], causeField(err))
 				}
 				return

@@ -9,6 +9,7 @@ package backend_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -499,5 +500,40 @@ func TestReleaseUnansweredIsRetriedInBackground(t *testing.T) {
 	}
 	if _, ok, err := b.TryLock(ctx, "job", backend.LockOptions{}); err != nil || !ok {
 		t.Fatalf("successor's TryLock: %v %v", ok, err)
+	}
+}
+
+// A lock granted by the store but refused by the Backend (here: the
+// lease the driver chose leaves the margin no room to refresh) is handed
+// back; when that unlock gets no answer, the Backend keeps releasing it
+// in the background, so the live session does not keep it.
+func TestRefusedGrantUnansweredUnlockIsRetried(t *testing.T) {
+	clk := newFakeClock()
+	// The lock's own lease is long (30s): only the retry can free it
+	// within the second the test waits.
+	url := leaseURL(t, "ttl=30s&lock_ttl=30s")
+	a := open(t, url, "a", backend.WithClock(clk))
+	b := open(t, url, "b", backend.WithClock(clk))
+	ctx := context.Background()
+	failNext(t, a, membackend.OpUnlock, 2) // the hand-back and the first retry
+	_, ok, err := a.TryLock(ctx, "job", backend.LockOptions{Margin: 25 * time.Second})
+	if !errors.Is(err, backend.ErrInvalidArgument) || ok {
+		t.Fatalf("TryLock with a margin the 30s lease cannot hold = %v, %v; want a refusal", ok, err)
+	}
+	if _, held, err := b.LockHolder(ctx, "job"); err != nil || !held {
+		t.Fatalf("the refused grant's lock is not held after its unanswered hand-back: %v %v", held, err)
+	}
+	t0 := clk.Now()
+	for {
+		if _, held, err := b.LockHolder(ctx, "job"); err == nil && !held {
+			break
+		}
+		if clk.Now().Sub(t0) > time.Second {
+			t.Fatal("the refused grant's lock is still held a second later: its unanswered unlock was not retried")
+		}
+		clk.step(t)
+	}
+	if _, ok, err := b.TryLock(ctx, "job", backend.LockOptions{}); err != nil || !ok {
+		t.Fatalf("another member's TryLock: %v %v", ok, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
 )
@@ -139,7 +140,12 @@ func (b *Backend) grantOrRelease(key, name string, op opName, lease driver.Lease
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = b.conn.Unlock(ctx, key, lease.Token)
+		switch uerr := b.conn.Unlock(ctx, key, lease.Token); CodeOf(uerr) {
+		case driver.CodeUnavailable, driver.CodeDeadlineExceeded:
+			// Unanswered: keep releasing it in the background, or the
+			// lock would stay held by this live session.
+			b.unlockInBackground(key, lease.Token, [2]zap.Field{zap.String("name", name), zap.Uint64("token", lease.Token)})
+		}
 		return nil, wrapOp(op, err)
 	}
 	return g, nil
