@@ -298,10 +298,10 @@ func markdown(st stored, svg string) []byte {
 	}
 	if rs := of(st.Records, "watch"); len(rs) > 0 {
 		b.WriteString("## Membership watch latency\n\n")
-		fmt.Fprintf(&b, "`BenchmarkWatch`: one Backend watches a group, another joins and leaves it %d times; from the start of the "+
+		fmt.Fprintf(&b, "`BenchmarkWatch`: one Backend watches a group, another joins and leaves it %d times (%d where watches poll); from the start of the "+
 			"Join (or Leave) call, its own round trips included, until the watcher receives the joined (or left) event. "+
 			"Push backends deliver within a round trip or two of the change; polling ones within their poll interval "+
-			"(the driver's default).\n\n", watchRounds)
+			"(the driver's default).\n\n", watchRounds, pollRounds)
 		b.WriteString("| backend | join p50 | join p99 | leave p50 | leave p99 | rounds |\n")
 		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
 		for _, r := range rs {
