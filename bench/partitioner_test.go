@@ -146,13 +146,7 @@ func benchRebalance(b *testing.B, t *target, members, parts int) []metric {
 		}
 		return p
 	}
-	assign := func(ids ...string) []string {
-		var ws []partitioner.Weighted
-		for _, id := range ids {
-			ws = append(ws, partitioner.Weighted{ID: id, Weight: 1})
-		}
-		return partitioner.AssignBalanced(ws, parts)
-	}
+	assign := func(ids ...string) []string { return partitioner.AssignBalanced(weighOne(ids), parts) }
 	var ids []string
 	var ps []*partitioner.Partitioner
 	for i := range members {
@@ -262,6 +256,15 @@ func benchRebalance(b *testing.B, t *target, members, parts int) []metric {
 	return ms
 }
 
+// weighOne gives each member of ids the weight 1.
+func weighOne(ids []string) []partitioner.Weighted {
+	ws := make([]partitioner.Weighted, len(ids))
+	for i, id := range ids {
+		ws[i] = partitioner.Weighted{ID: id, Weight: 1}
+	}
+	return ws
+}
+
 // BenchmarkBalance measures the Balanced assignment's balance and
 // movement (testutil.MeasureBalance: 200 random member name sets per
 // size, 50 at N = 100), and the Ring assignment's beside it.
@@ -275,18 +278,10 @@ func BenchmarkBalance(b *testing.B) {
 						sets = 50
 					}
 					bal := testutil.MeasureBalance(func(ids []string, parts int) []string {
-						var ws []partitioner.Weighted
-						for _, id := range ids {
-							ws = append(ws, partitioner.Weighted{ID: id, Weight: 1})
-						}
-						return partitioner.AssignBalanced(ws, parts)
+						return partitioner.AssignBalanced(weighOne(ids), parts)
 					}, parts, n, sets)
 					ring := testutil.MeasureBalance(func(ids []string, parts int) []string {
-						var ws []partitioner.Weighted
-						for _, id := range ids {
-							ws = append(ws, partitioner.Weighted{ID: id, Weight: 1})
-						}
-						o, err := partitioner.AssignRing(ws, parts)
+						o, err := partitioner.AssignRing(weighOne(ids), parts)
 						if err != nil {
 							b.Fatal(err)
 						}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -378,5 +379,60 @@ func AwaitEtcdHealthy(t testing.TB, url string, d time.Duration) {
 			t.Fatalf("etcd cluster %s not healthy within %v", hosts, d)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// EtcdClusterAvailability is the availability test of a driver on the
+// 3-member etcd cluster whose client URL is base: a churn of three members
+// looping on one lock goes through three rounds of each fault — the
+// leader killed, a follower killed (TTL 3 s: the lock usable again within
+// the election time, 500 ms here, plus two round trips, 1.5 s, at the
+// median round; the worst may wait out the 3 s TTL of a grant cancelled
+// in doubt), the leader frozen for 2 s (TTL 6 s: longer than the
+// election, shorter than the TTL) — losing no session, and tokens keep
+// growing. run runs scripts/servers.sh on the test's private cluster;
+// namespace returns base in a namespace of its own with the given TTL
+// option value, and open opens member on such a URL.
+func EtcdClusterAvailability(t *testing.T, base string, run func(args ...string), namespace func(ttl string) string,
+	open func(t testing.TB, url, member string) *backend.Backend, wait time.Duration) {
+	// Each repair waits for a whole cluster.
+	restart := func() {
+		run("start-one", "etcd-cluster:all")
+		AwaitEtcdHealthy(t, base, wait)
+	}
+	for _, f := range []struct {
+		name          string
+		ttl           string
+		fault, repair func()
+		bound         time.Duration
+	}{
+		{"leader kill", "3", func() { run("kill", "etcd-cluster:leader") }, restart, 1500 * time.Millisecond},
+		{"follower kill", "3", func() { run("kill", "etcd-cluster:follower") }, restart, 1500 * time.Millisecond},
+		// Frozen 2 s, plus the time servers.sh takes to resume it (up to
+		// 3 s on a loaded machine): a 6 s TTL keeps the freeze shorter.
+		{"leader freeze 2 s", "6", func() {
+			run("pause", "etcd-cluster:leader")
+			time.Sleep(2 * time.Second)
+		}, func() {
+			run("resume", "etcd-cluster:all")
+			AwaitEtcdHealthy(t, base, wait)
+		}, 0},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			url := namespace(f.ttl) // one lock for every member
+			var members []*backend.Backend
+			for i := range 3 {
+				members = append(members, open(t, url, fmt.Sprintf("m%d", i)))
+			}
+			c := StartChurn(t, members, ChurnOptions{})
+			r := RunFaults(t, c, Faults{Name: f.name, Rounds: 3, Wait: wait, Fault: f.fault, Repair: f.repair})
+			// The bound holds at the median; the worst round may wait out
+			// the TTL of a grant cancelled in doubt (3 s here).
+			worst := f.bound
+			if worst > 0 {
+				worst += 3 * time.Second
+			}
+			r.CheckMedian(t, f.bound, worst, true)
+		})
 	}
 }
