@@ -102,6 +102,12 @@ func TestScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-w.Events()
+	// The event is counted once delivered: by the watch's goroutine, just
+	// after the channel send this test received.
+	joined := `baton_watch_events_total{type="joined"} 1`
+	eventually(t, "the joined event counted", func() bool {
+		return strings.Contains(scrape(t, reg), "\n"+joined+"\n")
+	})
 
 	text := scrape(t, reg)
 	has(t, text,
