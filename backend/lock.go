@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -108,7 +109,9 @@ func (b *Backend) lockRequest(key string, o LockOptions, op opName) (driver.Lock
 	if err := b.check(); err != nil {
 		return driver.LockRequest{}, err
 	}
-	return driver.LockRequest{Key: key, Member: b.o.memberID, TTL: o.TTL}, nil
+	// Leadership races (driver.LockRequest.Unordered); locks keep their
+	// first-come order where the driver queues.
+	return driver.LockRequest{Key: key, Member: b.o.memberID, TTL: o.TTL, Unordered: strings.HasPrefix(key, leaderLockPrefix)}, nil
 }
 
 func (b *Backend) tryGrant(ctx context.Context, key, name string, op opName, o LockOptions) (*Grant, bool, error) {

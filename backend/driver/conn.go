@@ -90,6 +90,14 @@ type LockRequest struct {
 	// TTL is the lease a TTL-based store puts on the lock. Drivers whose
 	// locks are bound to the session ignore it and return Lease.TTL == 0.
 	TTL time.Duration
+	// Unordered asks a LockWaiter not to queue: the waiter races for the
+	// lock each time it is freed and keeps nothing on the server while it
+	// waits, so a waiter that dies leaves nothing a live one must get
+	// past, and a release hands over within a round trip of its
+	// notification. Campaign sets it: leadership needs no first-come
+	// order, and a resignation must not wait on a dead candidate. Drivers
+	// whose waits race anyway ignore it.
+	Unordered bool
 }
 
 // Lease is a granted lock.

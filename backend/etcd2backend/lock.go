@@ -313,6 +313,8 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 // another member can take a lock the head was about to take (the queue
 // orders waiters, it does not bar others); the head then waits again.
 // When ctx ends first, the entry is deleted and ctx's error returned.
+// An unordered request (req.Unordered: a campaign) does not queue: it
+// long-polls the lock key and tries again whenever it goes.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	op := fmt.Sprintf("wait for lock %q", req.Key)
 	sent := c.clock.Now()
@@ -323,6 +325,21 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	if ok {
 		lease.Sent = sent
 		return lease, nil
+	}
+	if req.Unordered {
+		// Campaign: no queue entry; every waiter long-polls the lock key
+		// and tries when it goes, so a candidate killed while waiting
+		// leaves nothing a live one must get past.
+		for {
+			if err := c.waitGone(ctx, c.keys.lock(req.Key), idx); err != nil {
+				return driver.Lease{}, classify(ctx, op, err)
+			}
+			sent = c.clock.Now()
+			if lease, ok, idx, err = c.tryLock(ctx, req); err != nil || ok {
+				lease.Sent = sent
+				return lease, err
+			}
+		}
 	}
 	qdir := c.keys.queue(req.Key)
 	entry, err := c.enqueue(ctx, op, qdir, req.Member)

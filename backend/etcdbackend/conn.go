@@ -130,11 +130,11 @@ func (c *conn) txn(ctx context.Context, op string, cmps []clientv3.Cmp, then, el
 // instead of waiting for the request timeout. Callers handle a lost
 // reply as they do for txn (the entry is orphaned, or skipped by the
 // waiter behind it if it was queued).
-func (c *conn) lockTxn(ctx context.Context, op string, cmps []clientv3.Cmp, then []clientv3.Op) (*clientv3.TxnResponse, error) {
+func (c *conn) lockTxn(ctx context.Context, op string, cmps []clientv3.Cmp, then []clientv3.Op, els ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), c.attemptTimeout())
 	defer cancel()
 	t0 := time.Now()
-	resp, err := c.cli.Txn(actx).If(cmps...).Then(then...).Commit()
+	resp, err := c.cli.Txn(actx).If(cmps...).Then(then...).Else(els...).Commit()
 	if err == nil {
 		c.rtt.Observe(time.Since(t0))
 	}

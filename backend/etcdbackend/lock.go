@@ -61,6 +61,9 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // the back; safety never depends on the window (only one entry can be
 // confirmed while it is the oldest, and only a pending one is deleted).
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	if req.Unordered {
+		return c.raceLock(ctx, req)
+	}
 	op := fmt.Sprintf("wait for lock %q", req.Key)
 	pfx := c.keys.lockPrefix(req.Key)
 	for {
@@ -132,6 +135,58 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			return driver.Lease{}, err
 		}
 		c.log.Debug("lock entry was skipped or broken before it was confirmed; queuing again", zap.String("lock", req.Key))
+	}
+}
+
+// raceLock takes lock req.Key without queuing (req.Unordered, as
+// Campaign asks): it tries TryLock's transaction, whose failure branch
+// reads the holder's entry, and while the lock is held it watches that
+// entry and tries again when it changes. A losing try writes nothing, so
+// nothing of this member is on the server while it waits: a candidate
+// killed while waiting is no obstacle to the others, and a release hands
+// over within one round trip of its notification (every live waiter
+// tries; the first transaction wins). Transient failures end the call
+// with their error; the backend tries again.
+func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	op := fmt.Sprintf("wait for lock %q", req.Key)
+	pfx := c.keys.lockPrefix(req.Key)
+	b := newBackoff()
+	for {
+		e := c.newEntry(req.Key)
+		resp, err := c.lockTxn(ctx, op,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()},
+			[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
+			clientv3.OpGet(pfx, append(clientv3.WithFirstCreate(), clientv3.WithKeysOnly())...))
+		if err != nil {
+			c.orphan(e) // the transaction may have been applied
+			return driver.Lease{}, err
+		}
+		if resp.Succeeded {
+			token := uint64(resp.Header.Revision)
+			c.remember(token, e)
+			return driver.Lease{Token: token}, nil
+		}
+		c.release(e) // nothing was written
+		var holder []string
+		if len(resp.Responses) > 0 {
+			for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+				holder = append(holder, string(kv.Key))
+			}
+		}
+		if len(holder) == 0 {
+			continue
+		}
+		// Re-read at least every third of the TTL, as waitTurn does.
+		if err := c.waitChange(ctx, holder, resp.Header.Revision, c.clock.Now().Add(c.ttl/3)); err != nil {
+			if ctx.Err() != nil {
+				return driver.Lease{}, classify(ctx, nil, op, err)
+			}
+			if !b.wait(ctx) {
+				return driver.Lease{}, classify(ctx, nil, op, ctx.Err())
+			}
+			continue
+		}
+		b.reset()
 	}
 }
 

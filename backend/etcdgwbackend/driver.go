@@ -40,6 +40,7 @@ const summary = "etcd v3 through its JSON gateway (HTTP/1.1 or HTTP/2 over TLS, 
 	"Each Backend holds one lease (TTL: the smaller of lock_timeout and membership_timeout, default 30 s) renewed by one keep-alive request at a time, so grants are measured from the send time of the last successful renewal. " +
 	"Members are keys on that lease under <namespace>/groups/<group>/members/; watches are pushed by the gateway's streaming /watch, which resumes from the last revision after a broken stream and resynchronises only after compaction. " +
 	"Locks are keys on the lease under <namespace>/locks/<name>/, one per attempt; the holder is the key with the lowest create revision and waiters watch only their predecessor's deletion. " +
+	"Leadership does not queue, as on etcd3://: a candidate retries TryLock's transaction each time the holder's entry is deleted, so a candidate killed while waiting leaves nothing behind. " +
 	"The fencing token is the holder key's create revision: etcd's global revision, strictly increasing and never reused (strong). " +
 	"When renewals fail every grant is cancelled a safety margin before the lease can expire; when the lease is lost the Backend ends with ErrLost. " +
 	"Requests go to one endpoint at a time and move to the next on a connection failure; reads, deletes and keep-alives are retried there at once."

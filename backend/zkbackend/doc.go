@@ -68,7 +68,8 @@
 // timeout, 10 s by default). tooz's election is a non-blocking acquire
 // repeated by its watcher loop; get_leader is the first contender's data.
 // Baton's handover window and confirmation of a queued request are off
-// (kazoo never confirms, so its waiting contender must not be skipped);
+// (kazoo never confirms, so its waiting contender must not be skipped),
+// and baton's candidates queue as kazoo's do instead of racing;
 // tokens are still the contender's czxid. IDs tooz can use (printable
 // ASCII without '/' or '%', other than "locks" and "leader") are their
 // own znode names; any other ID is escaped with %XX (and always contains

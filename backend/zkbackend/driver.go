@@ -103,9 +103,13 @@ it (rewrites its data at version 0); the waiter behind a request that has
 been first and unconfirmed for the handover window (eight of the
 connection's round trips, the least recently seen, and at least 10 ms;
 before any is measured, a thirtieth of the session timeout within 50 to
-250 ms) deletes it, so a resignation hands over past
-a waiter killed while queued within the window plus a round trip instead of
-a session timeout (a live waiter slower than the window queues again). An
+250 ms) deletes it, so a lock passes a waiter killed while queued within
+the window plus a round trip instead of a session timeout (a live waiter
+slower than the window queues again). Leadership does not queue: a candidate
+tries as TryLock does (its request withdrawn at once when another holds)
+and watches the holder's request, so a waiting candidate keeps nothing on
+the server, and a resignation hands over within a round trip of its
+notification even when a candidate died while waiting. An
 uncontended acquisition is one round trip (a multi that creates the request
 and reports that it is alone), a release one more. Leases live as long as
 the session (TTL 0). Fencing tokens are the request znode's czxid: global

@@ -28,6 +28,9 @@ import (
 // confirm within the window loses its place and queues again at the
 // back; exclusion never depends on the window.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	if req.Unordered && !c.s.tooz { // kazoo's election queues: tooz mode keeps its order
+		return c.raceLock(ctx, req)
+	}
 	dir := c.lockPath(req.Key)
 	var r request
 	fail := func(err error) (driver.Lease, error) {
@@ -205,6 +208,114 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		case <-c.sess.end():
 			stopTimer(timer)
 			return fail(c.sess.err())
+		}
+		stopTimer(timer)
+	}
+}
+
+// raceLock takes the exclusive lock req.Key without queuing
+// (req.Unordered, as Campaign asks): it tries as TryLock does (one multi
+// when the lock is free; a request created behind another is withdrawn
+// at once), and while the lock is held it watches the first request and
+// tries again when that one goes. No request of this member stays on the
+// server while it waits, so a candidate killed while waiting is no
+// obstacle to the others, and a release hands over within one round trip
+// of its notification (every live waiter tries; the first request
+// created wins). A request left by a candidate killed in the middle of
+// its own try (after creating it, before withdrawing it) is pending, as
+// in WaitLock: once it is first and unconfirmed for the handover window,
+// it is deleted.
+func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
+	dir := c.lockPath(req.Key)
+	behind := map[string]bool{} // requests seen queued behind an older one
+	var head string             // the pending first request being timed
+	var headSince time.Time
+	for {
+		sent := c.clock.Now()
+		lease, ok, err := c.tryLock(ctx, req, false)
+		if err != nil {
+			return driver.Lease{}, err
+		}
+		if ok {
+			lease.Sent = sent
+			return lease, nil
+		}
+		type first struct {
+			path    string // "" when the lock is free
+			version int32
+			ch      <-chan zk.Event
+		}
+		f, err := run(c, ctx, func() (first, error) {
+			var names []string
+			err := c.retry(ctx, func() (err error) { names, _, err = c.zk.Children(dir); return err })
+			if errors.Is(err, zk.ErrNoNode) {
+				return first{}, nil
+			}
+			if err != nil {
+				return first{}, err
+			}
+			q := sortLockNodes(names)
+			if len(q) == 0 {
+				return first{}, nil
+			}
+			for _, n := range q[1:] {
+				behind[n.name] = true
+			}
+			path := dir + "/" + q[0].name
+			var exists bool
+			var st *zk.Stat
+			var ch <-chan zk.Event
+			if err := c.retry(ctx, func() (err error) { exists, st, ch, err = c.zk.ExistsW(path); return err }); err != nil || !exists {
+				return first{}, err
+			}
+			return first{path: path, version: st.Version, ch: ch}, nil
+		}, nil, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return driver.Lease{}, c.classify(ctx.Err())
+			}
+			return driver.Lease{}, c.classify(err)
+		}
+		if f.path == "" {
+			continue // free again: try
+		}
+		var timeout <-chan time.Time
+		var timer driver.Timer
+		if name := f.path[len(dir)+1:]; behind[name] && f.version == 0 {
+			// A request created behind another one is first and
+			// unconfirmed: a try cut short (a winning one confirms at
+			// once, a losing one is withdrawn), most likely by its
+			// owner's death.
+			if head != name {
+				head, headSince = name, c.clock.Now()
+			}
+			deadline := headSince.Add(c.handoverWindow())
+			if !c.clock.Now().Before(deadline) {
+				err := c.call(ctx, func() error {
+					err := c.retry(ctx, func() error { return c.zk.Delete(f.path, 0) })
+					if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+						return nil // gone, or confirmed meanwhile
+					}
+					return err
+				})
+				if err != nil {
+					return driver.Lease{}, c.classify(err)
+				}
+				c.log.Debug("deleted a request left unconfirmed by a candidate", zap.String("request", f.path))
+				continue
+			}
+			timer = c.clock.NewTimer(deadline.Sub(c.clock.Now()))
+			timeout = timer.C()
+		}
+		select {
+		case <-f.ch:
+		case <-timeout:
+		case <-ctx.Done():
+			stopTimer(timer)
+			return driver.Lease{}, c.classify(ctx.Err())
+		case <-c.sess.end():
+			stopTimer(timer)
+			return driver.Lease{}, c.sess.err()
 		}
 		stopTimer(timer)
 	}
