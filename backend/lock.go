@@ -24,8 +24,9 @@ type LockOptions struct {
 	// Shared asks for a shared (read) lock; ErrUnimplemented where the
 	// driver has none.
 	Shared bool
-	// MaxPoll caps the wait between attempts when the driver cannot wait
-	// natively; zero means 250ms.
+	// MaxPoll caps the wait between attempts on backends that wait by
+	// polling; zero means 250ms where the backend polls, the driver's own
+	// default where the driver does (driver.LockRequest.MaxPoll).
 	MaxPoll time.Duration
 }
 
@@ -111,7 +112,7 @@ func (b *Backend) lockRequest(key string, o LockOptions, op opName) (driver.Lock
 	}
 	// Leadership races (driver.LockRequest.Unordered); locks keep their
 	// first-come order where the driver queues.
-	return driver.LockRequest{Key: key, Member: b.o.memberID, TTL: o.TTL, Unordered: strings.HasPrefix(key, leaderLockPrefix)}, nil
+	return driver.LockRequest{Key: key, Member: b.o.memberID, TTL: o.TTL, Unordered: strings.HasPrefix(key, leaderLockPrefix), MaxPoll: o.MaxPoll}, nil
 }
 
 func (b *Backend) tryGrant(ctx context.Context, key, name string, op opName, o LockOptions) (*Grant, bool, error) {

@@ -36,8 +36,9 @@ func WithSafetyMargin(d time.Duration) Option {
 }
 
 // WithMaxPollInterval caps the wait between campaign attempts on backends
-// that cannot wait natively (default 250ms): it bounds how long a
-// successor waits after a graceful resignation.
+// that wait by polling (250ms by default where the backend polls, the
+// driver's own default where the driver does: memcached:// 10ms): it
+// bounds how long a successor waits after a graceful resignation.
 func WithMaxPollInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.maxPoll = d })
 }

@@ -37,8 +37,9 @@ func WithSafetyMargin(d time.Duration) Option {
 }
 
 // WithMaxPollInterval caps the wait between attempts of Acquire on
-// backends that cannot wait natively (default 250ms). Attempts start at
-// 5ms and grow with jittered exponential backoff.
+// backends that wait by polling: 250ms by default where the backend polls
+// (attempts start at 5ms and grow with jittered exponential backoff), and
+// the driver's own default where the driver polls (memcached://: 10ms).
 func WithMaxPollInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.maxPoll = d })
 }

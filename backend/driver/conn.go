@@ -98,6 +98,9 @@ type LockRequest struct {
 	// order, and a resignation must not wait on a dead candidate. Drivers
 	// whose waits race anyway ignore it.
 	Unordered bool
+	// MaxPoll caps the wait between attempts of a LockWaiter that waits
+	// by polling (lock.WithMaxPollInterval); zero lets the driver choose.
+	MaxPoll time.Duration
 }
 
 // Lease is a granted lock.

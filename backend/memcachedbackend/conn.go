@@ -20,6 +20,7 @@ import (
 var (
 	_ driver.Conn        = (*conn)(nil)
 	_ driver.LockBreaker = (*conn)(nil)
+	_ driver.LockWaiter  = (*conn)(nil)
 )
 
 // grant is a lock this connection holds.

@@ -50,6 +50,7 @@ const summary = `memcached 1.6 or later (meta commands), one server or several, 
 	`Liveness is a TTL key per connection (membership_timeout), touched every third of it; when it is gone (expired, evicted, or the server restarted empty) the session is reported lost. ` +
 	`Groups and the list of groups are values updated by bounded gets/cas loops (a clear "contended" error after 64 conflicts); members are records of their own tied to the members' liveness keys and pruned when a group is listed or deleted. ` +
 	`Watches poll (the backend diffs member lists with incarnations). Leadership is a lock with leader_timeout as its lease. ` +
+	`memcached cannot notify a waiter: a blocked Lock or Campaign tries again after 1 ms, each wait half as long again, up to 10 ms (or lock.WithMaxPollInterval), with jitter; a try on a held lock is one read. ` +
 	`Memcached may evict anything under memory pressure, groups and locks included: a refresh that finds its lock gone reports the grant lost (with its cause), an evicted group is reported as not found, an evicted member record as a member that left. ` +
 	`Keys are NAMESPACE:KIND:NAME with names of at most 64 characters of [A-Za-z0-9._-] kept verbatim and every other name replaced by its SHA-256 (the full name is in the value), so keys stay within 250 bytes without spaces or control characters. ` +
 	`tooz's options are accepted with tooz's meaning; executor is accepted and changes nothing (every call blocks its caller; the driver is safe for concurrent use).`

@@ -73,6 +73,7 @@ type toozGrant struct {
 var (
 	_ driver.Conn        = (*toozConn)(nil)
 	_ driver.LockBreaker = (*toozConn)(nil)
+	_ driver.LockWaiter  = (*toozConn)(nil)
 )
 
 // toozKey checks a key against memcached's rules (tooz does not: a name
