@@ -243,7 +243,7 @@ func transient(err error) bool {
 // may be repeated: always for reads, only when nothing was sent for
 // writes.
 func (c *client) do(ctx context.Context, method, key string, params url.Values, long bool) (*response, error) {
-	if !long {
+	if dl, ok := ctx.Deadline(); !long && (!ok || time.Until(dl) > c.timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()

@@ -108,7 +108,7 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // index at which it was seen busy, for a wait that must not miss its
 // release.
 func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, uint64, error) {
-	op := fmt.Sprintf("try lock %q", req.Key)
+	op := opName{"try lock", req.Key}
 	key := c.keys.lock(req.Key)
 	ttl := c.ttlOf(req)
 	val := "x:" + randomID() + ":" + req.Member
@@ -124,7 +124,7 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	if err != nil {
 		var te *transportError
 		if (!errors.As(err, &te) || !te.Sent) && !errors.Is(err, context.DeadlineExceeded) {
-			return driver.Lease{}, false, 0, classify(ctx, op, err)
+			return driver.Lease{}, false, 0, classify(ctx, op.String(), err)
 		}
 		// The write may have been applied: the value tells (read again
 		// attempt by attempt, on another member if need be).
@@ -133,10 +133,10 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 		case gerr == nil && got.Node.Value == val:
 			resp = got
 		case gerr == nil || isCode(gerr, ecodeKeyNotFound):
-			return driver.Lease{}, false, 0, classify(ctx, op, err)
+			return driver.Lease{}, false, 0, classify(ctx, op.String(), err)
 		default:
 			c.orphan(key, val)
-			return driver.Lease{}, false, 0, classify(ctx, op, err)
+			return driver.Lease{}, false, 0, classify(ctx, op.String(), err)
 		}
 	}
 	token := resp.Node.CreatedIndex
@@ -148,13 +148,13 @@ func (c *conn) tryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // CodeNotHeld when it does not (expired, broken). When the cluster cannot
 // be reached the key is deleted later, by Renew or Close.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
-	op := fmt.Sprintf("unlock %q", key)
+	op := opName{"unlock", key}
 	g, ok := c.forget(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
 	if g.shared() {
-		return c.unlockShared(ctx, op, g)
+		return c.unlockShared(ctx, op.String(), g)
 	}
 	ambiguous, err := c.deleteGrantKey(ctx, g.key, g.value)
 	switch {
@@ -169,7 +169,7 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (expired or broken): %w", op, token, err)
 	default:
 		c.orphan(g.key, g.value)
-		return classify(ctx, op, err)
+		return classify(ctx, op.String(), err)
 	}
 }
 
@@ -303,6 +303,12 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 	}
 	return err == nil, classify(ctx, op, err)
 }
+
+// opName names an operation in errors; it is formatted only when an
+// error needs it (the uncontended path formats nothing).
+type opName struct{ verb, name string }
+
+func (o opName) String() string { return fmt.Sprintf("%s %q", o.verb, o.name) }
 
 // WaitLock takes lock req.Key, waiting as long as ctx lasts. It first
 // tries once; when the lock is busy it queues: an in-order key (POST)
