@@ -9,6 +9,13 @@
 // sent; on a session backend when the connection drops — so the old leader
 // stops before a successor can start. When Run's context ends it resigns,
 // so a successor takes over within a round trip instead of a TTL.
+//
+// Candidates are not served in order: a waiting candidate keeps nothing
+// on the server, and when the leader resigns or its lease ends every live
+// candidate tries at once and one wins. A candidate that dies while
+// waiting therefore delays nobody (on stores whose locks queue, such as
+// etcd and ZooKeeper, a dead queued waiter would hold the next ones back
+// until its session expired); locks keep their first-come order.
 package election
 
 import (
