@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"errors"
+	"strconv"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
 )
@@ -390,10 +393,19 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	if err != nil {
 		return driver.Lease{}, classify(err)
 	}
-	lease, err = c.waitOn(ctx, w, req)
+	var id int64 // w's connection ID, once known
+	lease, err = c.waitOn(ctx, w, req, &id)
 	if err != nil {
 		// The connection may hold the queue lock or be mid-statement:
-		// discard it; the server frees its locks.
+		// discard it; the server frees its locks. A statement cut by ctx
+		// is not stopped on the server by closing its socket (the driver
+		// sends no KILL): a GET_LOCK it was blocked in would take the lock
+		// the moment the holder releases it, for nobody (it releases it
+		// again in the same statement, but another member's try could
+		// find it busy meanwhile, and Holder would report it). Stop it.
+		if ctx.Err() != nil && id != 0 {
+			c.killQuery(id)
+		}
 		_ = w.Raw(func(any) error { return sqldriver.ErrBadConn })
 		_ = w.Close()
 		if ctx.Err() != nil {
@@ -405,14 +417,43 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	return lease, nil
 }
 
+// killQuery stops the statement running on connection id (a wait whose
+// caller gave up), from a pooled connection, and returns once the server
+// shows that connection no longer waiting for a user lock, or after 2 s:
+// when WaitLock returns, nothing on the server still waits on its behalf.
+func (c *conn) killQuery(id int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := c.db.ExecContext(ctx, "KILL QUERY "+strconv.FormatInt(id, 10)); err != nil {
+		// 1094: unknown thread, the statement ended meanwhile.
+		c.log.Debug("stopping an abandoned lock wait failed", zap.Int64("connection", id), zap.Error(err))
+		return
+	}
+	for {
+		var n int
+		err := c.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND STATE = 'User lock'", id).Scan(&n)
+		if err != nil || n == 0 {
+			return
+		}
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // waitOn queues on the key's queue lock through w and waits until the
 // lock is granted.
-func (c *conn) waitOn(ctx context.Context, w *sql.Conn, req driver.LockRequest) (driver.Lease, error) {
+// id receives w's connection ID with the first answer.
+func (c *conn) waitOn(ctx context.Context, w *sql.Conn, req driver.LockRequest, id *int64) (driver.Lease, error) {
 	name := c.lockName(req.Key)
 	queue := "baton:q:" + lockName(c.dbName, c.s.tablePrefix, c.ns, req.Key)[len("baton:l:"):]
 	var got sql.NullInt64
 	for !got.Valid || got.Int64 != 1 {
-		if err := w.QueryRowContext(ctx, "SELECT GET_LOCK(?, 3600)", queue).Scan(&got); err != nil {
+		if err := w.QueryRowContext(ctx, "SELECT GET_LOCK(?, 3600), CONNECTION_ID()", queue).Scan(&got, id); err != nil {
 			return driver.Lease{}, classify(err)
 		}
 	}
