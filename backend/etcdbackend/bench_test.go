@@ -9,6 +9,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // BenchmarkLock measures an uncontended lock round trip through the
@@ -72,7 +73,7 @@ func BenchmarkLockConcurrencyMutex(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	m := concurrency.NewMutex(s, "bench-mutex/"+unique())
+	m := concurrency.NewMutex(s, "bench-mutex/"+testutil.Unique())
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := m.Lock(ctx); err != nil {
@@ -96,7 +97,7 @@ func BenchmarkLockVsMutex(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	m := concurrency.NewMutex(s, "bench-mutex/"+unique())
+	m := concurrency.NewMutex(s, "bench-mutex/"+testutil.Unique())
 	var ours, theirs time.Duration
 	for b.Loop() {
 		t0 := time.Now()

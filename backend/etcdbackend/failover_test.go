@@ -26,7 +26,7 @@ func faultRounds(t *testing.T, name string, rounds int, fault, repair func(srv *
 		if !t.Failed() {
 			return
 		}
-		admin, ks := newAdminClient(t, url), newKeyspace(namespaceOf(t, url))
+		admin, ks := newAdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
 		defer admin.Close()
 		resp, err := admin.Get(context.Background(), ks.lockPrefix("l/churn"), clientv3.WithPrefix())
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // events collects what a driver watch emits.
@@ -66,11 +67,11 @@ func TestWatchGroupResyncAfterCompaction(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.followGroup(wctx, "g", rev, got.emit) }()
-	eventually(t, wait, "the resync snapshot", func() bool { return len(got.snapshot()) == 1 })
+	testutil.Within(t, wait, "the resync snapshot", func() bool { return len(got.snapshot()) == 1 })
 	if err := m.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, "the event after the resync", func() bool { return len(got.snapshot()) == 2 })
+	testutil.Within(t, wait, "the event after the resync", func() bool { return len(got.snapshot()) == 2 })
 	cancel()
 	<-done
 	evs := got.snapshot()
