@@ -148,19 +148,6 @@ func CodeIs(err error, code driver.Code) bool {
 	return ok && c == code
 }
 
-// Within polls cond every few milliseconds until it holds, failing the
-// test with "WHAT: not within D" after d.
-func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // WaitClosed blocks until ch is closed, failing the test with "WHAT: not
 // within D" after d.
 func WaitClosed(t testing.TB, ch <-chan struct{}, d time.Duration, what string) {

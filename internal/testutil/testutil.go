@@ -36,13 +36,30 @@ func FileURL(t testing.TB) string { return "file://" + filepath.Join(t.TempDir()
 // then fails the test with msg.
 func Eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("condition not met within %v: %s", d, msg)
+	}
+}
+
+// Within is Eventually with the failure worded "WHAT: not within D".
+func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// poll calls cond every few milliseconds until it holds (true) or d has
+// passed (false).
+func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", d, msg)
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }
 
 // Context returns a context ending with the test or after d.
