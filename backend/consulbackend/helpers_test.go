@@ -21,7 +21,9 @@ const wait = 20 * time.Second
 // own (the test agents accept TTLs down to 1 s).
 const testTTL = "ttl=5"
 
-func singleURL(t testing.TB) string { return testutil.ServerURL(t, "BATON_TEST_CONSUL_URL", "Consul", "consul") }
+func singleURL(t testing.TB) string {
+	return testutil.ServerURL(t, "BATON_TEST_CONSUL_URL", "Consul", "consul")
+}
 
 func clusterURL(t testing.TB) string {
 	return testutil.ServerURL(t, "BATON_TEST_CONSUL_CLUSTER_URL", "Consul", "consul-cluster")
@@ -91,4 +93,3 @@ func destroyMember(t testing.TB, url, member string) int {
 	}
 	return n
 }
-

@@ -22,7 +22,9 @@ const wait = 20 * time.Second
 // test connections unless a test sets its own.
 const testTimeout = "timeout=5"
 
-func singleURL(t testing.TB) string { return testutil.ServerURL(t, "BATON_TEST_ETCD_URL", "etcd", "etcd") }
+func singleURL(t testing.TB) string {
+	return testutil.ServerURL(t, "BATON_TEST_ETCD_URL", "etcd", "etcd")
+}
 
 func clusterURL(t testing.TB) string {
 	return testutil.ServerURL(t, "BATON_TEST_ETCD_CLUSTER_URL", "etcd", "etcd-cluster")
@@ -101,4 +103,3 @@ func revokeMember(t testing.TB, url, member string) int {
 	}
 	return n
 }
-

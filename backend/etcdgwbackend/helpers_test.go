@@ -26,7 +26,9 @@ const wait = 20 * time.Second
 const testTimeout = "timeout=5"
 
 // singleURL is the gateway URL of the single etcd.
-func singleURL(t testing.TB) string { return testutil.ServerURL(t, "BATON_TEST_ETCDGW_URL", "etcd", "etcd") }
+func singleURL(t testing.TB) string {
+	return testutil.ServerURL(t, "BATON_TEST_ETCDGW_URL", "etcd", "etcd")
+}
 
 // clusterURL is the gateway URL of the 3-member cluster.
 func clusterURL(t testing.TB) string {
@@ -34,7 +36,9 @@ func clusterURL(t testing.TB) string {
 }
 
 // grpcSingleURL and grpcClusterURL are etcd3:// URLs of the same servers.
-func grpcSingleURL(t testing.TB) string { return testutil.ServerURL(t, "BATON_TEST_ETCD_URL", "etcd", "etcd") }
+func grpcSingleURL(t testing.TB) string {
+	return testutil.ServerURL(t, "BATON_TEST_ETCD_URL", "etcd", "etcd")
+}
 
 func grpcClusterURL(t testing.TB) string {
 	return testutil.ServerURL(t, "BATON_TEST_ETCD_CLUSTER_URL", "etcd", "etcd-cluster")
@@ -119,4 +123,3 @@ func revokeMember(t testing.TB, url, member string) int {
 	}
 	return n
 }
-

@@ -9,8 +9,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
-	"github.com/baton-go/baton/internal/testutil"
 	_ "github.com/baton-go/baton/backend/etcdbackend" // the gRPC driver, for the mixed tests only
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // mixedTarget is a server the mixed tests run on, by its etcd3:// URL.
