@@ -1,6 +1,9 @@
-// Package testutil holds helpers shared by the feature packages' tests:
-// fresh backend URLs on the local drivers and waiting on conditions with
-// a deadline (never sleeping and hoping).
+// Package testutil holds helpers shared by the feature packages' tests
+// (fresh backend URLs on the local drivers, waiting on conditions with a
+// deadline: never sleeping and hoping) and by the tests of the drivers
+// that run against a real server (server URLs, fresh namespaces,
+// Backends and raw connections closed with the test, fault-test steps).
+// It imports no server's client library.
 package testutil
 
 import (
