@@ -9,6 +9,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -67,7 +68,7 @@ func BenchmarkLockConn(b *testing.B) {
 // Lock and Unlock on one session, against the same server.
 func BenchmarkLockConcurrencyMutex(b *testing.B) {
 	ctx := context.Background()
-	cli := adminClient(b, singleURL(b))
+	cli := etcdtest.AdminClient(b, singleURL(b))
 	s, err := concurrency.NewSession(cli, concurrency.WithTTL(30))
 	if err != nil {
 		b.Fatal(err)
@@ -91,7 +92,7 @@ func BenchmarkLockConcurrencyMutex(b *testing.B) {
 func BenchmarkLockVsMutex(b *testing.B) {
 	ctx := context.Background()
 	be := openBackend(b, nsURL(singleURL(b)), "bench")
-	cli := adminClient(b, singleURL(b))
+	cli := etcdtest.AdminClient(b, singleURL(b))
 	s, err := concurrency.NewSession(cli, concurrency.WithTTL(30))
 	if err != nil {
 		b.Fatal(err)

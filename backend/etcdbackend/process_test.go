@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -80,7 +81,7 @@ func TestHandoverPastKilledCandidate(t *testing.T) {
 		return
 	}
 	url := nsURL(singleURL(t), "timeout=3")
-	admin, ks := adminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
+	admin, ks := etcdtest.AdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
 	leader := openBackend(t, url, "leader")
 	ttl := leader.Session().TTL
 	ctx := testCtx(t)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -48,7 +49,7 @@ func TestRevokedLeaseIsLost(t *testing.T) {
 	if err := c.Renew(ctx); err != nil {
 		t.Fatalf("Renew = %v", err)
 	}
-	if _, err := adminClient(t, url).Revoke(ctx, c.lease); err != nil {
+	if _, err := etcdtest.AdminClient(t, url).Revoke(ctx, c.lease); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitClosed(t, rec.Done(), wait, "the session watch reports the loss")
@@ -126,7 +127,7 @@ func TestCloseRevokes(t *testing.T) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
-	resp, err := adminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
+	resp, err := etcdtest.AdminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}

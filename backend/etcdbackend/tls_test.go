@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -155,7 +156,7 @@ func TestTLS(t *testing.T) {
 func TestAuth(t *testing.T) {
 	srv := startPrivate(t, "etcd")
 	base := srv.URL("BATON_TEST_ETCD_URL")
-	admin := adminClient(t, base)
+	admin := etcdtest.AdminClient(t, base)
 	ctx := testCtx(t)
 	if _, err := admin.UserAdd(ctx, "root", "rootpw"); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -116,7 +117,7 @@ func TestWatchGroupResyncAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adminClient(t, url).Compact(ctx, head.Header.Revision); err != nil {
+	if _, err := etcdtest.AdminClient(t, url).Compact(ctx, head.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
 	var got events

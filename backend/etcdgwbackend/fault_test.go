@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -182,7 +183,7 @@ func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 		gb, err := b.Lock(ctx, "x", backend.LockOptions{})
 		granted <- grant{gb, time.Now(), err}
 	}()
-	admin, ks := adminClient(t, grpcSingleURL(t)), newKeyspace(ns)
+	admin, ks := etcdtest.AdminClient(t, grpcSingleURL(t)), newKeyspace(ns)
 	testutil.Within(t, wait, "b queues behind a", func() bool {
 		resp, err := admin.Get(ctx, ks.lockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2

@@ -2,17 +2,14 @@ package etcdgwbackend
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -73,53 +70,10 @@ func openConn(t testing.TB, url, member string) (*conn, *testutil.SessionRecorde
 	return c.(*conn), rec
 }
 
-// adminClient returns a plain etcd client on the servers of url, closed
-// when the test ends.
-func adminClient(t testing.TB, url string) *clientv3.Client {
-	t.Helper()
-	cli := newAdminClient(t, url)
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
-// newAdminClient returns a plain etcd client on the servers of url; the
-// caller closes it.
-func newAdminClient(t testing.TB, url string) *clientv3.Client {
-	t.Helper()
-	cfg, err := backend.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Hosts, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cli
-}
-
 // revokeMember revokes the lease of every session of member in the
 // namespace of url, as an operator (or an expiry) would: the harness's
-// ExpireSession. It returns how many leases it revoked. Its client is
-// closed before it returns (the leak check counts goroutines mid-test).
+// ExpireSession. It returns how many leases it revoked.
 func revokeMember(t testing.TB, url, member string) int {
 	t.Helper()
-	cli := newAdminClient(t, url)
-	defer cli.Close()
-	ctx := testCtx(t)
-	ks := newKeyspace(testutil.NamespaceOf(t, url))
-	resp, err := cli.Get(ctx, ks.sessionsPrefix(), clientv3.WithPrefix())
-	if err != nil {
-		t.Fatalf("read sessions: %v", err)
-	}
-	n := 0
-	for _, kv := range resp.Kvs {
-		if string(kv.Value) != member {
-			continue
-		}
-		if _, err := cli.Revoke(ctx, clientv3.LeaseID(kv.Lease)); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			t.Fatalf("revoke lease %x: %v", kv.Lease, err)
-		}
-		n++
-	}
-	return n
+	return etcdtest.RevokeMember(t, testCtx(t), url, newKeyspace(testutil.NamespaceOf(t, url)).sessionsPrefix(), member, true)
 }

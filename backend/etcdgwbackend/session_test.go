@@ -9,6 +9,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -30,7 +31,7 @@ func TestSessionInfo(t *testing.T) {
 			if got := c.Session(); got.Liveness != driver.LivenessTTL || got.TTL != tt.wantTTL {
 				t.Fatalf("Session() = %+v, want TTL %v", got, tt.wantTTL)
 			}
-			ttl, err := adminClient(t, url).TimeToLive(testCtx(t), clientv3.LeaseID(c.lease))
+			ttl, err := etcdtest.AdminClient(t, url).TimeToLive(testCtx(t), clientv3.LeaseID(c.lease))
 			if err != nil || time.Duration(ttl.GrantedTTL)*time.Second != tt.wantTTL {
 				t.Fatalf("granted TTL = %v, %v; want %v", ttl.GrantedTTL, err, tt.wantTTL)
 			}
@@ -47,7 +48,7 @@ func TestRevokedLeaseIsLost(t *testing.T) {
 	if err := c.Renew(ctx); err != nil {
 		t.Fatalf("Renew = %v", err)
 	}
-	if _, err := adminClient(t, url).Revoke(ctx, clientv3.LeaseID(c.lease)); err != nil {
+	if _, err := etcdtest.AdminClient(t, url).Revoke(ctx, clientv3.LeaseID(c.lease)); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitClosed(t, rec.Done(), wait, "the session watch reports the loss")
@@ -82,7 +83,7 @@ func TestCloseRevokes(t *testing.T) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
-	resp, err := adminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
+	resp, err := etcdtest.AdminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -55,7 +56,7 @@ func TestWatchGroupResyncAfterCompaction(t *testing.T) {
 	if err := w.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	admin := adminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
+	admin := etcdtest.AdminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
 	head, err := admin.Get(ctx, "any")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestWaitDeleteCompacted(t *testing.T) {
 	url := nsURL(srv.URL("BATON_TEST_ETCDGW_URL"))
 	ctx := testCtx(t)
 	c, _ := openConn(t, url, "m")
-	admin := adminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
+	admin := etcdtest.AdminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
 	put, err := admin.Put(ctx, "k", "v")
 	if err != nil {
 		t.Fatal(err)
