@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // A token the agent does not know is refused at Open with
@@ -69,7 +70,7 @@ func TestCapabilitiesBeyondConsulLimit(t *testing.T) {
 	}
 	huge := bytes.Repeat([]byte{0x5a}, 600<<10)
 	err = c.Join(ctx, "g", huge)
-	if !codeIs(err, driver.CodeInvalidArgument) {
+	if !testutil.CodeIs(err, driver.CodeInvalidArgument) {
 		t.Fatalf("join with %d bytes = %v, want CodeInvalidArgument", len(huge), err)
 	}
 	t.Logf("600 KiB: %v", err)

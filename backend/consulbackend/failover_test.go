@@ -93,7 +93,7 @@ func TestFaultClusterAvailability(t *testing.T) {
 						// The next round starts on a healthy cluster: one
 						// leader, two followers, every agent naming the
 						// same leader.
-						eventually(t, 2*wait, "a leader and two followers after the repair", func() bool {
+						testutil.Within(t, 2*wait, "a leader and two followers after the repair", func() bool {
 							l, fs := 0, 0
 							leaders := map[string]bool{}
 							for _, a := range addrs {
@@ -136,7 +136,7 @@ func agentLeader(t *testing.T, addr string) string {
 func dumpLock(t *testing.T, url, name string) {
 	cli, done := newAdminClient(t, url)
 	defer done()
-	pairs, _, err := cli.KV().List(newKeyspace(namespaceOf(t, url)).lockPrefix(name), nil)
+	pairs, _, err := cli.KV().List(newKeyspace(testutil.NamespaceOf(t, url)).lockPrefix(name), nil)
 	if err != nil {
 		t.Logf("dump: %v", err)
 		return

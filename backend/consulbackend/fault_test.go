@@ -12,42 +12,6 @@ import (
 	"github.com/baton-go/baton/internal/testutil"
 )
 
-// nextEvent returns the watch's next event, failing after wait.
-func nextEvent(t *testing.T, w *backend.GroupWatch) backend.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-w.Events():
-		if !ok {
-			t.Fatalf("watch ended: %v", w.Err())
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no watch event")
-	}
-	return backend.Event{}
-}
-
-// setupHolder opens a (holding lock "x" and a member of "g") and b
-// (watching "g").
-func setupHolder(t *testing.T, url string) (a, b *backend.Backend, g *backend.Grant, w *backend.GroupWatch) {
-	t.Helper()
-	ctx := testCtx(t)
-	a, b = openBackend(t, url, "a"), openBackend(t, url, "b")
-	g, ok, err := a.TryLock(ctx, "x", backend.LockOptions{})
-	if err != nil || !ok {
-		t.Fatalf("a's TryLock = %v, %v", ok, err)
-	}
-	if err := a.JoinCreate(ctx, "g", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err = b.WatchGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	return a, b, g, w
-}
-
 // TestHelperHolder is the holder process of TestFaultHolderKilled: it
 // takes lock "x", joins "g", says so and waits to be killed (it does
 // nothing in a normal run).
@@ -129,7 +93,7 @@ func TestFaultHolderKilled(t *testing.T) {
 		t.Fatalf("lock handed over %v after the kill: before the session TTL %v could run out", after, ttl)
 	}
 	for {
-		ev := nextEvent(t, w)
+		ev := testutil.NextEvent(t, w, wait)
 		if ev.Type == backend.EventLeft && ev.Member.ID == "holder" {
 			break
 		}
@@ -144,10 +108,10 @@ func TestFaultHolderKilled(t *testing.T) {
 func TestFaultAgentRestart(t *testing.T) {
 	srv := startPrivate(t, "consul")
 	url := nsURL(srv.URL("BATON_TEST_CONSUL_URL"))
-	a, _, g, _ := setupHolder(t, url)
+	a, _, g, _ := testutil.SetupHolder(t, url, wait)
 	restartAt := time.Now()
 	srv.run("restart", "consul")
-	waitClosed(t, a.Done(), wait, "a's Backend ends after the agent lost its session")
+	testutil.WaitClosed(t, a.Done(), wait, "a's Backend ends after the agent lost its session")
 	if !errors.Is(a.Err(), backend.ErrLost) {
 		t.Fatalf("a's Err = %v, want ErrLost", a.Err())
 	}
@@ -196,7 +160,7 @@ func TestFaultClusterLeaderLost(t *testing.T) {
 		t.Fatal("no follower in the cluster")
 	}
 	url := nsURL("consul://"+follower, "ttl=8")
-	a, b, g, w := setupHolder(t, url)
+	a, b, g, w := testutil.SetupHolder(t, url, wait)
 	stopAt := time.Now()
 	srv.run("stop-one", "consul-cluster:leader")
 	ttl := a.Session().TTL
@@ -220,7 +184,7 @@ func TestFaultClusterLeaderLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		ev := nextEvent(t, w)
+		ev := testutil.NextEvent(t, w, wait)
 		if ev.Type == backend.EventJoined && ev.Member.ID == "c" {
 			break
 		}
@@ -245,7 +209,7 @@ func TestFaultBlackholedHolderCancelsFirst(t *testing.T) {
 	direct := singleURL(t)
 	host := strings.TrimPrefix(direct, "consul://")
 	p := testutil.StartProxy(t, host)
-	ns := "t-" + unique()
+	ns := "t-" + testutil.Unique()
 	viaProxy := "consul://" + p.Addr() + "?namespace=" + ns + "&ttl=3&timeout=1"
 	url := direct + "?namespace=" + ns + "&ttl=3"
 	ctx := testCtx(t)
@@ -300,7 +264,7 @@ func TestFaultBlackholedHolderCancelsFirst(t *testing.T) {
 	}
 	t.Logf("blackhole +%v: a's grant cancelled; +%v: b granted (%v later)",
 		cAt.Sub(partitionAt).Round(time.Millisecond), got.at.Sub(partitionAt).Round(time.Millisecond), got.at.Sub(cAt).Round(time.Millisecond))
-	waitClosed(t, a.Done(), wait, "the cut-off Backend ends")
+	testutil.WaitClosed(t, a.Done(), wait, "the cut-off Backend ends")
 	if !errors.Is(a.Err(), backend.ErrLost) {
 		t.Fatalf("a's Err = %v, want ErrLost", a.Err())
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // With lock_delay set, Consul refuses the exclusive lock of a session it
@@ -25,7 +26,7 @@ func TestLockDelay(t *testing.T) {
 		t.Fatalf("destroyed %d sessions of m1, want 1", n)
 	}
 	lostAt := time.Now()
-	waitClosed(t, rec.ch, wait, "m1's session reported lost")
+	testutil.WaitClosed(t, rec.Done(), wait, "m1's session reported lost")
 	if _, ok, err := c2.TryLock(ctx, driver.LockRequest{Key: "x", Member: "m2"}); err != nil || ok {
 		t.Fatalf("m2's TryLock right after the loss = %v, %v; want refused (lock-delay)", ok, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/drivertest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // toozSessions records the session of every compat=tooz connection the
@@ -34,7 +35,7 @@ func init() {
 func destroyToozMember(t testing.TB, url, member string) int {
 	t.Helper()
 	toozSessions.Lock()
-	ids := toozSessions.m[[2]string{namespaceOf(t, url), member}]
+	ids := toozSessions.m[[2]string{testutil.NamespaceOf(t, url), member}]
 	toozSessions.Unlock()
 	cli, done := newAdminClient(t, url)
 	defer done()

@@ -66,7 +66,7 @@ func newMixed(t *testing.T) mixed {
 	t.Helper()
 	requireToozConsul(t)
 	base := singleURL(t)
-	ns := "t-" + unique()
+	ns := "t-" + testutil.Unique()
 	hostport := strings.TrimPrefix(base, "consul://")
 	return mixed{
 		url:  fmt.Sprintf("%s?compat=tooz&namespace=%s&ttl=%d", base, ns, batonTTL),
@@ -232,14 +232,14 @@ func TestToozMembers(t *testing.T) {
 		want(t, "baton's members after tooz's leave", batonMembers(t, b, "g"), "baton-1")
 		// The watch (blocking queries) reports tooz's leave.
 		for {
-			ev := nextEvent(t, w)
+			ev := testutil.NextEvent(t, w, wait)
 			if ev.Type == backend.EventLeft && ev.Member.ID == "tooz-1" {
 				break
 			}
 		}
 		p.Must("join", map[string]any{"group": "g"}, nil)
 		for {
-			ev := nextEvent(t, w)
+			ev := testutil.NextEvent(t, w, wait)
 			if ev.Type == backend.EventJoined && ev.Member.ID == "tooz-1" {
 				break
 			}

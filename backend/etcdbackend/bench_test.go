@@ -9,6 +9,8 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // BenchmarkLock measures an uncontended lock round trip through the
@@ -66,13 +68,13 @@ func BenchmarkLockConn(b *testing.B) {
 // Lock and Unlock on one session, against the same server.
 func BenchmarkLockConcurrencyMutex(b *testing.B) {
 	ctx := context.Background()
-	cli := adminClient(b, singleURL(b))
+	cli := etcdtest.AdminClient(b, singleURL(b))
 	s, err := concurrency.NewSession(cli, concurrency.WithTTL(30))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	m := concurrency.NewMutex(s, "bench-mutex/"+unique())
+	m := concurrency.NewMutex(s, "bench-mutex/"+testutil.Unique())
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := m.Lock(ctx); err != nil {
@@ -90,13 +92,13 @@ func BenchmarkLockConcurrencyMutex(b *testing.B) {
 func BenchmarkLockVsMutex(b *testing.B) {
 	ctx := context.Background()
 	be := openBackend(b, nsURL(singleURL(b)), "bench")
-	cli := adminClient(b, singleURL(b))
+	cli := etcdtest.AdminClient(b, singleURL(b))
 	s, err := concurrency.NewSession(cli, concurrency.WithTTL(30))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	m := concurrency.NewMutex(s, "bench-mutex/"+unique())
+	m := concurrency.NewMutex(s, "bench-mutex/"+testutil.Unique())
 	var ours, theirs time.Duration
 	for b.Loop() {
 		t0 := time.Now()

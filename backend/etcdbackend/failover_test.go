@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -26,7 +27,7 @@ func faultRounds(t *testing.T, name string, rounds int, fault, repair func(srv *
 		if !t.Failed() {
 			return
 		}
-		admin, ks := newAdminClient(t, url), newKeyspace(namespaceOf(t, url))
+		admin, ks := etcdtest.NewAdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
 		defer admin.Close()
 		resp, err := admin.Get(context.Background(), ks.lockPrefix("l/churn"), clientv3.WithPrefix())
 		if err != nil {
@@ -104,7 +105,7 @@ func TestFaultLeaderFreezeKeepsSessions(t *testing.T) {
 // serverVersion returns the etcd server version of the cluster at url.
 func serverVersion(t *testing.T, url string) string {
 	t.Helper()
-	admin := newAdminClient(t, url)
+	admin := etcdtest.NewAdminClient(t, url)
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // Names that escape, nest or look like bookkeeping stay distinct.
@@ -92,8 +93,8 @@ func TestDeleteGroupRacesJoin(t *testing.T) {
 		go func() { defer wg.Done(); delErr = a.DeleteGroup(ctx, g) }()
 		wg.Wait()
 		switch {
-		case joinErr == nil && codeIs(delErr, driver.CodeGroupNotEmpty):
-		case delErr == nil && codeIs(joinErr, driver.CodeGroupNotFound):
+		case joinErr == nil && testutil.CodeIs(delErr, driver.CodeGroupNotEmpty):
+		case delErr == nil && testutil.CodeIs(joinErr, driver.CodeGroupNotFound):
 		default:
 			t.Fatalf("round %d: join = %v, delete = %v", i, joinErr, delErr)
 		}
@@ -191,7 +192,7 @@ func TestExpiredMemberDoesNotBlockDelete(t *testing.T) {
 	if err := a.DeleteGroup(ctx, "g"); err != nil {
 		t.Fatalf("delete after the member expired: %v", err)
 	}
-	waitClosed(t, gone.Done(), wait, "the revoked Backend ends")
+	testutil.WaitClosed(t, gone.Done(), wait, "the revoked Backend ends")
 	if !errors.Is(gone.Err(), backend.ErrLost) {
 		t.Fatalf("revoked Backend's Err = %v, want ErrLost", gone.Err())
 	}

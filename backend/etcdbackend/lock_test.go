@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 func TestTryLockNotReentrant(t *testing.T) {
@@ -36,16 +37,16 @@ func TestTryLockNotReentrant(t *testing.T) {
 	if err != nil || resp.Count != 1 {
 		t.Fatalf("entries = %d, %v; want 1", resp.Count, err)
 	}
-	if err := c.Unlock(ctx, "l/x", l1.Token+1); !codeIs(err, driver.CodeNotHeld) {
+	if err := c.Unlock(ctx, "l/x", l1.Token+1); !testutil.CodeIs(err, driver.CodeNotHeld) {
 		t.Fatalf("Unlock with a wrong token = %v, want CodeNotHeld", err)
 	}
 	if err := c.Unlock(ctx, "l/x", l1.Token); err != nil {
 		t.Fatalf("Unlock = %v", err)
 	}
-	if err := c.Unlock(ctx, "l/x", l1.Token); !codeIs(err, driver.CodeNotHeld) {
+	if err := c.Unlock(ctx, "l/x", l1.Token); !testutil.CodeIs(err, driver.CodeNotHeld) {
 		t.Fatalf("second Unlock = %v, want CodeNotHeld", err)
 	}
-	if _, err := c.Holder(ctx, "l/x"); !codeIs(err, driver.CodeNotFound) {
+	if _, err := c.Holder(ctx, "l/x"); !testutil.CodeIs(err, driver.CodeNotFound) {
 		t.Fatalf("Holder of a free lock = %v, want CodeNotFound", err)
 	}
 	l2, ok, err := c.TryLock(ctx, req)
@@ -61,7 +62,7 @@ func TestTryLockNotReentrant(t *testing.T) {
 	// A wait of the same connection takes another slot, and frees it.
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if _, err := c.WaitLock(wctx, req); !codeIs(err, driver.CodeDeadlineExceeded) {
+	if _, err := c.WaitLock(wctx, req); !testutil.CodeIs(err, driver.CodeDeadlineExceeded) {
 		t.Fatalf("WaitLock of a lock this connection holds = %v, want a deadline error", err)
 	}
 	c.mu.Lock()
@@ -81,7 +82,7 @@ func TestUnlockNeverReleasesAnotherGrant(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if err := b.Unlock(ctx, "k", la.Token); !codeIs(err, driver.CodeNotHeld) {
+	if err := b.Unlock(ctx, "k", la.Token); !testutil.CodeIs(err, driver.CodeNotHeld) {
 		t.Fatalf("Unlock of a's token through b = %v, want CodeNotHeld", err)
 	}
 	if h, err := b.Holder(ctx, "k"); err != nil || h.Member != "a" {
@@ -106,7 +107,7 @@ func TestWaitLockQueues(t *testing.T) {
 		got <- l
 	}()
 	// b queues behind a without taking the lock.
-	eventually(t, wait, "b's entry appears", func() bool {
+	testutil.Within(t, wait, "b's entry appears", func() bool {
 		resp, err := a.cli.Get(ctx, a.keys.lockPrefix("k"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2
 	})
@@ -149,7 +150,7 @@ func TestWaitLockCancelDeletesEntry(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	_, err = b.WaitLock(wctx, driver.LockRequest{Key: "k", Member: "b"})
-	if !errors.Is(err, context.DeadlineExceeded) || !codeIs(err, driver.CodeDeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) || !testutil.CodeIs(err, driver.CodeDeadlineExceeded) {
 		t.Fatalf("WaitLock past its deadline = %v, want a deadline error", err)
 	}
 	resp, err := a.cli.Get(ctx, a.keys.lockPrefix("k"), clientv3.WithPrefix(), clientv3.WithCountOnly())
@@ -159,7 +160,7 @@ func TestWaitLockCancelDeletesEntry(t *testing.T) {
 	if err := a.Unlock(ctx, "k", la.Token); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Holder(ctx, "k"); !codeIs(err, driver.CodeNotFound) {
+	if _, err := a.Holder(ctx, "k"); !testutil.CodeIs(err, driver.CodeNotFound) {
 		t.Fatalf("Holder = %v, want free", err)
 	}
 }

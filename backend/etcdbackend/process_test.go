@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -80,7 +81,7 @@ func TestHandoverPastKilledCandidate(t *testing.T) {
 		return
 	}
 	url := nsURL(singleURL(t), "timeout=3")
-	admin, ks := adminClient(t, url), newKeyspace(namespaceOf(t, url))
+	admin, ks := etcdtest.AdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
 	leader := openBackend(t, url, "leader")
 	ttl := leader.Session().TTL
 	ctx := testCtx(t)
@@ -102,7 +103,7 @@ func TestHandoverPastKilledCandidate(t *testing.T) {
 		dead.Kill()
 		// Waiting candidates keep nothing on the server: the leader's
 		// entry is the only one (a queue would hold all three).
-		eventually(t, wait, "only the leader's entry left", func() bool {
+		testutil.Within(t, wait, "only the leader's entry left", func() bool {
 			resp, err := admin.Get(ctx, ks.lockPrefix("e/"+group), clientv3.WithPrefix(), clientv3.WithCountOnly())
 			return err == nil && resp.Count == 1
 		})

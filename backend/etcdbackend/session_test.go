@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -48,17 +49,17 @@ func TestRevokedLeaseIsLost(t *testing.T) {
 	if err := c.Renew(ctx); err != nil {
 		t.Fatalf("Renew = %v", err)
 	}
-	if _, err := adminClient(t, url).Revoke(ctx, c.lease); err != nil {
+	if _, err := etcdtest.AdminClient(t, url).Revoke(ctx, c.lease); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, rec.ch, wait, "the session watch reports the loss")
-	if err := c.Renew(ctx); !codeIs(err, driver.CodeLost) {
+	testutil.WaitClosed(t, rec.Done(), wait, "the session watch reports the loss")
+	if err := c.Renew(ctx); !testutil.CodeIs(err, driver.CodeLost) {
 		t.Fatalf("Renew after revoke = %v, want CodeLost", err)
 	}
 	if err := c.CreateGroup(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Join(ctx, "g", nil); !codeIs(err, driver.CodeLost) {
+	if err := c.Join(ctx, "g", nil); !testutil.CodeIs(err, driver.CodeLost) {
 		t.Fatalf("Join on a revoked lease = %v, want CodeLost", err)
 	}
 }
@@ -88,11 +89,11 @@ func TestExpireSession(t *testing.T) {
 	if n := revokeMember(t, url, "a"); n != 1 {
 		t.Fatalf("revoked %d leases, want 1", n)
 	}
-	waitClosed(t, g.Context().Done(), wait, "a's grant is cancelled")
+	testutil.WaitClosed(t, g.Context().Done(), wait, "a's grant is cancelled")
 	if !errors.Is(context.Cause(g.Context()), backend.ErrLost) {
 		t.Fatalf("cause = %v, want ErrLost", context.Cause(g.Context()))
 	}
-	waitClosed(t, a.Done(), wait, "a ends")
+	testutil.WaitClosed(t, a.Done(), wait, "a ends")
 	select {
 	case gb := <-waiter:
 		if gb == nil || gb.Token() <= g.Token() {
@@ -126,7 +127,7 @@ func TestCloseRevokes(t *testing.T) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
-	resp, err := adminClient(t, url).Get(ctx, newKeyspace(namespaceOf(t, url)).root, clientv3.WithPrefix())
+	resp, err := etcdtest.AdminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +135,8 @@ func TestCloseRevokes(t *testing.T) {
 		t.Fatalf("keys after Close = %v, want only the group record", resp.Kvs)
 	}
 	select {
-	case <-rec.ch:
-		t.Fatalf("Close reported the session lost: %v", rec.lost)
+	case <-rec.Done():
+		t.Fatalf("Close reported the session lost: %v", rec.Causes())
 	default:
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // pki is a throwaway CA with a server and a client certificate, as PEM
@@ -125,9 +127,9 @@ func startTLSEtcd(t testing.TB, p pki) string {
 func TestTLS(t *testing.T) {
 	p := newPKI(t)
 	addr := startTLSEtcd(t, p)
-	url := "etcd3://" + addr + "?namespace=t-" + unique() + "&timeout=5&ca_cert=" + p.ca + "&cert_cert=" + p.clientCert + "&cert_key=" + p.clientKey
+	url := "etcd3://" + addr + "?namespace=t-" + testutil.Unique() + "&timeout=5&ca_cert=" + p.ca + "&cert_cert=" + p.clientCert + "&cert_key=" + p.clientKey
 	var b *backend.Backend
-	eventually(t, wait, "the TLS server answers", func() bool {
+	testutil.Within(t, wait, "the TLS server answers", func() bool {
 		var err error
 		b, err = backend.Open(testCtx(t), url, backend.WithMemberID("m"))
 		return err == nil
@@ -154,7 +156,7 @@ func TestTLS(t *testing.T) {
 func TestAuth(t *testing.T) {
 	srv := startPrivate(t, "etcd")
 	base := srv.URL("BATON_TEST_ETCD_URL")
-	admin := adminClient(t, base)
+	admin := etcdtest.AdminClient(t, base)
 	ctx := testCtx(t)
 	if _, err := admin.UserAdd(ctx, "root", "rootpw"); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // events collects what a driver watch emits.
@@ -42,7 +44,7 @@ func TestWatchGroupOrder(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.WatchGroup(wctx, "g", got.emit) }()
-	eventually(t, wait, "the snapshot", func() bool { return len(got.snapshot()) == 1 })
+	testutil.Within(t, wait, "the snapshot", func() bool { return len(got.snapshot()) == 1 })
 	steps := []func() error{
 		func() error { return m.Join(ctx, "g", []byte("1")) },
 		func() error { return m.UpdateCapabilities(ctx, "g", []byte("2")) },
@@ -58,7 +60,7 @@ func TestWatchGroupOrder(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !codeIs(err, driver.CodeGroupNotFound) {
+		if !testutil.CodeIs(err, driver.CodeGroupNotFound) {
 			t.Fatalf("WatchGroup ended with %v, want CodeGroupNotFound", err)
 		}
 	case <-time.After(wait):
@@ -115,18 +117,18 @@ func TestWatchGroupResyncAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adminClient(t, url).Compact(ctx, head.Header.Revision); err != nil {
+	if _, err := etcdtest.AdminClient(t, url).Compact(ctx, head.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
 	var got events
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.followGroup(wctx, "g", rev, got.emit) }()
-	eventually(t, wait, "the resync snapshot", func() bool { return len(got.snapshot()) == 1 })
+	testutil.Within(t, wait, "the resync snapshot", func() bool { return len(got.snapshot()) == 1 })
 	if err := m.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, "the event after the resync", func() bool { return len(got.snapshot()) == 2 })
+	testutil.Within(t, wait, "the event after the resync", func() bool { return len(got.snapshot()) == 2 })
 	cancel()
 	<-done
 	evs := got.snapshot()
@@ -162,7 +164,7 @@ func TestBackendWatchRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []backend.EventType{backend.EventLeft, backend.EventJoined} {
-		if ev := nextEvent(t, w); ev.Type != want || ev.Member.ID != "b" {
+		if ev := testutil.NextEvent(t, w, wait); ev.Type != want || ev.Member.ID != "b" {
 			t.Fatalf("event = %v, want %v b", ev, want)
 		}
 	}

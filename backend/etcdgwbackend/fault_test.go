@@ -11,65 +11,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
-
-// nextEvent returns the watch's next event, failing after wait.
-func nextEvent(t *testing.T, w *backend.GroupWatch) backend.Event { t.Helper(); return nextOf(t, w) }
-
-// carryOn checks, after a fault, that a's grant and membership survived:
-// the grant's context is live, b cannot take the lock, and b's watch
-// (opened before the fault) reports a new member without a resync.
-func carryOn(t *testing.T, url string, a, b *backend.Backend, g *backend.Grant, w *backend.GroupWatch) {
-	t.Helper()
-	ctx := testCtx(t)
-	if err := g.Context().Err(); err != nil {
-		t.Fatalf("a's grant was cancelled: %v", context.Cause(g.Context()))
-	}
-	if a.Err() != nil {
-		t.Fatalf("a ended: %v", a.Err())
-	}
-	if _, ok, err := b.TryLock(ctx, "x", backend.LockOptions{}); err != nil || ok {
-		t.Fatalf("b's TryLock = %v, %v; want busy (a holds it)", ok, err)
-	}
-	if h, ok, err := b.LockHolder(ctx, "x"); err != nil || !ok || h.Member != "a" || h.Token != g.Token() {
-		t.Fatalf("holder = %+v, %v, %v; want a with token %d (the lease survived)", h, ok, err, g.Token())
-	}
-	c := openBackend(t, url, "c")
-	if err := c.Join(ctx, "g", nil); err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextEvent(t, w); ev.Type != backend.EventJoined || ev.Member.ID != "c" {
-		t.Fatalf("event = %v, want c joined (resumed, no resync)", ev)
-	}
-	if err := g.Release(ctx); err != nil {
-		t.Fatalf("release after the fault: %v", err)
-	}
-	if _, ok, err := b.TryLock(ctx, "x", backend.LockOptions{}); err != nil || !ok {
-		t.Fatalf("b's TryLock after release = %v, %v", ok, err)
-	}
-}
-
-// setupHolder opens a (holding lock "x" and a member of "g") and b
-// (watching "g").
-func setupHolder(t *testing.T, url string) (a, b *backend.Backend, g *backend.Grant, w *backend.GroupWatch) {
-	t.Helper()
-	ctx := testCtx(t)
-	a, b = openBackend(t, url, "a"), openBackend(t, url, "b")
-	g, ok, err := a.TryLock(ctx, "x", backend.LockOptions{})
-	if err != nil || !ok {
-		t.Fatalf("a's TryLock = %v, %v", ok, err)
-	}
-	if err := a.JoinCreate(ctx, "g", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err = b.WatchGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	return a, b, g, w
-}
 
 // outlive waits 1.5 TTL of a's session, failing if g is cancelled
 // meanwhile: only renewals through the remaining members keep it alive
@@ -89,11 +33,11 @@ func outlive(t *testing.T, a *backend.Backend, g *backend.Grant, what string) {
 func TestFaultServerRestart(t *testing.T) {
 	srv := startPrivate(t, "etcd")
 	url := nsURL(srv.URL("BATON_TEST_ETCDGW_URL"), "timeout=10")
-	a, b, g, w := setupHolder(t, url)
+	a, b, g, w := testutil.SetupHolder(t, url, wait)
 	start := time.Now()
 	srv.run("restart", "etcd")
 	t.Logf("server restarted in %v", time.Since(start).Round(time.Millisecond))
-	carryOn(t, url, a, b, g, w)
+	testutil.CarryOn(t, url, wait, a, b, g, w)
 }
 
 // One member of the 3-member cluster killed (SIGKILL) under held grants,
@@ -103,7 +47,7 @@ func TestFaultServerRestart(t *testing.T) {
 func TestFaultClusterMemberKilled(t *testing.T) {
 	srv := startPrivate(t, "etcd-cluster")
 	url := nsURL(srv.URL("BATON_TEST_ETCDGW_CLUSTER_URL"))
-	a, b, g, w := setupHolder(t, url)
+	a, b, g, w := testutil.SetupHolder(t, url, wait)
 	killed := time.Now()
 	srv.run("kill", "etcd-cluster:1")
 	outlive(t, a, g, "with member 1 killed")
@@ -112,7 +56,7 @@ func TestFaultClusterMemberKilled(t *testing.T) {
 	}
 	srv.run("start-one", "etcd-cluster:1")
 	t.Logf("member 1 down for %v; grant held throughout", time.Since(killed).Round(time.Millisecond))
-	carryOn(t, url, a, b, g, w)
+	testutil.CarryOn(t, url, wait, a, b, g, w)
 }
 
 // The cluster's leader killed (SIGKILL): a new leader is elected, the
@@ -121,12 +65,12 @@ func TestFaultClusterMemberKilled(t *testing.T) {
 func TestFaultLeaderKilled(t *testing.T) {
 	srv := startPrivate(t, "etcd-cluster")
 	url := nsURL(srv.URL("BATON_TEST_ETCDGW_CLUSTER_URL"))
-	a, b, g, w := setupHolder(t, url)
+	a, b, g, w := testutil.SetupHolder(t, url, wait)
 	killed := time.Now()
 	srv.run("kill", "etcd-cluster:leader")
 	outlive(t, a, g, "with the leader killed")
 	t.Logf("leader killed %v ago; grant held throughout", time.Since(killed).Round(time.Millisecond))
-	carryOn(t, url, a, b, g, w)
+	testutil.CarryOn(t, url, wait, a, b, g, w)
 	srv.run("start-one", "etcd-cluster:all")
 }
 
@@ -136,7 +80,7 @@ func TestFaultLeaderKilled(t *testing.T) {
 func TestFaultWatchStreamCut(t *testing.T) {
 	direct := singleURL(t)
 	p := testutil.StartProxy(t, strings.TrimPrefix(direct, "etcd3+http://"))
-	ns := "t-" + unique()
+	ns := "t-" + testutil.Unique()
 	viaProxy := "etcd3+http://" + p.Addr() + "?namespace=" + ns + "&timeout=10"
 	url := direct + "?namespace=" + ns + "&" + testTimeout
 	ctx := testCtx(t)
@@ -161,7 +105,7 @@ func TestFaultWatchStreamCut(t *testing.T) {
 	if err := m.Join(ctx, "g", nil); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, gw); ev.Type != backend.EventJoined || ev.Member.ID != "m" {
+	if ev := testutil.NextEvent(t, gw, wait); ev.Type != backend.EventJoined || ev.Member.ID != "m" {
 		t.Fatalf("event = %v, want m joined", ev)
 	}
 
@@ -186,7 +130,7 @@ func TestFaultWatchStreamCut(t *testing.T) {
 		caps string
 	}{{backend.EventCapabilitiesChanged, "1"}, {backend.EventLeft, ""}, {backend.EventJoined, "2"}}
 	for _, wt := range want {
-		ev := nextEvent(t, gw)
+		ev := testutil.NextEvent(t, gw, wait)
 		if ev.Type != wt.typ || ev.Member.ID != "m" || (wt.typ != backend.EventLeft && string(ev.Member.Capabilities) != wt.caps) {
 			t.Fatalf("event = %v, want %v of m (caps %q): resumed in order, no resync", ev, wt.typ, wt.caps)
 		}
@@ -213,7 +157,7 @@ func TestFaultWatchStreamCut(t *testing.T) {
 func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 	direct := singleURL(t)
 	p := testutil.StartProxy(t, strings.TrimPrefix(direct, "etcd3+http://"))
-	ns := "t-" + unique()
+	ns := "t-" + testutil.Unique()
 	viaProxy := "etcd3+http://" + p.Addr() + "?namespace=" + ns + "&timeout=3"
 	url := direct + "?namespace=" + ns + "&timeout=3"
 	ctx := testCtx(t)
@@ -239,8 +183,8 @@ func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 		gb, err := b.Lock(ctx, "x", backend.LockOptions{})
 		granted <- grant{gb, time.Now(), err}
 	}()
-	admin, ks := adminClient(t, grpcSingleURL(t)), newKeyspace(ns)
-	eventually(t, wait, "b queues behind a", func() bool {
+	admin, ks := etcdtest.AdminClient(t, grpcSingleURL(t)), newKeyspace(ns)
+	testutil.Within(t, wait, "b queues behind a", func() bool {
 		resp, err := admin.Get(ctx, ks.lockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2
 	})
@@ -273,7 +217,7 @@ func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 	}
 	t.Logf("partition +%v: a's grant cancelled; +%v: b granted (%v later)",
 		cAt.Sub(partitionAt).Round(time.Millisecond), got.at.Sub(partitionAt).Round(time.Millisecond), got.at.Sub(cAt).Round(time.Millisecond))
-	waitClosed(t, a.Done(), wait, "the partitioned Backend ends")
+	testutil.WaitClosed(t, a.Done(), wait, "the partitioned Backend ends")
 	if !errors.Is(a.Err(), backend.ErrLost) {
 		t.Fatalf("a's Err = %v, want ErrLost", a.Err())
 	}
@@ -370,7 +314,7 @@ func TestFaultHolderProcessKilled(t *testing.T) {
 func TestFaultWatchStreamBlackholed(t *testing.T) {
 	direct := strings.TrimPrefix(singleURL(t), "etcd3+http://")
 	p := testutil.StartProxy(t, direct)
-	ns := "t-" + unique()
+	ns := "t-" + testutil.Unique()
 	// The proxy is the first endpoint: the watch starts there.
 	viaProxy := "etcd3+http://" + p.Addr() + "," + direct + "?namespace=" + ns + "&timeout=3"
 	url := "etcd3+http://" + direct + "?namespace=" + ns + "&" + testTimeout
@@ -401,7 +345,7 @@ func TestFaultWatchStreamBlackholed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []backend.EventType{backend.EventJoined, backend.EventCapabilitiesChanged, backend.EventLeft} {
-		if ev := nextEvent(t, gw); ev.Type != want || ev.Member.ID != "m" {
+		if ev := testutil.NextEvent(t, gw, wait); ev.Type != want || ev.Member.ID != "m" {
 			t.Fatalf("event = %v, want %v of m (resumed elsewhere, no resync)", ev, want)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	_ "github.com/baton-go/baton/backend/etcdbackend" // the gRPC driver, for the mixed tests only
+	"github.com/baton-go/baton/internal/etcdtest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // mixedTarget is a server the mixed tests run on, by its etcd3:// URL.
@@ -31,7 +33,7 @@ type mixed struct {
 
 func newMixed(t *testing.T, grpcBase string) *mixed {
 	t.Helper()
-	ns := "t-" + unique()
+	ns := "t-" + testutil.Unique()
 	opts := "?namespace=" + ns + "&" + testTimeout
 	m := &mixed{url: grpcBase + opts, ks: newKeyspace(ns)}
 	m.g = openBackend(t, grpcBase+opts, "grpc")
@@ -42,7 +44,7 @@ func newMixed(t *testing.T, grpcBase string) *mixed {
 // entries counts the entries of lock on the server.
 func (m *mixed) entries(t *testing.T, lock string) int64 {
 	t.Helper()
-	resp, err := adminClient(t, m.url).Get(testCtx(t), m.ks.lockPrefix(lock), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := etcdtest.AdminClient(t, m.url).Get(testCtx(t), m.ks.lockPrefix(lock), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestMixedLocks(t *testing.T) {
 					}
 					got <- w
 				}()
-				eventually(t, wait, "the waiter queues", func() bool { return m.entries(t, "l/x") == 2 })
+				testutil.Within(t, wait, "the waiter queues", func() bool { return m.entries(t, "l/x") == 2 })
 				select {
 				case w := <-got:
 					t.Fatalf("%s: the other was granted %v while the lock was held", p.name, w)
@@ -169,21 +171,6 @@ func TestMixedLockContention(t *testing.T) {
 	}
 }
 
-// nextOf returns w's next event, failing after wait.
-func nextOf(t *testing.T, w *backend.GroupWatch) backend.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-w.Events():
-		if !ok {
-			t.Fatalf("watch ended: %v", w.Err())
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no watch event")
-	}
-	return backend.Event{}
-}
-
 // Groups, members, capabilities and watches are shared: each driver sees
 // the other's group, joins, capability updates and leaves, in order.
 func TestMixedGroups(t *testing.T) {
@@ -218,21 +205,21 @@ func TestMixedGroups(t *testing.T) {
 			if err := m.g.Join(ctx, "g", []byte("grpc caps")); err != nil {
 				t.Fatal(err)
 			}
-			if ev := nextOf(t, hw); ev.Type != backend.EventJoined || ev.Member.ID != "grpc" || string(ev.Member.Capabilities) != "grpc caps" {
+			if ev := testutil.NextEvent(t, hw, wait); ev.Type != backend.EventJoined || ev.Member.ID != "grpc" || string(ev.Member.Capabilities) != "grpc caps" {
 				t.Fatalf("gateway watch: %v, want grpc joined with its capabilities", ev)
 			}
 			if err := m.h.Join(ctx, "g", []byte("http caps")); err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range []*backend.GroupWatch{gw} {
-				if ev := nextOf(t, w); ev.Type != backend.EventJoined || ev.Member.ID != "grpc" {
+				if ev := testutil.NextEvent(t, w, wait); ev.Type != backend.EventJoined || ev.Member.ID != "grpc" {
 					t.Fatalf("gRPC watch: %v, want grpc joined", ev)
 				}
-				if ev := nextOf(t, w); ev.Type != backend.EventJoined || ev.Member.ID != "http" || string(ev.Member.Capabilities) != "http caps" {
+				if ev := testutil.NextEvent(t, w, wait); ev.Type != backend.EventJoined || ev.Member.ID != "http" || string(ev.Member.Capabilities) != "http caps" {
 					t.Fatalf("gRPC watch: %v, want http joined with its capabilities", ev)
 				}
 			}
-			if ev := nextOf(t, hw); ev.Type != backend.EventJoined || ev.Member.ID != "http" {
+			if ev := testutil.NextEvent(t, hw, wait); ev.Type != backend.EventJoined || ev.Member.ID != "http" {
 				t.Fatalf("gateway watch: %v, want http joined", ev)
 			}
 			for _, b := range []*backend.Backend{m.g, m.h} {
@@ -246,7 +233,7 @@ func TestMixedGroups(t *testing.T) {
 			if err := m.g.UpdateCapabilities(ctx, "g", []byte("new")); err != nil {
 				t.Fatal(err)
 			}
-			if ev := nextOf(t, hw); ev.Type != backend.EventCapabilitiesChanged || ev.Member.ID != "grpc" || string(ev.Member.Capabilities) != "new" {
+			if ev := testutil.NextEvent(t, hw, wait); ev.Type != backend.EventCapabilitiesChanged || ev.Member.ID != "grpc" || string(ev.Member.Capabilities) != "new" {
 				t.Fatalf("gateway watch: %v, want grpc's capabilities updated", ev)
 			}
 			if err := m.h.Leave(ctx, "g"); err != nil {
@@ -255,28 +242,28 @@ func TestMixedGroups(t *testing.T) {
 			if err := m.h.DeleteGroup(ctx, "g"); !errors.Is(err, backend.ErrGroupNotEmpty) {
 				t.Fatalf("DeleteGroup with the gRPC member in it = %v, want ErrGroupNotEmpty", err)
 			}
-			if ev := nextOf(t, gw); ev.Type != backend.EventCapabilitiesChanged {
+			if ev := testutil.NextEvent(t, gw, wait); ev.Type != backend.EventCapabilitiesChanged {
 				t.Fatalf("gRPC watch: %v, want grpc updated", ev)
 			}
-			if ev := nextOf(t, gw); ev.Type != backend.EventLeft || ev.Member.ID != "http" {
+			if ev := testutil.NextEvent(t, gw, wait); ev.Type != backend.EventLeft || ev.Member.ID != "http" {
 				t.Fatalf("gRPC watch: %v, want http left", ev)
 			}
 			if err := m.g.Leave(ctx, "g"); err != nil {
 				t.Fatal(err)
 			}
-			if ev := nextOf(t, hw); ev.Type != backend.EventLeft || ev.Member.ID != "http" {
+			if ev := testutil.NextEvent(t, hw, wait); ev.Type != backend.EventLeft || ev.Member.ID != "http" {
 				t.Fatalf("gateway watch: %v, want http left", ev)
 			}
-			if ev := nextOf(t, hw); ev.Type != backend.EventLeft || ev.Member.ID != "grpc" {
+			if ev := testutil.NextEvent(t, hw, wait); ev.Type != backend.EventLeft || ev.Member.ID != "grpc" {
 				t.Fatalf("gateway watch: %v, want grpc left", ev)
 			}
 			if err := m.h.DeleteGroup(ctx, "g"); err != nil {
 				t.Fatalf("DeleteGroup = %v", err)
 			}
-			if ev := nextOf(t, gw); ev.Type != backend.EventLeft || ev.Member.ID != "grpc" {
+			if ev := testutil.NextEvent(t, gw, wait); ev.Type != backend.EventLeft || ev.Member.ID != "grpc" {
 				t.Fatalf("gRPC watch: %v, want grpc left", ev)
 			}
-			if ev := nextOf(t, gw); ev.Type != backend.EventGroupDeleted {
+			if ev := testutil.NextEvent(t, gw, wait); ev.Type != backend.EventGroupDeleted {
 				t.Fatalf("gRPC watch: %v, want the group deleted", ev)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 func TestExamplesParse(t *testing.T) {
@@ -90,7 +91,7 @@ func TestResolve(t *testing.T) {
 			}
 			s, err := resolve(driverConfig(cfg))
 			if tt.wantErr {
-				if !codeIs(err, driver.CodeInvalidArgument) {
+				if !testutil.CodeIs(err, driver.CodeInvalidArgument) {
 					t.Fatalf("resolve = %v, want CodeInvalidArgument", err)
 				}
 				return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -30,7 +31,7 @@ func TestSessionInfo(t *testing.T) {
 			if got := c.Session(); got.Liveness != driver.LivenessTTL || got.TTL != tt.wantTTL {
 				t.Fatalf("Session() = %+v, want TTL %v", got, tt.wantTTL)
 			}
-			ttl, err := adminClient(t, url).TimeToLive(testCtx(t), clientv3.LeaseID(c.lease))
+			ttl, err := etcdtest.AdminClient(t, url).TimeToLive(testCtx(t), clientv3.LeaseID(c.lease))
 			if err != nil || time.Duration(ttl.GrantedTTL)*time.Second != tt.wantTTL {
 				t.Fatalf("granted TTL = %v, %v; want %v", ttl.GrantedTTL, err, tt.wantTTL)
 			}
@@ -47,17 +48,17 @@ func TestRevokedLeaseIsLost(t *testing.T) {
 	if err := c.Renew(ctx); err != nil {
 		t.Fatalf("Renew = %v", err)
 	}
-	if _, err := adminClient(t, url).Revoke(ctx, clientv3.LeaseID(c.lease)); err != nil {
+	if _, err := etcdtest.AdminClient(t, url).Revoke(ctx, clientv3.LeaseID(c.lease)); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, rec.ch, wait, "the session watch reports the loss")
-	if err := c.Renew(ctx); !codeIs(err, driver.CodeLost) {
+	testutil.WaitClosed(t, rec.Done(), wait, "the session watch reports the loss")
+	if err := c.Renew(ctx); !testutil.CodeIs(err, driver.CodeLost) {
 		t.Fatalf("Renew after revoke = %v, want CodeLost", err)
 	}
 	if err := c.CreateGroup(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Join(ctx, "g", nil); !codeIs(err, driver.CodeLost) {
+	if err := c.Join(ctx, "g", nil); !testutil.CodeIs(err, driver.CodeLost) {
 		t.Fatalf("Join on a revoked lease = %v, want CodeLost", err)
 	}
 }
@@ -82,7 +83,7 @@ func TestCloseRevokes(t *testing.T) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
-	resp, err := adminClient(t, url).Get(ctx, newKeyspace(namespaceOf(t, url)).root, clientv3.WithPrefix())
+	resp, err := etcdtest.AdminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +91,8 @@ func TestCloseRevokes(t *testing.T) {
 		t.Fatalf("keys after Close = %v, want only the group record", resp.Kvs)
 	}
 	select {
-	case <-rec.ch:
-		t.Fatalf("Close reported the session lost: %v", rec.lost)
+	case <-rec.Done():
+		t.Fatalf("Close reported the session lost: %v", rec.Causes())
 	default:
 	}
 }

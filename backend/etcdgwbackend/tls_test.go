@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdtest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // pki is a throwaway CA with a server and a client certificate, as PEM
@@ -134,9 +136,9 @@ func startTLSEtcd(t testing.TB, p pki, clientAuth bool) string {
 func TestTLS(t *testing.T) {
 	p := newPKI(t)
 	addr := startTLSEtcd(t, p, true)
-	url := "etcd3+https://" + addr + "?namespace=t-" + unique() + "&timeout=5&ca_cert=" + p.ca + "&cert_cert=" + p.clientCert + "&cert_key=" + p.clientKey
+	url := "etcd3+https://" + addr + "?namespace=t-" + testutil.Unique() + "&timeout=5&ca_cert=" + p.ca + "&cert_cert=" + p.clientCert + "&cert_key=" + p.clientKey
 	var b *backend.Backend
-	eventually(t, wait, "the TLS server answers", func() bool {
+	testutil.Within(t, wait, "the TLS server answers", func() bool {
 		var err error
 		b, err = backend.Open(testCtx(t), url, backend.WithMemberID("m"))
 		return err == nil
@@ -160,7 +162,7 @@ func TestTLS(t *testing.T) {
 	if err := b.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextOf(t, w); ev.Type != backend.EventLeft {
+	if ev := testutil.NextEvent(t, w, wait); ev.Type != backend.EventLeft {
 		t.Fatalf("watch over TLS: %v, want m left", ev)
 	}
 	w.Close()
@@ -178,7 +180,7 @@ func TestTLS(t *testing.T) {
 func TestAuth(t *testing.T) {
 	srv := startPrivate(t, "etcd")
 	base := srv.URL("BATON_TEST_ETCD_URL")
-	admin := adminClient(t, base)
+	admin := etcdtest.AdminClient(t, base)
 	ctx := testCtx(t)
 	if _, err := admin.UserAdd(ctx, "root", "rootpw"); err != nil {
 		t.Fatal(err)

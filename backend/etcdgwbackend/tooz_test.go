@@ -31,7 +31,7 @@ func toozURLs(t *testing.T) (batonURL, toozURL string) {
 	return nsURL(base, "compat=tooz", "timeout=5"), base + "?api_version=v3&timeout=5"
 }
 
-func toozName(what string) string { return what + "-" + unique() }
+func toozName(what string) string { return what + "-" + testutil.Unique() }
 
 func sorted(s []string) []string {
 	s = slices.Clone(s)
@@ -291,7 +291,7 @@ func TestToozKill(t *testing.T) {
 		}
 		start := time.Now()
 		p.Kill()
-		eventually(t, toozWait, "the killed tooz member gone", func() bool { return len(batonMembers(t, b, g)) == 0 })
+		testutil.Within(t, toozWait, "the killed tooz member gone", func() bool { return len(batonMembers(t, b, g)) == 0 })
 		t.Logf("killed tooz member gone for baton after %v (membership_timeout 5 s)", time.Since(start).Round(time.Millisecond))
 		lk, err := b.Lock(ctx, name, backend.LockOptions{})
 		if err != nil {
@@ -320,7 +320,7 @@ func TestToozKill(t *testing.T) {
 		// Cut off as a crash would: no keep-alive, no leave, no release.
 		start := time.Now()
 		px.Blackhole(true)
-		eventually(t, toozWait, "the cut-off baton member gone for tooz", func() bool { return len(p.Members(g)) == 0 })
+		testutil.Within(t, toozWait, "the cut-off baton member gone for tooz", func() bool { return len(p.Members(g)) == 0 })
 		if !p.AcquireWithin(name, toozWait) {
 			t.Fatal("tooz could not take the cut-off baton member's lock")
 		}
@@ -338,7 +338,7 @@ func TestToozKill(t *testing.T) {
 func TestConformanceTooz(t *testing.T) {
 	h := harness(singleURL)
 	h.NewURL = func(t testing.TB) string {
-		return nsURL(singleURL(t), "compat=tooz", "tooz_prefix="+url.QueryEscape("t-"+unique()+"/"))
+		return nsURL(singleURL(t), "compat=tooz", "tooz_prefix="+url.QueryEscape("t-"+testutil.Unique()+"/"))
 	}
 	drivertest.Run(t, h)
 }

@@ -8,6 +8,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdtest"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // events collects what a driver watch emits.
@@ -54,7 +56,7 @@ func TestWatchGroupResyncAfterCompaction(t *testing.T) {
 	if err := w.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	admin := adminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
+	admin := etcdtest.AdminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
 	head, err := admin.Get(ctx, "any")
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +68,11 @@ func TestWatchGroupResyncAfterCompaction(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.followGroup(wctx, "g", rev, got.emit) }()
-	eventually(t, wait, "the resync snapshot", func() bool { return len(got.snapshot()) == 1 })
+	testutil.Within(t, wait, "the resync snapshot", func() bool { return len(got.snapshot()) == 1 })
 	if err := m.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, "the event after the resync", func() bool { return len(got.snapshot()) == 2 })
+	testutil.Within(t, wait, "the event after the resync", func() bool { return len(got.snapshot()) == 2 })
 	cancel()
 	<-done
 	evs := got.snapshot()
@@ -89,7 +91,7 @@ func TestWaitDeleteCompacted(t *testing.T) {
 	url := nsURL(srv.URL("BATON_TEST_ETCDGW_URL"))
 	ctx := testCtx(t)
 	c, _ := openConn(t, url, "m")
-	admin := adminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
+	admin := etcdtest.AdminClient(t, srv.URL("BATON_TEST_ETCD_URL"))
 	put, err := admin.Put(ctx, "k", "v")
 	if err != nil {
 		t.Fatal(err)

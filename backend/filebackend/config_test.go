@@ -12,6 +12,7 @@ import (
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
 	"github.com/baton-go/baton/backend/filebackend"
+	"github.com/baton-go/baton/internal/proctest"
 )
 
 func fileInfo(t *testing.T) driver.Info {
@@ -84,7 +85,7 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 // Open creates the directory and the namespace, private to the user.
 func TestOpenCreatesDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
-	b := open(t, "file://localhost"+dir+"?namespace=ns&timeout=3", "m")
+	b := proctest.Open(t, "file://localhost"+dir+"?namespace=ns&timeout=3", "m")
 	if got := b.Session().TTL; got != 3*time.Second {
 		t.Fatalf("session TTL %v, want the timeout 3s", got)
 	}
@@ -100,8 +101,8 @@ func TestOpenCreatesDirectory(t *testing.T) {
 // Namespaces of one directory are independent.
 func TestNamespacesAreIsolated(t *testing.T) {
 	dir := t.TempDir()
-	a := open(t, "file://"+dir+"?namespace=a", "m")
-	b := open(t, "file://"+dir+"?namespace=b", "m")
+	a := proctest.Open(t, "file://"+dir+"?namespace=a", "m")
+	b := proctest.Open(t, "file://"+dir+"?namespace=b", "m")
 	if err := a.CreateGroup(t.Context(), "g"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestNamespacesAreIsolated(t *testing.T) {
 // ErrSessionRemoved as the cause; an unknown member is not found.
 func TestExpireSession(t *testing.T) {
 	url := newURL(t, "check_interval=5ms")
-	b := open(t, url, "m")
+	b := proctest.Open(t, url, "m")
 	if err := filebackend.ExpireSession(url, "nobody"); !errors.Is(err, backend.ErrNotFound) || !errors.Is(err, filebackend.ErrNoSession) {
 		t.Fatalf("expire an unknown member: %v, want ErrNotFound wrapping ErrNoSession", err)
 	}

@@ -12,10 +12,10 @@ import (
 
 // TestMain runs the tests under goleak, or, when the test binary was
 // started as a helper process by a cross-process test, runs that helper
-// instead (see helper_test.go).
+// instead (see process_test.go).
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode))
+	if code, ok := procs.RunHelper(); ok {
+		os.Exit(code)
 	}
 	goleak.VerifyTestMain(m)
 }

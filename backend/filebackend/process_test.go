@@ -3,44 +3,19 @@
 package filebackend_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/proctest"
 )
 
-// open opens a Backend as member on url and closes it with the test.
-func open(t testing.TB, url, member string, opts ...backend.Option) *backend.Backend {
-	t.Helper()
-	b, err := backend.Open(t.Context(), url, append(opts, backend.WithMemberID(member))...)
-	if err != nil {
-		t.Fatalf("open as %q: %v", member, err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(context.Background()); err != nil {
-			t.Errorf("close %q: %v", member, err)
-		}
-	})
-	return b
-}
-
-func memberIDs(t testing.TB, b *backend.Backend, group string) []string {
-	t.Helper()
-	ms, err := b.Members(t.Context(), group)
-	if err != nil {
-		t.Fatalf("members of %q: %v", group, err)
-	}
-	out := make([]string, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, m.ID)
-	}
-	return out
+// procs runs the cross-process checks on file://: TestMain runs a helper
+// instead of the tests when the binary was started as one.
+var procs = proctest.Config{
+	EnvPrefix:    "BATON_FILEBACKEND",
+	NewURL:       newURL,
+	ExcludeQuery: "lock_retry=2ms",
+	WatchPoll:    time.Hour,
 }
 
 // A process killed with SIGKILL while it holds a lock, a leadership and a
@@ -49,183 +24,24 @@ func memberIDs(t testing.TB, b *backend.Backend, group string) []string {
 // no longer listed and does not keep its group from being deleted, and a
 // waiter blocked in Lock takes over within milliseconds.
 func TestKilledProcessReleasesEverything(t *testing.T) {
-	url := newURL(t, "")
-	child := startHelper(t, "hold", url, "child", "")
-	token, err := strconv.ParseUint(child.expect("ready")[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := open(t, url, "parent")
-	if _, ok, err := b.TryLock(t.Context(), "l", backend.LockOptions{}); err != nil || ok {
-		t.Fatalf("try lock held by the child: acquired=%v, %v", ok, err)
-	}
-	if h, ok, err := b.LockHolder(t.Context(), "l"); err != nil || !ok || h.Member != "child" || h.Token != token {
-		t.Fatalf("holder: %+v %v %v, want child with token %d", h, ok, err, token)
-	}
-	if got := memberIDs(t, b, "g"); len(got) != 1 || got[0] != "child" {
-		t.Fatalf("members before the kill: %q", got)
-	}
-	type res struct {
-		g   *backend.Grant
-		at  time.Time
-		err error
-	}
-	waiter := open(t, url, "waiter")
-	ch := make(chan res, 1)
-	go func() {
-		g, err := waiter.Campaign(t.Context(), "e", backend.LockOptions{})
-		ch <- res{g, time.Now(), err}
-	}()
-
-	killed := time.Now()
-	child.kill()
-	g, ok, err := b.TryLock(t.Context(), "l", backend.LockOptions{})
-	if err != nil || !ok {
-		t.Fatalf("try lock right after the holder was killed: acquired=%v, %v", ok, err)
-	}
-	if g.Token() <= token {
-		t.Fatalf("token %d after the kill is not above the dead holder's %d", g.Token(), token)
-	}
-	if got := memberIDs(t, b, "g"); len(got) != 0 {
-		t.Fatalf("members right after the kill: %q, want none", got)
-	}
-	if err := b.DeleteGroup(t.Context(), "g"); err != nil {
-		t.Fatalf("delete the dead member's group: %v", err)
-	}
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("campaign after the leader was killed: %v", r.err)
-		}
-		t.Logf("leadership taken over %v after SIGKILL", r.at.Sub(killed))
-	case <-time.After(10 * time.Second):
-		t.Fatal("the waiting candidate was not elected within 10s of the leader's death")
-	}
+	procs.KilledProcessReleasesEverything(t)
 }
 
 // Processes that increment a shared counter under one lock never overlap:
 // no increment is lost, and every holder's fencing token is above the
 // last one written by any process.
-func TestProcessesExcludeEachOther(t *testing.T) {
-	url := newURL(t, "lock_retry=2ms")
-	counter := filepath.Join(t.TempDir(), "counter")
-	const procs, each = 3, 150
-	var hs []*helper
-	for i := range procs {
-		hs = append(hs, startHelper(t, "count", url, fmt.Sprintf("p%d", i), fmt.Sprintf("%s %d", counter, each)))
-	}
-	for i, h := range hs {
-		if err := h.wait(); err != nil {
-			t.Fatalf("helper p%d: %v", i, err)
-		}
-	}
-	data, err := os.ReadFile(counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	var last uint64
-	if _, err := fmt.Sscanf(string(data), "%d %d", &n, &last); err != nil || n != procs*each {
-		t.Fatalf("counter %q: got %d increments, want %d (%v)", data, n, procs*each, err)
-	}
-}
+func TestProcessesExcludeEachOther(t *testing.T) { procs.ProcessesExcludeEachOther(t) }
 
 // Shared locks are shared across processes and exclude exclusive ones;
 // a killed shared holder's hold ends with it.
-func TestSharedLockAcrossProcesses(t *testing.T) {
-	url := newURL(t, "")
-	child := startHelper(t, "hold-shared", url, "child", "")
-	child.expect("ready")
-	b := open(t, url, "parent")
-	if _, ok, err := b.TryLock(t.Context(), "l", backend.LockOptions{}); err != nil || ok {
-		t.Fatalf("exclusive try lock while shared elsewhere: acquired=%v, %v", ok, err)
-	}
-	s, ok, err := b.TryLock(t.Context(), "l", backend.LockOptions{Shared: true})
-	if err != nil || !ok {
-		t.Fatalf("shared try lock while shared elsewhere: acquired=%v, %v", ok, err)
-	}
-	if h, ok, err := b.LockHolder(t.Context(), "l"); err != nil || !ok {
-		t.Fatalf("holder of a shared lock: %+v %v %v", h, ok, err)
-	}
-	child.kill()
-	if err := s.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := b.LockHolder(t.Context(), "l"); err != nil || ok {
-		t.Fatalf("holder after every shared holder left: held=%v, %v", ok, err)
-	}
-	g, ok, err := b.TryLock(t.Context(), "l", backend.LockOptions{})
-	if err != nil || !ok {
-		t.Fatalf("exclusive try lock after the shared holders left: acquired=%v, %v", ok, err)
-	}
-	if err := g.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-}
+func TestSharedLockAcrossProcesses(t *testing.T) { procs.SharedLockAcrossProcesses(t) }
 
 // A group watch sees another process join and, right after its SIGKILL,
 // leave: no timeout is involved.
-func TestWatchSeesKilledProcessLeave(t *testing.T) {
-	url := newURL(t, "")
-	b := open(t, url, "watcher", backend.WithPollInterval(time.Hour))
-	if err := b.CreateGroup(t.Context(), "g"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := b.WatchGroup(t.Context(), "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	child := startHelper(t, "hold", url, "child", "")
-	child.expect("ready")
-	next := func(want backend.EventType) time.Time {
-		t.Helper()
-		select {
-		case ev, ok := <-w.Events():
-			if !ok || ev.Type != want || ev.Member.ID != "child" {
-				t.Fatalf("event %v (open=%v), want %v of child; watch error %v", ev, ok, want, w.Err())
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %v event within 10s", want)
-		}
-		return time.Now()
-	}
-	next(backend.EventJoined)
-	killed := time.Now()
-	child.kill()
-	t.Logf("departure seen %v after SIGKILL", next(backend.EventLeft).Sub(killed))
-}
+func TestWatchSeesKilledProcessLeave(t *testing.T) { procs.WatchSeesKilledProcessLeave(t) }
 
 // BenchmarkLockHandover measures how long a lock takes to pass from a
 // releasing process to one blocked in Lock in another process: the time
 // from the release call to the waiter's acquisition, as both clocks (one
 // host) tell it.
-func BenchmarkLockHandover(b *testing.B) {
-	url := newURL(b, "")
-	child := startHelper(b, "pingpong", url, "child", "")
-	be := open(b, url, "parent")
-	ctx := context.Background()
-	var total time.Duration
-	for b.Loop() {
-		g, err := be.Lock(ctx, "l", backend.LockOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		child.send("go")
-		child.expect("waiting")
-		time.Sleep(2 * time.Millisecond) // let the child block in Lock
-		released := time.Now()
-		if err := g.Release(ctx); err != nil {
-			b.Fatal(err)
-		}
-		at, err := strconv.ParseInt(child.expect("acquired")[1], 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += time.Unix(0, at).Sub(released)
-	}
-	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs/handover")
-	if err := child.stdin.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-		b.Fatal(err)
-	}
-}
+func BenchmarkLockHandover(b *testing.B) { procs.LockHandover(b) }

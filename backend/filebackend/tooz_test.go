@@ -382,8 +382,8 @@ func TestToozKill(t *testing.T) {
 	t.Run("ToozSeesBaton", func(t *testing.T) {
 		bu, zu := toozDirs(t)
 		p := tooztest.Start(t, zu, "tooz")
-		h := startHelper(t, "hold", bu, "baton-child", "")
-		h.expect("ready")
+		h := procs.StartHelper(t, "hold", bu, "baton-child", "")
+		h.Expect("ready")
 		if ms := p.Members("g"); !slices.Equal(ms, []string{"baton-child"}) {
 			t.Fatalf("tooz's members %q, want the baton child", ms)
 		}
@@ -391,7 +391,7 @@ func TestToozKill(t *testing.T) {
 			t.Fatal("tooz got the lock the baton child holds")
 		}
 		start := time.Now()
-		h.kill()
+		h.Kill()
 		if !p.AcquireWithin("l", toozWait) {
 			t.Fatal("tooz did not get the lock of a killed baton process")
 		}

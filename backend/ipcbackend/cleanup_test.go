@@ -11,6 +11,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/ipcbackend"
+	"github.com/baton-go/baton/internal/proctest"
 )
 
 // objectsSince lists the IPC objects created since before.
@@ -80,7 +81,7 @@ func TestLastCloseRemovesNamespace(t *testing.T) {
 // RemoveNamespace refuses while a connection of the namespace is alive.
 func TestRemoveNamespaceInUse(t *testing.T) {
 	u := newURL(t, "")
-	open(t, u, "m1")
+	proctest.Open(t, u, "m1")
 	err := ipcbackend.RemoveNamespace(u)
 	if !errors.Is(err, backend.ErrUnavailable) {
 		t.Fatalf("remove a namespace in use: %v, want ErrUnavailable", err)
@@ -91,7 +92,7 @@ func TestRemoveNamespaceInUse(t *testing.T) {
 // ErrUnavailable and changes nothing.
 func TestSegmentFull(t *testing.T) {
 	u := newURL(t, "segment_size=65536&lock_slots=16")
-	b := open(t, u, "m1")
+	b := proctest.Open(t, u, "m1")
 	if err := b.CreateGroup(t.Context(), "g"); err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +107,8 @@ func TestSegmentFull(t *testing.T) {
 
 // One lock name in two namespaces is two locks.
 func TestNamespacesAreSeparate(t *testing.T) {
-	b1 := open(t, newURL(t, ""), "m")
-	b2 := open(t, newURL(t, ""), "m")
+	b1 := proctest.Open(t, newURL(t, ""), "m")
+	b2 := proctest.Open(t, newURL(t, ""), "m")
 	for _, b := range []*backend.Backend{b1, b2} {
 		if _, ok, err := b.TryLock(t.Context(), "l", backend.LockOptions{}); err != nil || !ok {
 			t.Fatalf("try lock in its own namespace: %v %v", ok, err)

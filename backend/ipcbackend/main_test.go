@@ -19,12 +19,12 @@ import (
 
 // TestMain runs the tests under goleak, or, when the test binary was
 // started as a helper process by a cross-process test, runs that helper
-// instead (see helper_test.go). After the tests it checks that they left
+// instead (see process_test.go). After the tests it checks that they left
 // no System V semaphore or shared memory segment behind (what `ipcs`
 // lists), because every namespace's last Close must remove its objects.
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode))
+	if code, ok := procs.RunHelper(); ok {
+		os.Exit(code)
 	}
 	before := ipcObjects()
 	code := m.Run()

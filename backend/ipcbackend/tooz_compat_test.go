@@ -15,6 +15,7 @@ import (
 	"github.com/baton-go/baton/backend/driver"
 	"github.com/baton-go/baton/backend/drivertest"
 	"github.com/baton-go/baton/backend/ipcbackend"
+	"github.com/baton-go/baton/internal/proctest"
 	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/internal/tooztest"
 )
@@ -59,7 +60,7 @@ func TestToozGroups(t *testing.T) {
 	ctx := t.Context()
 	t.Run("BatonSeesTooz", func(t *testing.T) {
 		p := toozPeer(t)
-		b := open(t, toozURL, "baton")
+		b := proctest.Open(t, toozURL, "baton")
 		g := "g-" + testutil.Unique()
 		p.Must("create_group", map[string]any{"group": g}, nil)
 		gs, err := b.Groups(ctx)
@@ -73,7 +74,7 @@ func TestToozGroups(t *testing.T) {
 		if err := b.Join(ctx, g, nil); err != nil {
 			t.Fatalf("baton joining tooz's group: %v", err)
 		}
-		if ms := memberIDs(t, b, g); !slices.Equal(ms, []string{"baton"}) {
+		if ms := proctest.MemberIDs(t, b, g); !slices.Equal(ms, []string{"baton"}) {
 			t.Fatalf("members %q", ms)
 		}
 		if _, err := p.Do("members", map[string]any{"group": g}); !errors.Is(err, tooztest.ErrTooz) {
@@ -93,7 +94,7 @@ func TestToozGroups(t *testing.T) {
 	})
 	t.Run("ToozSeesBaton", func(t *testing.T) {
 		p := toozPeer(t)
-		b := open(t, toozURL, "baton")
+		b := proctest.Open(t, toozURL, "baton")
 		g := "g-" + testutil.Unique()
 		if err := b.CreateGroup(ctx, g); err != nil {
 			t.Fatal(err)
@@ -132,7 +133,7 @@ func TestToozLock(t *testing.T) {
 	ctx := t.Context()
 	t.Run("BatonSeesTooz", func(t *testing.T) {
 		p := toozPeer(t)
-		b := open(t, toozURL, "baton")
+		b := proctest.Open(t, toozURL, "baton")
 		name := "l-" + testutil.Unique()
 		if !p.Acquire(name) {
 			t.Fatal("tooz did not get a free lock")
@@ -167,7 +168,7 @@ func TestToozLock(t *testing.T) {
 	})
 	t.Run("ToozSeesBaton", func(t *testing.T) {
 		p := toozPeer(t)
-		b := open(t, toozURL, "baton")
+		b := proctest.Open(t, toozURL, "baton")
 		name := "l-" + testutil.Unique()
 		g, ok, err := b.TryLock(ctx, name, backend.LockOptions{})
 		if err != nil || !ok {
@@ -189,7 +190,7 @@ func TestToozLock(t *testing.T) {
 		p.Release(name)
 	})
 	t.Run("NoSharedLocks", func(t *testing.T) {
-		b := open(t, toozURL, "baton")
+		b := proctest.Open(t, toozURL, "baton")
 		c := b.Characteristics()
 		if c.SharedLocks || c.Fencing != driver.FencingPartial {
 			t.Fatalf("tooz-mode characteristics: %+v", c)
@@ -204,7 +205,7 @@ func TestToozKill(t *testing.T) {
 	ctx := t.Context()
 	t.Run("BatonSeesTooz", func(t *testing.T) {
 		p := toozPeer(t)
-		b := open(t, toozURL, "baton")
+		b := proctest.Open(t, toozURL, "baton")
 		name := "l-" + testutil.Unique()
 		if !p.Acquire(name) {
 			t.Fatal("tooz did not get a free lock")
@@ -222,8 +223,8 @@ func TestToozKill(t *testing.T) {
 	})
 	t.Run("ToozSeesBaton", func(t *testing.T) {
 		p := toozPeer(t)
-		h := startHelper(t, "hold", toozURL, "baton-child", "")
-		h.expect("ready")
+		h := procs.StartHelper(t, "hold", toozURL, "baton-child", "")
+		h.Expect("ready")
 		if gs := toozGroups(p); !slices.Contains(gs, "g") {
 			t.Fatalf("tooz's groups %q lack the baton child's group", gs)
 		}
@@ -231,13 +232,13 @@ func TestToozKill(t *testing.T) {
 			t.Fatal("tooz got the lock the baton child holds")
 		}
 		start := time.Now()
-		h.kill()
+		h.Kill()
 		if !p.AcquireWithin("l", toozWait) {
 			t.Fatal("tooz did not get the lock of a killed baton process")
 		}
 		t.Logf("lock of a killed baton process taken by tooz after %v", time.Since(start))
 		p.Release("l")
-		b := open(t, toozURL, "cleaner")
+		b := proctest.Open(t, toozURL, "cleaner")
 		if err := b.DeleteGroup(ctx, "g"); err != nil {
 			t.Fatalf("deleting the group of a killed baton member: %v", err)
 		}

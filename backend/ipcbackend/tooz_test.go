@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/proctest"
 	"github.com/baton-go/baton/internal/testutil"
 )
 
@@ -108,7 +109,7 @@ func TestToozInterop(t *testing.T) {
 		t.Skip("python3-tooz is not installed (scripts/install.sh tooz)")
 	}
 	name := "interop-" + testutil.Unique()
-	b := open(t, "ipc://", "baton")
+	b := proctest.Open(t, "ipc://", "baton")
 	ctx := t.Context()
 
 	tz := startTooz(t, "hold", name)

@@ -65,7 +65,7 @@ func isFeature(p string) bool {
 // isTestHelper reports whether p is a package made for tests only, which
 // may import testing and which only tests may import.
 func isTestHelper(p string) bool {
-	return p == "backend/drivertest" || p == "internal/testutil" || p == "internal/tooztest"
+	return p == "backend/drivertest" || p == "internal/testutil" || p == "internal/tooztest" || p == "internal/proctest" || p == "internal/etcdtest"
 }
 
 // violation returns why pkg may not import imp, or "".

@@ -1,6 +1,9 @@
-// Package testutil holds helpers shared by the feature packages' tests:
-// fresh backend URLs on the local drivers and waiting on conditions with
-// a deadline (never sleeping and hoping).
+// Package testutil holds helpers shared by the feature packages' tests
+// (fresh backend URLs on the local drivers, waiting on conditions with a
+// deadline: never sleeping and hoping) and by the tests of the drivers
+// that run against a real server (server URLs, fresh namespaces,
+// Backends and raw connections closed with the test, fault-test steps).
+// It imports no server's client library.
 package testutil
 
 import (
@@ -36,13 +39,30 @@ func FileURL(t testing.TB) string { return "file://" + filepath.Join(t.TempDir()
 // then fails the test with msg.
 func Eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("condition not met within %v: %s", d, msg)
+	}
+}
+
+// Within is Eventually with the failure worded "WHAT: not within D".
+func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// poll calls cond every few milliseconds until it holds (true) or d has
+// passed (false).
+func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", d, msg)
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }
 
 // Context returns a context ending with the test or after d.

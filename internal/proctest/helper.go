@@ -1,6 +1,4 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
-
-package filebackend_test
+package proctest
 
 import (
 	"bufio"
@@ -18,28 +16,42 @@ import (
 	"github.com/baton-go/baton/backend"
 )
 
-// Cross-process tests re-execute the test binary with helperEnv set to a
-// mode; TestMain then runs runHelper instead of the tests. The helper
-// reads its parameters from the environment and talks to the test over
-// stdin and stdout, one line per message.
-const (
-	helperEnv    = "BATON_FILEBACKEND_HELPER"
-	helperURL    = "BATON_FILEBACKEND_URL"
-	helperMember = "BATON_FILEBACKEND_MEMBER"
-	helperArg    = "BATON_FILEBACKEND_ARG"
-)
+// Cross-process tests re-execute the test binary with the helper
+// variable set to a mode; TestMain then runs RunHelper instead of the
+// tests. The helper reads its parameters from the environment and talks
+// to the test over stdin and stdout, one line per message.
+
+func (c Config) helperEnv() string    { return c.EnvPrefix + "_HELPER" }
+func (c Config) helperURL() string    { return c.EnvPrefix + "_URL" }
+func (c Config) helperMember() string { return c.EnvPrefix + "_MEMBER" }
+func (c Config) helperArg() string    { return c.EnvPrefix + "_ARG" }
+
+// RunHelper reports whether this process was started as a helper by
+// StartHelper and, if so, runs that helper to its end and returns its
+// exit code. Call it first thing in TestMain:
+//
+//	if code, ok := procs.RunHelper(); ok {
+//		os.Exit(code)
+//	}
+func (c Config) RunHelper() (code int, ok bool) {
+	mode := os.Getenv(c.helperEnv())
+	if mode == "" {
+		return 0, false
+	}
+	return c.runHelper(mode), true
+}
 
 // runHelper runs one helper mode and returns the exit code.
-func runHelper(mode string) int {
+func (c Config) runHelper(mode string) int {
 	ctx := context.Background()
-	b, err := backend.Open(ctx, os.Getenv(helperURL), backend.WithMemberID(os.Getenv(helperMember)))
+	b, err := backend.Open(ctx, os.Getenv(c.helperURL()), backend.WithMemberID(os.Getenv(c.helperMember())))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		return 2
 	}
 	defer b.Close(ctx)
 	in := bufio.NewScanner(os.Stdin)
-	arg := os.Getenv(helperArg)
+	arg := os.Getenv(c.helperArg())
 	switch mode {
 	case "hold":
 		err = helperHold(ctx, b, in)
@@ -143,8 +155,9 @@ func helperPingPong(ctx context.Context, b *backend.Backend, in *bufio.Scanner) 
 	return nil
 }
 
-// helper is a running helper process.
-type helper struct {
+// Helper is a running helper process. Its methods are for the test's
+// goroutine only; they fail the test through the TB it was started with.
+type Helper struct {
 	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -153,12 +166,15 @@ type helper struct {
 	err   error // Wait's result, once done is closed
 }
 
-// startHelper starts the test binary as a helper in mode, member member
-// of url. The test's cleanup kills it if it still runs.
-func startHelper(t testing.TB, mode, url, member, arg string) *helper {
+// StartHelper starts the test binary as a helper in mode ("hold",
+// "hold-shared", "count" with arg "PATH N", or "pingpong"), member member
+// of url. It does not wait for the helper to be ready (Expect "ready"
+// does). When the test ends, a helper still running is stopped as
+// c.StopGrace says.
+func (c Config) StartHelper(t testing.TB, mode, url, member, arg string) *Helper {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperURL+"="+url, helperMember+"="+member, helperArg+"="+arg)
+	cmd.Env = append(os.Environ(), c.helperEnv()+"="+mode, c.helperURL()+"="+url, c.helperMember()+"="+member, c.helperArg()+"="+arg)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -171,17 +187,39 @@ func startHelper(t testing.TB, mode, url, member, arg string) *helper {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h := &helper{t: t, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), done: make(chan struct{})}
+	h := &Helper{t: t, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout), done: make(chan struct{})}
+	if c.StopGrace <= 0 {
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = stdin.Close()
+			h.Wait()
+		})
+		return h
+	}
+	grace := c.StopGrace
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		// A helper still running is asked to finish (stdin closes) and
+		// given time to Close its Backend (so that, on ipc://, the
+		// namespace's last connection removes its IPC objects); then it
+		// is killed.
 		_ = stdin.Close()
-		h.wait()
+		exited := make(chan struct{})
+		go func() {
+			_ = h.Wait()
+			close(exited)
+		}()
+		select {
+		case <-exited:
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 	})
 	return h
 }
 
-// wait waits for the helper to exit (once) and returns its exit error.
-func (h *helper) wait() error {
+// Wait waits for the helper to exit (once) and returns its exit error.
+func (h *Helper) Wait() error {
 	select {
 	case <-h.done:
 	default:
@@ -191,20 +229,21 @@ func (h *helper) wait() error {
 	return h.err
 }
 
-// line reads the helper's next output line; it fails the test when the
-// helper ended instead.
-func (h *helper) line() string {
+// Line reads the helper's next output line, blocking until it comes; it
+// fails the test when the helper ended instead.
+func (h *Helper) Line() string {
 	h.t.Helper()
 	if !h.out.Scan() {
-		h.t.Fatalf("helper %s ended without output: %v", h.cmd.Env[len(h.cmd.Env)-4], errors.Join(h.out.Err(), h.wait()))
+		h.t.Fatalf("helper %s ended without output: %v", h.cmd.Env[len(h.cmd.Env)-4], errors.Join(h.out.Err(), h.Wait()))
 	}
 	return h.out.Text()
 }
 
-// expect reads a line and checks its first field.
-func (h *helper) expect(word string) []string {
+// Expect reads a line and checks its first field; it returns the line's
+// fields.
+func (h *Helper) Expect(word string) []string {
 	h.t.Helper()
-	l := h.line()
+	l := h.Line()
 	f := strings.Fields(l)
 	if len(f) == 0 || f[0] != word {
 		h.t.Fatalf("helper said %q, want %q", l, word)
@@ -212,19 +251,28 @@ func (h *helper) expect(word string) []string {
 	return f
 }
 
-// send writes one line to the helper.
-func (h *helper) send(line string) {
+// Send writes one line to the helper.
+func (h *Helper) Send(line string) {
 	h.t.Helper()
 	if _, err := io.WriteString(h.stdin, line+"\n"); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
-// kill sends SIGKILL and waits until the process is gone.
-func (h *helper) kill() {
+// CloseStdin closes the helper's stdin, which asks a holding or
+// ping-ponging helper to finish. Closing it twice is not an error.
+func (h *Helper) CloseStdin() error {
+	if err := h.stdin.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (h *Helper) Kill() {
 	h.t.Helper()
 	if err := h.cmd.Process.Kill(); err != nil {
 		h.t.Fatal(err)
 	}
-	_ = h.wait()
+	_ = h.Wait()
 }
