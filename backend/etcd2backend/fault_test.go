@@ -14,80 +14,6 @@ import (
 	"github.com/baton-go/baton/internal/testutil"
 )
 
-// nextEvent returns the watch's next event, failing after wait.
-func nextEvent(t *testing.T, w *backend.GroupWatch) backend.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-w.Events():
-		if !ok {
-			t.Fatalf("watch ended: %v", w.Err())
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no watch event")
-	}
-	return backend.Event{}
-}
-
-// setupHolder opens a (holding lock "x" and a member of "g") and b
-// (watching "g").
-func setupHolder(t *testing.T, url string) (a, b *backend.Backend, g *backend.Grant, w *backend.GroupWatch) {
-	t.Helper()
-	ctx := testCtx(t)
-	a, b = openBackend(t, url, "a"), openBackend(t, url, "b")
-	g, ok, err := a.TryLock(ctx, "x", backend.LockOptions{})
-	if err != nil || !ok {
-		t.Fatalf("a's TryLock = %v, %v", ok, err)
-	}
-	if err := a.JoinCreate(ctx, "g", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err = b.WatchGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	return a, b, g, w
-}
-
-// carryOn checks, after a fault, that a's grant and membership survived
-// (no double holder: b cannot take the lock while a's grant lives), that
-// b's watch, opened before the fault, reports a new member without a
-// resync, and that the lock hands over after a's release.
-func carryOn(t *testing.T, url string, a, b *backend.Backend, g *backend.Grant, w *backend.GroupWatch) {
-	t.Helper()
-	ctx := testCtx(t)
-	if err := g.Context().Err(); err != nil {
-		t.Fatalf("a's grant was cancelled: %v", context.Cause(g.Context()))
-	}
-	if a.Err() != nil {
-		t.Fatalf("a ended: %v", a.Err())
-	}
-	if _, ok, err := b.TryLock(ctx, "x", backend.LockOptions{}); err != nil || ok {
-		t.Fatalf("b's TryLock = %v, %v; want busy (a holds it)", ok, err)
-	}
-	if h, ok, err := b.LockHolder(ctx, "x"); err != nil || !ok || h.Member != "a" || h.Token != g.Token() {
-		t.Fatalf("holder = %+v, %v, %v; want a with token %d", h, ok, err, g.Token())
-	}
-	c := openBackend(t, url, "c")
-	if err := c.Join(ctx, "g", nil); err != nil {
-		t.Fatal(err)
-	}
-	if ev := nextEvent(t, w); ev.Type != backend.EventJoined || ev.Member.ID != "c" {
-		t.Fatalf("event = %v, want c joined (resumed, no resync)", ev)
-	}
-	if err := g.Release(ctx); err != nil {
-		t.Fatalf("release after the fault: %v", err)
-	}
-	g2, ok, err := b.TryLock(ctx, "x", backend.LockOptions{})
-	if err != nil || !ok {
-		t.Fatalf("b's TryLock after release = %v, %v", ok, err)
-	}
-	if g2.Token() <= g.Token() {
-		t.Fatalf("b's token %d is not above a's %d", g2.Token(), g.Token())
-	}
-}
-
 // outlive waits longer than the session TTL, failing if g is cancelled
 // meanwhile: only renewals through the remaining members keep it alive.
 func outlive(t *testing.T, a *backend.Backend, g *backend.Grant) {
@@ -106,13 +32,13 @@ func outlive(t *testing.T, a *backend.Backend, g *backend.Grant) {
 func TestFaultClusterMemberKilled(t *testing.T) {
 	srv := startPrivate(t, "etcd-cluster")
 	url := nsURL(srv.URL("BATON_TEST_ETCD2_CLUSTER_URL"))
-	a, b, g, w := setupHolder(t, url)
+	a, b, g, w := testutil.SetupHolder(t, url, wait)
 	start := time.Now()
 	srv.run("kill", "etcd-cluster:1") // the first endpoint: every client's current one
 	outlive(t, a, g)
 	srv.run("start-one", "etcd-cluster:1")
 	t.Logf("member 1 killed and restarted; grant alive %v later", time.Since(start).Round(time.Millisecond))
-	carryOn(t, url, a, b, g, w)
+	testutil.CarryOn(t, url, wait, a, b, g, w)
 }
 
 // The cluster's leader killed under held grants: a new leader is
@@ -120,12 +46,12 @@ func TestFaultClusterMemberKilled(t *testing.T) {
 func TestFaultClusterLeaderKilled(t *testing.T) {
 	srv := startPrivate(t, "etcd-cluster")
 	url := nsURL(srv.URL("BATON_TEST_ETCD2_CLUSTER_URL"))
-	a, b, g, w := setupHolder(t, url)
+	a, b, g, w := testutil.SetupHolder(t, url, wait)
 	start := time.Now()
 	srv.run("kill", "etcd-cluster:leader")
 	outlive(t, a, g)
 	t.Logf("leader killed; grant alive %v later", time.Since(start).Round(time.Millisecond))
-	carryOn(t, url, a, b, g, w)
+	testutil.CarryOn(t, url, wait, a, b, g, w)
 }
 
 // A watch whose long-poll the proxy cuts (a black hole, then the
@@ -161,7 +87,7 @@ func TestFaultLongPollCutResumes(t *testing.T) {
 	p.Heal()
 	want := []backend.EventType{backend.EventJoined, backend.EventCapabilitiesChanged, backend.EventLeft}
 	for i, wt := range want {
-		if ev := nextEvent(t, w); ev.Type != wt || ev.Member.ID != "m" {
+		if ev := testutil.NextEvent(t, w, wait); ev.Type != wt || ev.Member.ID != "m" {
 			t.Fatalf("event %d = %v, want %v of m", i, ev, wt)
 		}
 	}
@@ -221,8 +147,8 @@ func TestFaultLongPollCutResyncs(t *testing.T) {
 	// The resync's difference comes first (m left, n joined: sorted by
 	// member, not in store order), then the marker.
 	var diff []string
-	ev := nextEvent(t, w)
-	for ; ev.Type != backend.EventResync; ev = nextEvent(t, w) {
+	ev := testutil.NextEvent(t, w, wait)
+	for ; ev.Type != backend.EventResync; ev = testutil.NextEvent(t, w, wait) {
 		diff = append(diff, ev.String())
 	}
 	if len(diff) != 2 || !strings.HasPrefix(diff[0], "left") || !strings.HasPrefix(diff[1], "joined") {
@@ -235,7 +161,7 @@ func TestFaultLongPollCutResyncs(t *testing.T) {
 	if err := n.Leave(ctx, "g"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, w); ev.Type != backend.EventLeft || ev.Member.ID != "n" {
+	if ev := testutil.NextEvent(t, w, wait); ev.Type != backend.EventLeft || ev.Member.ID != "n" {
 		t.Fatalf("event after the resync = %v, want n left", ev)
 	}
 }

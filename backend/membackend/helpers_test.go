@@ -112,16 +112,7 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 // nextEvent returns the next event of a membership watch.
 func nextEvent(t testing.TB, w *backend.GroupWatch) backend.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-w.Events():
-		if !ok {
-			t.Fatalf("watch ended: %v", w.Err())
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("timed out waiting for a watch event")
-	}
-	return backend.Event{}
+	return testutil.NextEvent(t, w, wait)
 }
 
 // eventually polls cond until it holds, failing after the test deadline.

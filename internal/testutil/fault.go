@@ -54,7 +54,7 @@ func SetupHolder(t testing.TB, url string, d time.Duration) (a, b *backend.Backe
 // up by SetupHolder) survived: the grant's context is live, b cannot take
 // the lock, and b's watch w (opened before the fault) reports a new
 // member c, opened on url, without a resync. Then a releases and b takes
-// the lock. d bounds every wait, as in SetupHolder.
+// the lock with a larger token. d bounds every wait, as in SetupHolder.
 func CarryOn(t testing.TB, url string, d time.Duration, a, b *backend.Backend, g *backend.Grant, w *backend.GroupWatch) {
 	t.Helper()
 	ctx := Context(t, 2*d)
@@ -80,7 +80,11 @@ func CarryOn(t testing.TB, url string, d time.Duration, a, b *backend.Backend, g
 	if err := g.Release(ctx); err != nil {
 		t.Fatalf("release after the fault: %v", err)
 	}
-	if _, ok, err := b.TryLock(ctx, "x", backend.LockOptions{}); err != nil || !ok {
+	g2, ok, err := b.TryLock(ctx, "x", backend.LockOptions{})
+	if err != nil || !ok {
 		t.Fatalf("b's TryLock after release = %v, %v", ok, err)
+	}
+	if g2.Token() <= g.Token() {
+		t.Fatalf("b's token %d is not above a's %d", g2.Token(), g.Token())
 	}
 }
