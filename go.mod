@@ -63,3 +63,12 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// A copy of go-zookeeper/zk v1.0.4 whose Conn reads and writes its last
+// zxid atomically: upstream, a reconnection's SetWatches reads it while
+// the receive loop writes it, a data race that -race reports in tests
+// that expire or cut sessions (upstream go-zookeeper/zk#35, open). Only
+// this module's own builds and tests use the copy; programs importing
+// baton build with upstream, where the race is harmless on 64-bit
+// platforms (an aligned word). See third_party/go-zookeeper/README.md.
+replace github.com/go-zookeeper/zk => ./third_party/go-zookeeper/zk
