@@ -24,22 +24,36 @@ import (
 // writes nothing otherwise, so a failed attempt disturbs no waiter. The
 // lease is bound to the session (Lease.TTL is 0); req.TTL is ignored.
 func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, error) {
+	lease, ok, _, _, err := c.tryLock(ctx, fmt.Sprintf("try lock %q", req.Key), req)
+	return lease, ok, err
+}
+
+// tryLock is TryLock's transaction. When the lock is taken it returns
+// the key of the holder's entry (read by the transaction's failure
+// branch, "" if none) and the revision it was read at.
+func (c *conn) tryLock(ctx context.Context, op string, req driver.LockRequest) (lease driver.Lease, ok bool, holder string, rev int64, err error) {
 	pfx := c.keys.lockPrefix(req.Key)
 	e := c.newEntry(req.Key)
-	resp, err := c.lockTxn(ctx, fmt.Sprintf("try lock %q", req.Key),
+	resp, err := c.lockTxn(ctx, op,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()},
-		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
+		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
+		clientv3.OpGet(pfx, append(clientv3.WithFirstCreate(), clientv3.WithKeysOnly())...))
 	if err != nil {
 		c.orphan(e) // the transaction may have been applied
-		return driver.Lease{}, false, err
+		return driver.Lease{}, false, "", 0, err
 	}
 	if !resp.Succeeded {
 		c.release(e) // nothing was written
-		return driver.Lease{}, false, nil
+		if len(resp.Responses) > 0 {
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				holder = string(kvs[0].Key)
+			}
+		}
+		return driver.Lease{}, false, holder, resp.Header.Revision, nil
 	}
 	token := uint64(resp.Header.Revision)
 	c.remember(token, e)
-	return driver.Lease{Token: token}, true, nil
+	return driver.Lease{Token: token}, true, "", 0, nil
 }
 
 // WaitLock queues for lock req.Key and blocks until its entry is the
@@ -149,35 +163,17 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // with their error; the backend tries again.
 func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	op := fmt.Sprintf("wait for lock %q", req.Key)
-	pfx := c.keys.lockPrefix(req.Key)
 	b := newBackoff()
 	for {
-		e := c.newEntry(req.Key)
-		resp, err := c.lockTxn(ctx, op,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()},
-			[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
-			clientv3.OpGet(pfx, append(clientv3.WithFirstCreate(), clientv3.WithKeysOnly())...))
-		if err != nil {
-			c.orphan(e) // the transaction may have been applied
-			return driver.Lease{}, err
+		lease, ok, holder, rev, err := c.tryLock(ctx, op, req)
+		if err != nil || ok {
+			return lease, err
 		}
-		if resp.Succeeded {
-			token := uint64(resp.Header.Revision)
-			c.remember(token, e)
-			return driver.Lease{Token: token}, nil
-		}
-		c.release(e) // nothing was written
-		var holder []string
-		if len(resp.Responses) > 0 {
-			for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-				holder = append(holder, string(kv.Key))
-			}
-		}
-		if len(holder) == 0 {
+		if holder == "" {
 			continue
 		}
 		// Re-read at least every third of the TTL, as waitTurn does.
-		if err := c.waitChange(ctx, holder, resp.Header.Revision, c.clock.Now().Add(c.ttl/3)); err != nil {
+		if err := c.waitChange(ctx, []string{holder}, rev, c.clock.Now().Add(c.ttl/3)); err != nil {
 			if ctx.Err() != nil {
 				return driver.Lease{}, classify(ctx, nil, op, err)
 			}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
@@ -23,10 +21,6 @@ func TestHandoverPastKilledCandidate(t *testing.T) {
 	url := nsURL(singleURL(t), "timeout=3")
 	admin, ks := etcdtest.AdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
 	testutil.HandoverPastKilledCandidate(t, url, func(ctx context.Context, group string) (int, error) {
-		resp, err := admin.Get(ctx, ks.lockPrefix("e/"+group), clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			return 0, err
-		}
-		return int(resp.Count), nil
+		return etcdtest.Count(ctx, admin, ks.lockPrefix("e/"+group))
 	}, wait)
 }

@@ -30,23 +30,37 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 	if k, ok := c.keys.toozLock(req.Key); ok {
 		return c.toozTryLock(ctx, req, k)
 	}
+	lease, ok, _, _, err := c.tryLock(ctx, fmt.Sprintf("try lock %q", req.Key), req)
+	return lease, ok, err
+}
+
+// tryLock is TryLock's transaction. When the lock is taken it returns
+// the key of the holder's entry (read by the transaction's failure
+// branch, "" if none) and the revision it was read at.
+func (c *conn) tryLock(ctx context.Context, op string, req driver.LockRequest) (lease driver.Lease, ok bool, holder string, rev int64, err error) {
 	pfx := c.keys.lockPrefix(req.Key)
 	e := c.newEntry(req.Key)
-	resp, err := c.txn(ctx, fmt.Sprintf("try lock %q", req.Key), &txnRequest{
+	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(pfx, "EQUAL", 0, true)},
 		Success: []requestOp{{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}}},
+		Failure: []requestOp{{Range: firstCreate(pfx, true)}},
 	})
 	if err != nil {
 		c.orphan(e) // the transaction may have been applied
-		return driver.Lease{}, false, err
+		return driver.Lease{}, false, "", 0, err
 	}
 	if !resp.Succeeded {
 		c.release(e) // nothing was written
-		return driver.Lease{}, false, nil
+		if len(resp.Responses) > 0 {
+			if kvs := resp.Responses[0].rangeOf().Kvs; len(kvs) > 0 {
+				holder = string(kvs[0].Key)
+			}
+		}
+		return driver.Lease{}, false, holder, resp.Header.Revision, nil
 	}
 	token := uint64(resp.Header.Revision)
 	c.remember(token, e)
-	return driver.Lease{Token: token}, true, nil
+	return driver.Lease{Token: token}, true, "", 0, nil
 }
 
 // WaitLock queues for lock req.Key and blocks until its entry is the
@@ -144,33 +158,16 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // release hands over within one round trip of its notification.
 func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	op := fmt.Sprintf("wait for lock %q", req.Key)
-	pfx := c.keys.lockPrefix(req.Key)
 	b := c.newBackoff()
 	for {
-		e := c.newEntry(req.Key)
-		resp, err := c.txn(ctx, op, &txnRequest{
-			Compare: []compare{cmpCreate(pfx, "EQUAL", 0, true)},
-			Success: []requestOp{{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}}},
-			Failure: []requestOp{{Range: firstCreate(pfx, true)}},
-		})
-		if err != nil {
-			c.orphan(e) // the transaction may have been applied
-			return driver.Lease{}, err
+		lease, ok, holder, rev, err := c.tryLock(ctx, op, req)
+		if err != nil || ok {
+			return lease, err
 		}
-		if resp.Succeeded {
-			token := uint64(resp.Header.Revision)
-			c.remember(token, e)
-			return driver.Lease{Token: token}, nil
-		}
-		c.release(e) // nothing was written
-		var holder []*keyValue
-		if len(resp.Responses) > 0 {
-			holder = resp.Responses[0].rangeOf().Kvs
-		}
-		if len(holder) == 0 {
+		if holder == "" {
 			continue
 		}
-		if err := c.waitDelete(ctx, string(holder[0].Key), resp.Header.Revision, b); err != nil {
+		if err := c.waitDelete(ctx, holder, rev, b); err != nil {
 			if ctx.Err() != nil {
 				return driver.Lease{}, classify(ctx, nil, op, err)
 			}

@@ -150,17 +150,9 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 				}
 				deadline = headSince.Add(c.handoverWindow())
 				if !c.clock.Now().Before(deadline) {
-					err := c.call(ctx, func() error {
-						err := c.retry(ctx, func() error { return c.zk.Delete(watch[0], 0) })
-						if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
-							return nil // gone, or confirmed meanwhile
-						}
-						return err
-					})
-					if err != nil {
+					if err := c.deletePending(ctx, watch[0]); err != nil {
 						return fail(err)
 					}
-					c.log.Debug("skipped a queued candidate that did not confirm its turn", zap.String("request", watch[0]))
 					continue
 				}
 			}
@@ -291,17 +283,9 @@ func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			}
 			deadline := headSince.Add(c.handoverWindow())
 			if !c.clock.Now().Before(deadline) {
-				err := c.call(ctx, func() error {
-					err := c.retry(ctx, func() error { return c.zk.Delete(f.path, 0) })
-					if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
-						return nil // gone, or confirmed meanwhile
-					}
-					return err
-				})
-				if err != nil {
+				if err := c.deletePending(ctx, f.path); err != nil {
 					return driver.Lease{}, c.classify(err)
 				}
-				c.log.Debug("deleted a request left unconfirmed by a candidate", zap.String("request", f.path))
 				continue
 			}
 			timer = c.clock.NewTimer(deadline.Sub(c.clock.Now()))
@@ -319,6 +303,24 @@ func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		stopTimer(timer)
 	}
+}
+
+// deletePending deletes the request at path, first and left unconfirmed
+// for the handover window, as a dead candidate's: only while it is still
+// unconfirmed (a delete at version 0), so a live owner that confirmed
+// meanwhile keeps it.
+func (c *conn) deletePending(ctx context.Context, path string) error {
+	err := c.call(ctx, func() error {
+		err := c.retry(ctx, func() error { return c.zk.Delete(path, 0) })
+		if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+			return nil // gone, or confirmed meanwhile
+		}
+		return err
+	})
+	if err == nil {
+		c.log.Debug("skipped a candidate's request left unconfirmed", zap.String("request", path))
+	}
+	return err
 }
 
 // confirmed is the outcome of a confirmation sent early.

@@ -69,3 +69,12 @@ func RevokeMember(t testing.TB, ctx context.Context, url, prefix, member string,
 	}
 	return n
 }
+
+// Count returns how many keys cli finds under prefix.
+func Count(ctx context.Context, cli *clientv3.Client, prefix string) (int, error) {
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Count), nil
+}
