@@ -27,9 +27,13 @@ func startChurn(t *testing.T, u string, n int) *testutil.Churn {
 // has the server's clock as a floor, so the counter's last increments
 // that a failover loses cannot make it repeat or go back), no session is
 // lost, and the lock is usable again once the failover completed.
+// Sentinel's failover leaves the master unwritable for about 2 s (it
+// polls the promoted replica's role every second), so the TTLs are 6 s:
+// at 3 s, that pause plus a busy machine's delays leave the session
+// little room before its deadline.
 func TestGracefulFailoverTokensKeepGrowing(t *testing.T) {
 	restoreRoles(t)
-	c := startChurn(t, freshURL(t, sentinelURL(t), "lock_timeout=3", "membership_timeout=3"), 2)
+	c := startChurn(t, freshURL(t, sentinelURL(t), "lock_timeout=6", "membership_timeout=6"), 2)
 	r := testutil.RunFaults(t, c, testutil.Faults{
 		Name: "graceful failover", Rounds: 2, Before: 20, After: 20, Wait: 2 * wait,
 		Fault: func() { servers(t, "redis-failover") },

@@ -42,7 +42,11 @@ type Churn struct {
 
 	mu     sync.Mutex
 	grants []ChurnGrant
+	errs   []string // the last churnErrs failed calls, quiet or not
 }
+
+// churnErrs is how many failed calls a Churn keeps for its failure report.
+const churnErrs = 16
 
 // ChurnGrant is one grant of a Churn: its token, when it was granted,
 // when its holder asked to release it and when that release returned,
@@ -115,8 +119,15 @@ func (c *Churn) loop(m *backend.Backend) {
 }
 
 func (c *Churn) logf(format string, args ...any) {
+	line := fmt.Sprintf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	c.mu.Lock()
+	c.errs = append(c.errs, line)
+	if len(c.errs) > churnErrs {
+		c.errs = c.errs[len(c.errs)-churnErrs:]
+	}
+	c.mu.Unlock()
 	if !c.opts.Quiet {
-		c.t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+		c.t.Log(line)
 	}
 }
 
@@ -151,7 +162,20 @@ func (c *Churn) Grants() []ChurnGrant {
 func (c *Churn) Await(n int, d time.Duration, what string, orAllEnded bool) {
 	c.t.Helper()
 	want := c.Count() + n
-	Eventually(c.t, d, what, func() bool { return c.Count() >= want || (orAllEnded && c.AllEnded()) })
+	if poll(d, func() bool { return c.Count() >= want || (orAllEnded && c.AllEnded()) }) {
+		return
+	}
+	c.mu.Lock()
+	errs := append([]string(nil), c.errs...)
+	c.mu.Unlock()
+	var ended []string
+	for _, m := range c.members {
+		if err := m.Err(); err != nil {
+			ended = append(ended, fmt.Sprintf("%s: %v", m.MemberID(), err))
+		}
+	}
+	c.t.Fatalf("condition not met within %v: %s (%d of %d grants; sessions ended: %d of %d %q; last failed calls: %q)",
+		d, what, c.Count(), want, len(ended), len(c.members), ended, errs)
 }
 
 // IdleSince returns the longest time without a holder among the grants
