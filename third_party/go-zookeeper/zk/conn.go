@@ -35,10 +35,14 @@ var ErrInvalidPath = errors.New("zk: invalid path")
 var DefaultLogger Logger = defaultLogger{}
 
 const (
-	bufferSize      = 1536 * 1024
-	eventChanSize   = 6
-	sendChanSize    = 16
-	protectedPrefix = "_c_"
+	bufferSize = 1536 * 1024
+	// initialBufferSize is what the send and receive buffers start at;
+	// each grows to the largest packet it met (the send buffer up to
+	// bufferSize, or WithMaxConnBufferSize's size).
+	initialBufferSize = 16 * 1024
+	eventChanSize     = 6
+	sendChanSize      = 16
+	protectedPrefix   = "_c_"
 )
 
 type watchType int
@@ -112,7 +116,8 @@ type Conn struct {
 	logger  Logger
 	logInfo bool // true if information messages are logged; false if only errors are logged
 
-	buf []byte
+	buf        []byte
+	maxSendBuf int // the most buf grows to
 }
 
 // connOption represents a connection option.
@@ -203,7 +208,8 @@ func Connect(servers []string, sessionTimeout time.Duration, options ...connOpti
 		passwd:         emptyPassword,
 		logger:         DefaultLogger,
 		logInfo:        true, // default is true for backwards compatability
-		buf:            make([]byte, bufferSize),
+		buf:            make([]byte, initialBufferSize),
+		maxSendBuf:     bufferSize,
 		resendZkAuthFn: resendZkAuth,
 	}
 
@@ -306,7 +312,8 @@ func WithMaxBufferSize(maxBufferSize int) connOption {
 // where znode is bigger than default 1mb.
 func WithMaxConnBufferSize(maxBufferSize int) connOption {
 	return func(c *Conn) {
-		c.buf = make([]byte, maxBufferSize)
+		c.buf = make([]byte, minInt(initialBufferSize, maxBufferSize))
+		c.maxSendBuf = maxBufferSize
 	}
 }
 
@@ -720,19 +727,11 @@ func (c *Conn) authenticate() error {
 
 func (c *Conn) sendData(req *request) error {
 	header := &requestHeader{req.xid, req.opcode}
-	n, err := encodePacket(c.buf[4:], header)
+	n, err := c.encodeRequest(header, req.pkt)
 	if err != nil {
 		req.recvChan <- response{-1, err}
 		return nil
 	}
-
-	n2, err := encodePacket(c.buf[4+n:], req.pkt)
-	if err != nil {
-		req.recvChan <- response{-1, err}
-		return nil
-	}
-
-	n += n2
 
 	binary.BigEndian.PutUint32(c.buf[:4], uint32(n))
 
@@ -757,6 +756,31 @@ func (c *Conn) sendData(req *request) error {
 	}
 
 	return nil
+}
+
+// encodeRequest encodes header and pkt into c.buf after its four length
+// bytes, growing c.buf (doubling, up to c.maxSendBuf) while it is too
+// small, and returns their length.
+func (c *Conn) encodeRequest(header *requestHeader, pkt interface{}) (int, error) {
+	for {
+		n, err := encodePacket(c.buf[4:], header)
+		if err == nil {
+			var n2 int
+			n2, err = encodePacket(c.buf[4+n:], pkt)
+			n += n2
+		}
+		if err != ErrShortBuffer || len(c.buf) >= c.maxSendBuf {
+			return n, err
+		}
+		c.buf = make([]byte, minInt(2*len(c.buf), c.maxSendBuf))
+	}
+}
+
+func minInt(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
 }
 
 func (c *Conn) sendLoop() error {
@@ -791,7 +815,7 @@ func (c *Conn) sendLoop() error {
 }
 
 func (c *Conn) recvLoop(conn net.Conn) error {
-	sz := bufferSize
+	sz := initialBufferSize // grown below to the largest packet received
 	if c.maxBufferSize > 0 && sz > c.maxBufferSize {
 		sz = c.maxBufferSize
 	}

@@ -505,7 +505,10 @@ func decodePacketValue(buf []byte, v reflect.Value) (int, error) {
 func encodePacket(buf []byte, st interface{}) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if e, ok := r.(runtime.Error); ok && strings.HasPrefix(e.Error(), "runtime error: slice bounds out of range") {
+			// A bool written at the buffer's end fails with an index
+			// out of range, any other field with slice bounds.
+			if e, ok := r.(runtime.Error); ok && (strings.HasPrefix(e.Error(), "runtime error: slice bounds out of range") ||
+				strings.HasPrefix(e.Error(), "runtime error: index out of range")) {
 				err = ErrShortBuffer
 			} else {
 				panic(r)
