@@ -347,6 +347,7 @@ func markdown(st stored, svg string) []byte {
 		}
 		b.WriteString("\n")
 	}
+	scaleSection(&b, st.Records)
 	dates := map[string]bool{}
 	for _, r := range st.Records {
 		dates[r.Date[:10]] = true
@@ -362,6 +363,58 @@ func markdown(st stored, svg string) []byte {
 		fmt.Fprintf(&b, "Rows were measured on %s (performance.json has each row's time).\n", strings.Join(ds, ", "))
 	}
 	return b.Bytes()
+}
+
+// scaleSection writes the scale tables (BenchmarkScaleLocks,
+// BenchmarkScaleMembers, BenchmarkScaleBackends), where measured.
+func scaleSection(b *bytes.Buffer, rs []record) {
+	locks, members, backends := of(rs, "scale-locks"), of(rs, "scale-members"), of(rs, "scale-backends")
+	if len(locks)+len(members)+len(backends) == 0 {
+		return
+	}
+	b.WriteString("## Scale per process\n\n")
+	b.WriteString("What one process pays to hold many grants, to watch a large group and to run many Backends " +
+		"(`BenchmarkScaleLocks`, `BenchmarkScaleMembers`, `BenchmarkScaleBackends`, run once each). Heap: the live heap " +
+		"after a collection, its growth divided by the count; goroutines: the process's, likewise.\n\n")
+	if len(locks) > 0 {
+		b.WriteString("**Many locks, one Backend** (3 s leases where the driver has them, renewed every second). Requests per renewal period: " +
+			"refresh requests sent (a batch counts once), the lease refreshes they carry, and the session's renewals; " +
+			"drivers whose locks ride the session (etcd3's lease, ZooKeeper's session) refresh nothing per lock.\n\n")
+		b.WriteString("| backend | locks | heap per grant | goroutines per grant | goroutines in all | refresh requests / period | lease refreshes / period | session renewals / period | lost | acquire all | release all |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range locks {
+			v := r.Values
+			fmt.Fprintf(b, "| %s | %.0f | %.0f B | %.4f | %.0f | %.1f | %.1f | %.1f | %.0f | %s | %s |\n", r.Target, v["locks"],
+				v["heap_per_grant"], v["goroutines_per_grant"], v["goroutines"], v["refresh_requests"], v["lease_refreshes"],
+				v["session_renewals"], v["lost"], µs(v["acquire_s"]), µs(v["release_s"]))
+		}
+		b.WriteString("\n")
+	}
+	if len(members) > 0 {
+		b.WriteString("**A large group.** Members (each its own Backend) join one group, 32 at a time, while another " +
+			"Backend watches it: the time until every join returned, until the watcher has seen every member " +
+			"(from the first join), and the heap the watcher retains (measured by closing it).\n\n")
+		b.WriteString("| backend | members | all joined | watcher saw all | watcher heap | per member |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
+		for _, r := range members {
+			v := r.Values
+			fmt.Fprintf(b, "| %s | %.0f | %s | %s | %.0f KiB | %.0f B |\n", r.Target, v["members"], µs(v["joined_s"]), µs(v["seen_s"]),
+				v["watcher_bytes"]/1024, v["watcher_bytes"]/max(v["members"], 1))
+		}
+		b.WriteString("\n")
+	}
+	if len(backends) > 0 {
+		b.WriteString("**Many Backends in one process** (a sidecar serving many tenants): goroutines and heap per " +
+			"Backend, idle and holding one lock each.\n\n")
+		b.WriteString("| backend | Backends | goroutines each, idle | heap each, idle | goroutines each, one lock | heap each, one lock |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
+		for _, r := range backends {
+			v := r.Values
+			fmt.Fprintf(b, "| %s | %.0f | %.1f | %.0f KiB | %.1f | %.0f KiB |\n", r.Target, v["backends"], v["goroutines_idle"],
+				v["heap_idle"]/1024, v["goroutines_locked"], v["heap_locked"]/1024)
+		}
+		b.WriteString("\n")
+	}
 }
 
 // chart draws acquire+release latency per backend, baton against its

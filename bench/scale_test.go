@@ -184,6 +184,11 @@ func scaleLocks(b *testing.B, s *site, n int) {
 		"%d lost; acquired in %v, released in %v",
 		s.t.name, n, perGrant, gorPerGrant, g1, period, float64(q1-q0)/periods, float64(f1-f0)/periods,
 		float64(r1-r0)/periods, lost, acquire.Round(time.Millisecond), release.Round(time.Millisecond))
+	addRecord(record{Metric: "scale-locks", Target: s.t.name, Values: map[string]float64{
+		"locks": float64(n), "heap_per_grant": perGrant, "goroutines_per_grant": gorPerGrant, "goroutines": float64(g1),
+		"period_s": period.Seconds(), "refresh_requests": float64(q1-q0) / periods, "lease_refreshes": float64(f1-f0) / periods,
+		"session_renewals": float64(r1-r0) / periods, "lost": float64(lost),
+		"acquire_s": acquire.Seconds(), "release_s": release.Seconds()}})
 	if lost > 0 {
 		b.Errorf("%d of %d grants lost while held", lost, n)
 	}
@@ -273,6 +278,8 @@ func scaleMembers(b *testing.B, s *site, n int) {
 	b.ReportMetric(float64(seenAll.Milliseconds()), "ms-until-all-seen")
 	b.ReportMetric(float64(joined.Milliseconds()), "ms-all-joined")
 	b.ReportMetric(retained/1024, "watcher-KiB")
+	addRecord(record{Metric: "scale-members", Target: s.t.name, Values: map[string]float64{
+		"members": float64(n), "joined_s": joined.Seconds(), "seen_s": seenAll.Seconds(), "watcher_bytes": retained}})
 	b.Logf("%s: %d members joined in %v; the watcher saw them all after %v; it retains %.0f KiB (%.0f B per member); the %d members' Backends use %.0f KiB",
 		s.t.name, n, joined.Round(time.Millisecond), seenAll.Round(time.Millisecond), retained/1024, retained/float64(n), n, float64(h0)/1024)
 }
@@ -320,6 +327,9 @@ func scaleBackends(b *testing.B, s *site, n int) {
 	b.ReportMetric(idle, "goroutines/backend")
 	b.ReportMetric(locked, "goroutines/backend-with-lock")
 	b.ReportMetric(float64(h1-min(h0, h1))/1024/float64(n), "heapKiB/backend")
+	addRecord(record{Metric: "scale-backends", Target: s.t.name, Values: map[string]float64{
+		"backends": float64(n), "goroutines_idle": idle, "goroutines_locked": locked,
+		"heap_idle": float64(h1-min(h0, h1)) / float64(n), "heap_locked": float64(h2-min(h0, h2)) / float64(n)}})
 	b.Logf("%s: %d Backends: %.1f goroutines and %.0f KiB each idle; %.1f goroutines and %.0f KiB each holding one lock",
 		s.t.name, n, idle, float64(h1-min(h0, h1))/1024/float64(n), locked, float64(h2-min(h0, h2))/1024/float64(n))
 }
