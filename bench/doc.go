@@ -12,6 +12,10 @@
 //	make bench              # every backend, within 15 minutes
 //	make bench BENCH=redis  # one backend: its rows of the report updated
 //
+// make bench then runs the scale scenarios (BenchmarkScaleLocks,
+// BenchmarkScaleMembers, BenchmarkScaleBackends, see scale_test.go) once
+// each, with -benchtime 1x, for the report's "Scale per process" tables.
+//
 // or, with the servers of `scripts/servers.sh start` already up:
 //
 //	BATON_BENCH_REPORT=$PWD/docs/performance.md \
