@@ -10,6 +10,7 @@ import (
 // that pgx prepares and caches each once per connection.
 type queries struct {
 	tryLock, tryLockShared, unlock, holder, held  string
+	tryLockWaiting                                string
 	breakLock, wait, unwait, createLock           string
 	createGroup, deleteGroup, groups, groupExists string
 	join, leave, members, update, caps            string
@@ -36,6 +37,19 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
 			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
 			RETURNING token`,
+		// A counted waiter's try: the grant's token, or else the session
+		// of a holder (read in the statement's snapshot), so that the
+		// session watcher can wait for its end.
+		tryLockWaiting: `WITH u AS (UPDATE S.locks l SET token = l.token + 1, sid = $2, member = $3, shared = '{}',
+				waiters = greatest(l.waiters - 1, 0)
+			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
+			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
+			RETURNING token)
+			SELECT token, NULL::integer FROM u
+			UNION ALL
+			SELECT NULL::bigint, coalesce(l.sid, (SELECT (e.value->>0)::integer FROM jsonb_each(l.shared) e LIMIT 1))
+			FROM S.locks l WHERE l.name = $1 AND NOT EXISTS (SELECT 1 FROM u)
+			LIMIT 1`,
 		// The first grant of a name creates its row; a conflict means
 		// someone created it meanwhile, and holds it.
 		createLock: `INSERT INTO S.locks (name, token, sid, member) VALUES ($1, 1, $2, $3) ON CONFLICT DO NOTHING RETURNING token`,
@@ -113,7 +127,7 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 			dss AS (DELETE FROM S.sessions WHERE sid = $1 RETURNING 1)
 			SELECT pg_notify(CHAN, 'L' || md5(name)) FROM (SELECT name FROM dl UNION SELECT name FROM ds) x`,
 	}
-	for _, p := range []*string{&q.tryLock, &q.tryLockShared, &q.unlock, &q.held, &q.holder, &q.breakLock, &q.wait, &q.unwait, &q.createLock, &q.createGroup, &q.deleteGroup,
+	for _, p := range []*string{&q.tryLock, &q.tryLockWaiting, &q.tryLockShared, &q.unlock, &q.held, &q.holder, &q.breakLock, &q.wait, &q.unwait, &q.createLock, &q.createGroup, &q.deleteGroup,
 		&q.groups, &q.groupExists, &q.join, &q.leave, &q.update, &q.members, &q.caps, &q.registerSession, &q.janitor, &q.closeSession} {
 		*p = r.Replace(*p)
 	}

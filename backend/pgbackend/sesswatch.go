@@ -1,0 +1,212 @@
+package pgbackend
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+)
+
+// sessWatchers is how many connections a Backend's session watcher may
+// have; each waits for the end of one session at a time. Waiters on more
+// distinct holders than that learn of their holders' ends from the
+// janitor and their own retries, as without a watcher.
+const sessWatchers = 2
+
+// watchSpan bounds one wait for a session's end (the lock_timeout of the
+// watcher's connections). A wait nobody needs any more is left to run
+// out rather than cancelled (a cancel request is a connection of its
+// own, and a cancelled pgx statement closes its connection): so a
+// watcher stops, or moves on to another session, within this span of
+// its last waiter leaving.
+const watchSpan = 250 * time.Millisecond
+
+// sessWatch learns from the server when the sessions that hold what this
+// Backend's waiters wait for end, instead of waiting for a janitor. A
+// session's liveness is its session-level advisory lock (KEY, sid); the
+// server frees it the moment the session ends (its client killed, its
+// connection dropped). A watcher blocks on a dedicated connection in
+//
+//	SELECT pg_advisory_xact_lock_shared(KEY, sid)
+//
+// which returns when that lock is freed. The shared hold is transaction
+// level, so it ends with the statement whatever happens to it (even when
+// the statement fails or the connection drops); while it lasts it makes
+// the dead session look alive to the dead() test, for a statement's
+// span. The watcher then runs the janitor (which clears the session's
+// holds and memberships and notifies their waiters and watches) and
+// wakes this Backend's waiters on that session.
+//
+// Exclusion never depends on it: it only makes the janitor run and the
+// waiters try earlier. A watcher whose wait fails (its connection drops,
+// the server refuses it) gives that session up to the janitor.
+type sessWatch struct {
+	c *conn
+
+	mu      sync.Mutex
+	need    map[int32]map[*sub]struct{} // session -> the waiters of its end
+	watched map[int32]bool              // sessions a watcher waits for
+	failed  map[int32]bool              // sessions left to the janitor
+	running int                         // watcher goroutines
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func newSessWatch(c *conn) *sessWatch {
+	return &sessWatch{c: c, need: map[int32]map[*sub]struct{}{}, watched: map[int32]bool{}, failed: map[int32]bool{}}
+}
+
+// add registers waiter s for the end of session sid (a holder of what s
+// waits for): s is woken when it ends. It starts a watcher if sid is not
+// watched and fewer than sessWatchers run; otherwise a running watcher
+// takes sid up when it is free. It never blocks on the server.
+func (w *sessWatch) add(sid int32, s *sub) {
+	if sid == 0 || sid == w.c.sid {
+		return // no holder, or this session: its releases notify
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.need[sid] == nil {
+		w.need[sid] = map[*sub]struct{}{}
+	}
+	w.need[sid][s] = struct{}{}
+	if w.closed || w.watched[sid] || w.failed[sid] || w.running >= sessWatchers {
+		return
+	}
+	w.watched[sid] = true
+	w.running++
+	w.wg.Add(1)
+	go w.run(sid)
+}
+
+// drop withdraws waiter s from session sid.
+func (w *sessWatch) drop(sid int32, s *sub) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	subs := w.need[sid]
+	if subs == nil {
+		return
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(w.need, sid)
+		delete(w.failed, sid)
+	}
+}
+
+// stop stops the watchers and waits for them; the connection's context
+// has ended (Close or the session's loss), which ends their waits.
+func (w *sessWatch) stop() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.wg.Wait()
+}
+
+// run is one watcher: it waits for sid's end, then for the next session
+// needed, until none is.
+func (w *sessWatch) run(sid int32) {
+	defer w.wg.Done()
+	var pc *pgx.Conn
+	defer func() {
+		if pc != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = pc.Close(ctx)
+			cancel()
+		}
+	}()
+	for sid != 0 {
+		ended, ok := w.wait(&pc, sid)
+		if ended {
+			w.ended(pc, sid)
+		}
+		sid = w.next(sid, ended, ok)
+	}
+}
+
+// wait waits up to watchSpan for the end of session sid on *pc
+// (connected first if nil): ended when it ended, !ok when the wait
+// failed (*pc is then closed and nil).
+func (w *sessWatch) wait(pc **pgx.Conn, sid int32) (ended, ok bool) {
+	c := w.c
+	if *pc == nil {
+		cfg := c.s.conn.Copy()
+		cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(watchSpan.Milliseconds(), 10)
+		cfg.RuntimeParams["statement_timeout"] = "0"
+		ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl, time.Second))
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		cancel()
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Debug("postgresql session watcher: connect", zap.Error(err))
+			}
+			return false, false
+		}
+		*pc = conn
+	}
+	// Bounded by lock_timeout; the connection's end (Close, the session's
+	// loss) cuts it short.
+	_, err := (*pc).Exec(c.ctx, `SELECT pg_advisory_xact_lock_shared(`+c.q.key+`, $1)`, sid)
+	switch {
+	case err == nil:
+		return true, true
+	case pgCode(err) == "55P03" && !(*pc).PgConn().IsClosed():
+		return false, true // lock_timeout: sid lives
+	}
+	if c.ctx.Err() == nil {
+		c.log.Debug("postgresql session watcher: wait", zap.Int32("sid", sid), zap.Error(err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = (*pc).Close(ctx)
+	cancel()
+	*pc = nil
+	return false, false
+}
+
+// ended runs the janitor (on the watcher's connection) now that session
+// sid ended, and wakes sid's waiters in this Backend.
+func (w *sessWatch) ended(pc *pgx.Conn, sid int32) {
+	c := w.c
+	ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl/3, 10*time.Millisecond))
+	if _, err := pc.Exec(ctx, c.q.janitor, c.sid); err != nil && c.ctx.Err() == nil {
+		c.log.Debug("postgresql session watcher: janitor", zap.Error(err))
+	}
+	cancel()
+	w.mu.Lock()
+	subs := w.need[sid]
+	delete(w.need, sid)
+	w.mu.Unlock()
+	for s := range subs {
+		s.push(note{})
+	}
+}
+
+// next returns the session the watcher that waited for sid waits for
+// now (sid again while it lives and is needed), or 0 when it stops.
+func (w *sessWatch) next(sid int32, ended, ok bool) int32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.watched, sid)
+	if !ok && w.need[sid] != nil {
+		w.failed[sid] = true
+	}
+	if w.closed || w.c.ctx.Err() != nil {
+		w.running--
+		return 0
+	}
+	if !ended && ok && w.need[sid] != nil {
+		w.watched[sid] = true
+		return sid
+	}
+	for s := range w.need {
+		if !w.watched[s] && !w.failed[s] {
+			w.watched[s] = true
+			return s
+		}
+	}
+	w.running--
+	return 0
+}
