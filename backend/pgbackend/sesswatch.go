@@ -16,12 +16,13 @@ import (
 // janitor and their own retries, as without a watcher.
 const sessWatchers = 2
 
-// watchSpan bounds one wait for a session's end (the lock_timeout of the
-// watcher's connections). A wait nobody needs any more is left to run
-// out rather than cancelled (a cancel request is a connection of its
-// own, and a cancelled pgx statement closes its connection): so a
-// watcher stops, or moves on to another session, within this span of
-// its last waiter leaving.
+// watchSpan bounds one wait for a session's end (watchFunc's
+// lock_timeout). A wait nobody needs any more is left to run out rather
+// than cancelled (a cancel request is a connection of its own and logs
+// an error on the server; a cancelled pgx statement closes its
+// connection, and the server goes on waiting for the lock, not reading
+// the socket): so a watcher stops, or moves on to another session,
+// within this span of its last waiter leaving.
 const watchSpan = 250 * time.Millisecond
 
 // sessWatch learns from the server when the sessions that hold what this
@@ -29,10 +30,8 @@ const watchSpan = 250 * time.Millisecond
 // session's liveness is its session-level advisory lock (KEY, sid); the
 // server frees it the moment the session ends (its client killed, its
 // connection dropped). A watcher blocks on a dedicated connection in
-//
-//	SELECT pg_advisory_xact_lock_shared(KEY, sid)
-//
-// which returns when that lock is freed. The shared hold is transaction
+// pg_advisory_xact_lock_shared(KEY, sid) (watchFunc, in spans of
+// watchSpan), which returns when that lock is freed. The shared hold is transaction
 // level, so it ends with the statement whatever happens to it (even when
 // the statement fails or the connection drops); while it lasts it makes
 // the dead session look alive to the dead() test, for a statement's
@@ -127,18 +126,30 @@ func (w *sessWatch) run(sid int32) {
 	}
 }
 
+// watchFunc is created on each watcher connection, as a temporary
+// function (it needs no privilege on the schema, only the database's
+// TEMPORARY, which PUBLIC has by default, and goes with the connection):
+// it waits up to watchSpan for the session lock (k, s) to be free, and
+// reports whether it was. Its exception block catches the lock timeout
+// so that the server does not log an error every watchSpan; the shared
+// hold, taken in the function's subtransaction, passes to the
+// statement's transaction and ends with it.
+var watchFunc = `CREATE FUNCTION pg_temp.baton_session_ended(k integer, s integer) RETURNS boolean
+	LANGUAGE plpgsql SET lock_timeout = ` + strconv.FormatInt(watchSpan.Milliseconds(), 10) + ` AS $$
+	BEGIN
+		PERFORM pg_advisory_xact_lock_shared(k, s);
+		RETURN true;
+	EXCEPTION WHEN lock_not_available THEN
+		RETURN false;
+	END $$`
+
 // wait waits up to watchSpan for the end of session sid on *pc
 // (connected first if nil): ended when it ended, !ok when the wait
 // failed (*pc is then closed and nil).
 func (w *sessWatch) wait(pc **pgx.Conn, sid int32) (ended, ok bool) {
 	c := w.c
 	if *pc == nil {
-		cfg := c.s.conn.Copy()
-		cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(watchSpan.Milliseconds(), 10)
-		cfg.RuntimeParams["statement_timeout"] = "0"
-		ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl, time.Second))
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		cancel()
+		conn, err := w.connect()
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Debug("postgresql session watcher: connect", zap.Error(err))
@@ -147,14 +158,11 @@ func (w *sessWatch) wait(pc **pgx.Conn, sid int32) (ended, ok bool) {
 		}
 		*pc = conn
 	}
-	// Bounded by lock_timeout; the connection's end (Close, the session's
+	// Bounded by watchSpan; the connection's end (Close, the session's
 	// loss) cuts it short.
-	_, err := (*pc).Exec(c.ctx, `SELECT pg_advisory_xact_lock_shared(`+c.q.key+`, $1)`, sid)
-	switch {
-	case err == nil:
-		return true, true
-	case pgCode(err) == "55P03" && !(*pc).PgConn().IsClosed():
-		return false, true // lock_timeout: sid lives
+	err := (*pc).QueryRow(c.ctx, `SELECT pg_temp.baton_session_ended(`+c.q.key+`, $1)`, sid).Scan(&ended)
+	if err == nil {
+		return ended, true
 	}
 	if c.ctx.Err() == nil {
 		c.log.Debug("postgresql session watcher: wait", zap.Int32("sid", sid), zap.Error(err))
@@ -164,6 +172,24 @@ func (w *sessWatch) wait(pc **pgx.Conn, sid int32) (ended, ok bool) {
 	cancel()
 	*pc = nil
 	return false, false
+}
+
+// connect opens a watcher connection and creates watchFunc on it.
+func (w *sessWatch) connect() (*pgx.Conn, error) {
+	c := w.c
+	cfg := c.s.conn.Copy()
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl, time.Second))
+	defer cancel()
+	pc, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pc.Exec(ctx, watchFunc); err != nil {
+		_ = pc.Close(context.Background())
+		return nil, err
+	}
+	return pc, nil
 }
 
 // ended runs the janitor (on the watcher's connection) now that session
