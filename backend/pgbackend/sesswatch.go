@@ -2,6 +2,7 @@ package pgbackend
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -31,13 +32,19 @@ const watchSpan = 250 * time.Millisecond
 // server frees it the moment the session ends (its client killed, its
 // connection dropped). A watcher blocks on a dedicated connection in
 // pg_advisory_xact_lock_shared(KEY, sid) (watchFunc, in spans of
-// watchSpan), which returns when that lock is freed. The shared hold is transaction
-// level, so it ends with the statement whatever happens to it (even when
-// the statement fails or the connection drops); while it lasts it makes
-// the dead session look alive to the dead() test, for a statement's
-// span. The watcher then runs the janitor (which clears the session's
-// holds and memberships and notifies their waiters and watches) and
-// wakes this Backend's waiters on that session.
+// watchSpan), which returns when that lock is freed. The shared hold is
+// transaction level, so it ends with the statement whatever happens to
+// it (even when the statement fails or the connection drops); while it
+// lasts it makes the dead session look alive to the dead() test, for a
+// statement's span. The watcher then runs the janitor (which clears the
+// session's holds and memberships and notifies their waiters and
+// watches) and wakes this Backend's waiters on that session.
+//
+// PostgreSQL offers nothing better: a session's end runs no trigger and
+// sends no notification (LISTEN hears only committed NOTIFYs, and login
+// event triggers have no logoff counterpart), and polling
+// pg_stat_activity or the lock is what the janitor already does. A lock
+// wait is the one thing the server ends when a session ends.
 //
 // Exclusion never depends on it: it only makes the janitor run and the
 // waiters try earlier. A watcher whose wait fails (its connection drops,
@@ -49,6 +56,8 @@ type sessWatch struct {
 	need    map[int32]map[*sub]struct{} // session -> the waiters of its end
 	watched map[int32]bool              // sessions a watcher waits for
 	failed  map[int32]bool              // sessions left to the janitor
+	gone    [64]int32                   // the last sessions seen ended
+	goneAt  int                         // where the next goes in gone
 	running int                         // watcher goroutines
 	closed  bool
 	wg      sync.WaitGroup
@@ -68,6 +77,14 @@ func (w *sessWatch) add(sid int32, s *sub) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if slices.Contains(w.gone[:], sid) {
+		// Seen ended (and the janitor run): a try that still reads it
+		// as the holder ran as the janitor did, or as another
+		// process's watcher held its lock for a moment; that janitor's
+		// notification wakes s. Not watching it again keeps a holder
+		// that reads as live but is not from looping.
+		return
+	}
 	if w.need[sid] == nil {
 		w.need[sid] = map[*sub]struct{}{}
 	}
@@ -120,7 +137,7 @@ func (w *sessWatch) run(sid int32) {
 	for sid != 0 {
 		ended, ok := w.wait(&pc, sid)
 		if ended {
-			w.ended(pc, sid)
+			w.ended(&pc, sid)
 		}
 		sid = w.next(sid, ended, ok)
 	}
@@ -194,16 +211,22 @@ func (w *sessWatch) connect() (*pgx.Conn, error) {
 
 // ended runs the janitor (on the watcher's connection) now that session
 // sid ended, and wakes sid's waiters in this Backend.
-func (w *sessWatch) ended(pc *pgx.Conn, sid int32) {
+func (w *sessWatch) ended(pc **pgx.Conn, sid int32) {
 	c := w.c
 	ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl/3, 10*time.Millisecond))
-	if _, err := pc.Exec(ctx, c.q.janitor, c.sid); err != nil && c.ctx.Err() == nil {
+	if _, err := (*pc).Exec(ctx, c.q.janitor, c.sid); err != nil && c.ctx.Err() == nil {
 		c.log.Debug("postgresql session watcher: janitor", zap.Error(err))
 	}
 	cancel()
+	if (*pc).IsClosed() {
+		*pc = nil // cut off by the timeout: the next wait connects again
+	}
 	w.mu.Lock()
 	subs := w.need[sid]
 	delete(w.need, sid)
+	delete(w.failed, sid)
+	w.gone[w.goneAt] = sid
+	w.goneAt = (w.goneAt + 1) % len(w.gone)
 	w.mu.Unlock()
 	for s := range subs {
 		s.push(note{})
