@@ -305,6 +305,15 @@ func TestFaultKillHolderWatched(t *testing.T) {
 		t.Fatal("the waiter got the lock while its holder was alive")
 	default:
 	}
+	// ... and its session watcher waits on the server for the holder's
+	// session (before the watcher, nothing waited there).
+	var holder int32
+	if err := c.pool.QueryRow(context.Background(), `SELECT sid FROM `+c.schema+`.locks WHERE name = $1`, userLockPrefix+"l").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, "the waiter's session watcher waits for the holder's session", func() bool {
+		return watcherPID(t, c, holder) != 0
+	})
 	killed := child.Kill()
 	var g *backend.Grant
 	select {

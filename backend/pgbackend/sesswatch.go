@@ -34,11 +34,12 @@ const watchSpan = 250 * time.Millisecond
 // pg_advisory_xact_lock_shared(KEY, sid) (watchFunc, in spans of
 // watchSpan), which returns when that lock is freed. The shared hold is
 // transaction level, so it ends with the statement whatever happens to
-// it (even when the statement fails or the connection drops); while it
-// lasts it makes the dead session look alive to the dead() test, for a
-// statement's span. The watcher then runs the janitor (which clears the
-// session's holds and memberships and notifies their waiters and
-// watches) and wakes this Backend's waiters on that session.
+// it (even when the statement fails or the connection drops), and it
+// never makes the dead session look alive: the dead() test is a shared
+// try too. The watcher then wakes this Backend's waiters on that session
+// (their tries take its locks over) and runs the janitor, which clears
+// what else the session left (holds, memberships: leave events) and
+// notifies the waiters and watches of other Backends.
 //
 // PostgreSQL offers nothing better: a session's end runs no trigger and
 // sends no notification (LISTEN hears only committed NOTIFYs, and login
@@ -78,10 +79,9 @@ func (w *sessWatch) add(sid int32, s *sub) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if slices.Contains(w.gone[:], sid) {
-		// Seen ended (and the janitor run): a try that still reads it
-		// as the holder ran as the janitor did, or as another
-		// process's watcher held its lock for a moment; that janitor's
-		// notification wakes s. Not watching it again keeps a holder
+		// Seen ended: a try that still reads it as the holder (its
+		// snapshot older than the janitor's commit) is woken by the
+		// janitor's notification. Not watching it again keeps a holder
 		// that reads as live but is not from looping.
 		return
 	}
@@ -209,18 +209,10 @@ func (w *sessWatch) connect() (*pgx.Conn, error) {
 	return pc, nil
 }
 
-// ended runs the janitor (on the watcher's connection) now that session
-// sid ended, and wakes sid's waiters in this Backend.
+// ended wakes session sid's waiters in this Backend, now that it ended,
+// and runs the janitor (on the watcher's connection).
 func (w *sessWatch) ended(pc **pgx.Conn, sid int32) {
 	c := w.c
-	ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl/3, 10*time.Millisecond))
-	if _, err := (*pc).Exec(ctx, c.q.janitor, c.sid); err != nil && c.ctx.Err() == nil {
-		c.log.Debug("postgresql session watcher: janitor", zap.Error(err))
-	}
-	cancel()
-	if (*pc).IsClosed() {
-		*pc = nil // cut off by the timeout: the next wait connects again
-	}
 	w.mu.Lock()
 	subs := w.need[sid]
 	delete(w.need, sid)
@@ -230,6 +222,14 @@ func (w *sessWatch) ended(pc **pgx.Conn, sid int32) {
 	w.mu.Unlock()
 	for s := range subs {
 		s.push(note{})
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, max(c.s.ttl/3, 10*time.Millisecond))
+	if _, err := (*pc).Exec(ctx, c.q.janitor, c.sid); err != nil && c.ctx.Err() == nil {
+		c.log.Debug("postgresql session watcher: janitor", zap.Error(err))
+	}
+	cancel()
+	if (*pc).IsClosed() {
+		*pc = nil // cut off by the timeout: the next wait connects again
 	}
 }
 
