@@ -15,7 +15,8 @@ import (
 )
 
 // conn is one Backend's connection to PostgreSQL: a session connection
-// (liveness), a listener connection (notifications) and a pool (requests).
+// (liveness), a listener connection (notifications), a pool (requests)
+// and, while waiters need them, the session watcher's connections.
 type conn struct {
 	cfg    *driver.Config
 	s      *settings
@@ -28,6 +29,7 @@ type conn struct {
 	pin    pinned // the pool's connection kept for lock statements
 	sess   *session
 	hub    *hub
+	watch  *sessWatch
 	tz     *toozState // compat=tooz; nil otherwise
 
 	ctx    context.Context // ends with Close or the session's loss
@@ -111,6 +113,7 @@ func openConn(ctx context.Context, cfg *driver.Config) (*conn, error) {
 	c.pool = pc
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.sess = newSession(c, sc, sent)
+	c.watch = newSessWatch(c)
 	c.hub = newHub(c, channel)
 	if err := c.hub.start(ctx); err != nil {
 		c.cancel()
@@ -186,6 +189,7 @@ func (c *conn) Close(ctx context.Context) error {
 		err = c.sess.close(ctx)
 		c.cancel()
 		c.wg.Wait()
+		c.watch.stop()
 		c.hub.close()
 		c.unpin()
 		c.pool.Close()

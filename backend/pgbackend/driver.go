@@ -80,10 +80,19 @@ timeout after the last ping that was answered. Members and locks are rows
 owned by the session; a row whose session's advisory lock is free is dead:
 the next writer takes it over, readers skip it, and every Backend's janitor
 (running at the renew cadence) deletes what dead sessions left and wakes the
-waiters of their locks. Only one advisory lock is spent per Backend however
+waiters of their locks. A Backend whose blocked Lock or Campaign waits for a
+lock held by another session also waits on the server for the end of that
+session (a lock wait on its advisory lock, on a connection of its own): the
+server frees that lock the moment the session ends (its process killed, its
+connection dropped), so the lock is taken over, and the janitor run (leave
+events), at once rather than at the janitor's next round. At most two such
+sessions are watched at a time per Backend (more holders are left to the
+janitor), and the watcher connections close within 250ms of no waiter
+needing them. Only one advisory lock is spent per Backend however
 many locks it holds, so the server's lock table (max_locks_per_transaction ×
 max_connections) is not a limit. A Backend uses one session connection, one
-listener connection and a small pool (pool_size) for everything else; with
+listener connection, a small pool (pool_size) for everything else and, while
+waiters need them, up to two session watcher connections; with
 pool_size 2 or more one of the pool's connections is kept for the lock
 statements (those that find it busy use the rest of the pool), so that an
 uncontended acquire or release is one statement on a connection in hand.
@@ -94,8 +103,9 @@ records the holder in the same transaction; release clears the holder and,
 when waiters have counted themselves on the row, notifies them.
 Tokens survive restarts and never go back (strong, with the server's
 synchronous_commit on; a crash with it off can lose the last commits).
-Blocking acquisitions wait for the release notification (or the janitor's,
-for a dead holder) and then try again; a shared lock is a set of holders on
+Blocking acquisitions wait for the release notification (or, for a dead
+holder, the end of its session or the janitor's notification) and then try
+again; a shared lock is a set of holders on
 the same row. Leases live as long as the session (TTL 0). Locks live on one
 server: streaming replication carries the rows but not the session, so a
 failover to a replica loses every session and every grant.

@@ -254,3 +254,101 @@ func TestFaultBlackhole(t *testing.T) {
 		lostAt.Sub(cutAt).Round(time.Millisecond), ttl, takenAt.Sub(cutAt).Round(time.Millisecond), takenAt.Sub(lostAt).Round(time.Millisecond))
 	proxy.Heal()
 }
+
+// kill -9 of the holder's process with a long session timeout (30 s: the
+// janitor runs every 10 s, a blocked waiter retries every 30 s): the
+// waiter's session watcher, blocked on the holder's session, sees it end
+// as the server frees it and runs the janitor at once, so the waiter
+// gets the lock, and a watcher of the group sees the killed member leave,
+// within a small part of the janitor's period.
+func TestFaultKillHolderWatched(t *testing.T) {
+	const bound = 3 * time.Second // the janitor's period is 10 s
+	url := isolate(t, serverURL(t), "timeout", "30")
+	plain := "postgresql" + strings.TrimPrefix(url, testScheme)
+	events := make(chan testutil.Event, 4)
+	child := testutil.StartChild(t, "holder", "TestHelperProcess", []string{"BATON_PG_HELPER_URL=" + plain}, events)
+	var ev testutil.Event
+	select {
+	case ev = <-events:
+	case <-time.After(wait):
+		t.Fatal("the child did not take the lock")
+	}
+	if ev.Kind != "locked" {
+		t.Fatalf("child: %s %s", ev.Kind, ev.Note)
+	}
+	b := openBackend(t, url, "waiter")
+	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if ms := w.Initial(); len(ms) != 1 || ms[0].ID != "child" {
+		t.Fatalf("members before the kill: %v", ms)
+	}
+	got := make(chan *backend.Grant, 1)
+	go func() {
+		g, err := b.Lock(testutil.Context(t, time.Minute), "l", backend.LockOptions{})
+		if err != nil {
+			t.Errorf("lock after the kill: %v", err)
+		}
+		got <- g
+	}()
+	// The waiter is blocked: it counted itself on the lock's row.
+	c := connOf(t, b)
+	eventually(t, wait, "the waiter counted on the lock's row", func() bool {
+		var n int
+		err := c.pool.QueryRow(context.Background(), `SELECT waiters FROM `+c.schema+`.locks WHERE name = $1`, userLockPrefix+"l").Scan(&n)
+		return err == nil && n == 1
+	})
+	select {
+	case <-got:
+		t.Fatal("the waiter got the lock while its holder was alive")
+	default:
+	}
+	// ... and its session watcher waits on the server for the holder's
+	// session (before the watcher, nothing waited there).
+	var holder int32
+	if err := c.pool.QueryRow(context.Background(), `SELECT sid FROM `+c.schema+`.locks WHERE name = $1`, userLockPrefix+"l").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, "the waiter's session watcher waits for the holder's session", func() bool {
+		return watcherPID(t, c, holder) != 0
+	})
+	killed := child.Kill()
+	var g *backend.Grant
+	select {
+	case g = <-got:
+	case <-time.After(wait):
+		t.Fatal("the waiter did not get the lock after the holder was killed")
+	}
+	if g == nil {
+		t.FailNow()
+	}
+	took := time.Since(killed)
+	if g.Token() <= ev.Token {
+		t.Fatalf("token %d after the kill is not above the killed holder's %d", g.Token(), ev.Token)
+	}
+	if took > bound {
+		t.Fatalf("the killed holder's lock was taken over after %v, beyond %v (the janitor runs every 10 s)", took, bound)
+	}
+	deadline := time.After(wait)
+	for left := false; !left; {
+		select {
+		case e, ok := <-w.Events():
+			if !ok {
+				t.Fatalf("watch ended: %v", w.Err())
+			}
+			left = e.Type == backend.EventLeft && e.Member.ID == "child"
+		case <-deadline:
+			t.Fatal("the killed member's leave was not seen")
+		}
+	}
+	leave := time.Since(killed)
+	if leave > bound {
+		t.Fatalf("the killed member's leave was seen after %v, beyond %v", leave, bound)
+	}
+	t.Logf("killed holder's lock taken over after %v (token %d -> %d); leave seen after %v", took.Round(time.Millisecond), ev.Token, g.Token(), leave.Round(time.Millisecond))
+	if err := g.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

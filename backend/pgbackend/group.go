@@ -180,7 +180,7 @@ func (c *conn) members(ctx context.Context, group string) ([]driver.Member, *sna
 	}
 	if len(dead) > 0 {
 		_, _ = c.pool.Exec(ctx, `DELETE FROM `+c.schema+`.members WHERE grp = $1 AND inc = ANY($2)
-			AND pg_try_advisory_xact_lock(`+c.q.key+`, sid)`, group, dead)
+			AND pg_try_advisory_xact_lock_shared(`+c.q.key+`, sid)`, group, dead)
 	}
 	sn, err := parseSnapshot(snap)
 	if err != nil {

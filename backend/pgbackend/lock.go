@@ -35,40 +35,70 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 // tryLock runs an acquisition; waiting (0 or 1) is how many waiters the
 // grant takes off the row's count (-1: the shared form, which has none).
 func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, waiting int) (driver.Lease, bool, error) {
+	lease, ok, _, err := c.grant(ctx, func(actx context.Context) (int64, int32, error) {
+		var token int64
+		args := []any{req.Key, c.sid, req.Member}
+		if waiting >= 0 {
+			args = append(args, int32(waiting))
+		}
+		err := c.queryRow(actx, sql, args, &token)
+		if errors.Is(err, pgx.ErrNoRows) && waiting == 0 {
+			// Held, or never taken: the row does not exist yet (a waiter
+			// counted itself on the row, which therefore exists).
+			err = c.queryRow(actx, c.q.createLock, []any{req.Key, c.sid, req.Member}, &token)
+		}
+		return token, 0, err
+	}, req.Key)
+	return lease, ok, err
+}
+
+// tryLockWaiting is a counted waiter's try: the grant (taking the waiter
+// off the row's count), or else the session of a holder (0 if none was
+// read), whose end the session watcher can wait for.
+func (c *conn) tryLockWaiting(ctx context.Context, req driver.LockRequest) (driver.Lease, bool, int32, error) {
+	return c.grant(ctx, func(actx context.Context) (int64, int32, error) {
+		var token *int64
+		var holder *int32
+		err := c.queryRow(actx, c.q.tryLockWaiting, []any{req.Key, c.sid, req.Member}, &token, &holder)
+		switch {
+		case err != nil:
+			return 0, 0, err
+		case token == nil && holder != nil:
+			return 0, *holder, pgx.ErrNoRows
+		case token == nil:
+			return 0, 0, pgx.ErrNoRows
+		}
+		return *token, 0, nil
+	}, req.Key)
+}
+
+// grant runs an acquisition statement (try): its token, or pgx.ErrNoRows
+// and the session of a holder when the lock was not granted.
+func (c *conn) grant(ctx context.Context, try func(context.Context) (int64, int32, error), key string) (driver.Lease, bool, int32, error) {
 	if err := c.check(); err != nil {
-		return driver.Lease{}, false, err
+		return driver.Lease{}, false, 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return driver.Lease{}, false, c.classify(err)
+		return driver.Lease{}, false, 0, c.classify(err)
 	}
 	// The statement runs to its end even if ctx ends meanwhile (bounded
 	// by the session timeout): a grant committed by a statement cut off
 	// by a cancellation would stay held with nobody knowing its token.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.ttl)
 	defer cancel()
-	var token int64
-	args := []any{req.Key, c.sid, req.Member}
-	if waiting >= 0 {
-		args = append(args, int32(waiting))
-	}
-	err := c.queryRow(actx, sql, args, &token)
-	if errors.Is(err, pgx.ErrNoRows) && waiting == 0 {
-		// Held, or never taken: the row does not exist yet (a waiter
-		// counted itself on the row, which therefore exists).
-		err = c.queryRow(actx, c.q.createLock, []any{req.Key, c.sid, req.Member}, &token)
-	}
+	token, holder, err := try(actx)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return driver.Lease{}, false, nil
+		return driver.Lease{}, false, holder, nil
 	case err != nil:
-		return driver.Lease{}, false, c.classify(fmt.Errorf("take lock: %w", err))
+		return driver.Lease{}, false, 0, c.classify(fmt.Errorf("take lock: %w", err))
 	}
 	if ctx.Err() != nil {
 		// Granted as ctx ended: hand it back.
-		_ = c.Unlock(actx, req.Key, uint64(token))
-		return driver.Lease{}, false, c.classify(ctx.Err())
+		_ = c.Unlock(actx, key, uint64(token))
+		return driver.Lease{}, false, 0, c.classify(ctx.Err())
 	}
-	return driver.Lease{Token: uint64(token)}, true, nil
+	return driver.Lease{Token: uint64(token)}, true, 0, nil
 }
 
 // WaitLock blocks until req.Key is granted: it tries, and after a failed
@@ -77,8 +107,11 @@ func (c *conn) tryLock(ctx context.Context, sql string, req driver.LockRequest, 
 // the releasing statement, or by a janitor that cleared the hold of an
 // ended session) before each further try. A try is also made every
 // timeout, in case a notification was lost with the listener connection
-// (its reconnection wakes every waiter too). The grant takes the waiter
-// off the count in the same statement.
+// (its reconnection wakes every waiter too). A failed try reads the
+// holder's session, whose end the session watcher waits for (sesswatch.go):
+// a holder killed or cut off is then seen as the server ends its session,
+// not at the janitor's next round. The grant takes the waiter off the
+// count in the same statement.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	if name, ok := c.toozName(req.Key); ok {
 		return c.toozWaitLock(ctx, name, req)
@@ -110,9 +143,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			cancel()
 		}
 	}()
+	var watching int32 // the holder's session whose end wakes s
+	defer func() { c.watch.drop(watching, s) }()
 	for {
 		sent := c.clock.Now()
-		lease, ok, err := c.tryLock(ctx, c.q.tryLock, req, 1)
+		lease, ok, holder, err := c.tryLockWaiting(ctx, req)
 		if ctx.Err() != nil {
 			return driver.Lease{}, ctx.Err()
 		}
@@ -124,6 +159,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			lease.Sent = sent
 			return lease, nil
 		}
+		if holder != watching {
+			c.watch.drop(watching, s)
+			watching = holder
+		}
+		c.watch.add(holder, s) // again: a watcher that saw it end forgot s
 		t := c.clock.NewTimer(max(c.s.ttl, 100*time.Millisecond))
 		select {
 		case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 // that pgx prepares and caches each once per connection.
 type queries struct {
 	tryLock, tryLockShared, unlock, holder, held  string
+	tryLockWaiting                                string
 	breakLock, wait, unwait, createLock           string
 	createGroup, deleteGroup, groups, groupExists string
 	join, leave, members, update, caps            string
@@ -17,14 +18,18 @@ type queries struct {
 	key                                           string // the advisory key space
 }
 
-// alive is the SQL test that the session sid of this schema still lives:
-// its advisory lock is held (by its session connection). When the session
-// is gone the test takes the lock for the rest of the transaction, which
-// harms nobody: session numbers are never reused while in use.
+// newQueries fills in the statements. dead(sid) is the SQL test that the
+// session sid of this schema has ended: its advisory lock, held
+// exclusively by its session connection while it lives, is free. When
+// the session is gone the test takes a shared hold for the rest of the
+// transaction, which harms nobody: session numbers are never reused, and
+// shared holds do not conflict, so concurrent tests (other statements,
+// other Backends' janitors, session watchers) never make a dead session
+// look alive to each other.
 func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 	key := fmt.Sprint(int32(oid))
 	r := strings.NewReplacer("S.", schemaQuoted+".", "KEY", key, "CHAN", quoteLiteral(channel))
-	dead := func(col string) string { return "pg_try_advisory_xact_lock(KEY, " + col + ")" }
+	dead := func(col string) string { return "pg_try_advisory_xact_lock_shared(KEY, " + col + ")" }
 	liveShared := `(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(l.shared) e
 		WHERE NOT ` + dead("(e.value->>0)::integer") + `)`
 	q := &queries{
@@ -36,6 +41,23 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
 			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
 			RETURNING token`,
+		// A counted waiter's try: the grant's token, or else the session
+		// of a live holder (read in the statement's snapshot), so that
+		// the session watcher can wait for its end.
+		tryLockWaiting: `WITH u AS (UPDATE S.locks l SET token = l.token + 1, sid = $2, member = $3, shared = '{}',
+				waiters = greatest(l.waiters - 1, 0)
+			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
+			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
+			RETURNING token)
+			SELECT token, NULL::integer FROM u
+			UNION ALL
+			SELECT NULL::bigint, h.sid FROM S.locks l, LATERAL (
+				SELECT l.sid AS sid WHERE l.sid IS NOT NULL AND NOT ` + dead("l.sid") + `
+				UNION ALL
+				SELECT (e.value->>0)::integer FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `
+				LIMIT 1) h
+			WHERE l.name = $1 AND NOT EXISTS (SELECT 1 FROM u)
+			LIMIT 1`,
 		// The first grant of a name creates its row; a conflict means
 		// someone created it meanwhile, and holds it.
 		createLock: `INSERT INTO S.locks (name, token, sid, member) VALUES ($1, 1, $2, $3) ON CONFLICT DO NOTHING RETURNING token`,
@@ -113,7 +135,7 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 			dss AS (DELETE FROM S.sessions WHERE sid = $1 RETURNING 1)
 			SELECT pg_notify(CHAN, 'L' || md5(name)) FROM (SELECT name FROM dl UNION SELECT name FROM ds) x`,
 	}
-	for _, p := range []*string{&q.tryLock, &q.tryLockShared, &q.unlock, &q.held, &q.holder, &q.breakLock, &q.wait, &q.unwait, &q.createLock, &q.createGroup, &q.deleteGroup,
+	for _, p := range []*string{&q.tryLock, &q.tryLockWaiting, &q.tryLockShared, &q.unlock, &q.held, &q.holder, &q.breakLock, &q.wait, &q.unwait, &q.createLock, &q.createGroup, &q.deleteGroup,
 		&q.groups, &q.groupExists, &q.join, &q.leave, &q.update, &q.members, &q.caps, &q.registerSession, &q.janitor, &q.closeSession} {
 		*p = r.Replace(*p)
 	}
