@@ -111,7 +111,7 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 // followGroup emits group's changes after revision rev (see WatchGroup).
 func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit func(driver.GroupEvent)) error {
 	op := fmt.Sprintf("watch group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	deleted := false
 	apply := func(evs []*clientv3.Event) bool {
 		for _, ev := range evs {
@@ -126,7 +126,7 @@ func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit fu
 			}
 			switch {
 			case ev.Type == mvccpb.DELETE:
-				id, ok := c.keys.memberOf(group, key)
+				id, ok := c.keys.MemberOf(group, key)
 				if !ok {
 					continue
 				}
@@ -187,7 +187,7 @@ func (es lockEntries) holder() (driver.Holder, bool) {
 // date by a prefix watch (no read per change).
 func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Holder, bool)) error {
 	op := fmt.Sprintf("watch holder of %q", key)
-	pfx := c.keys.lockPrefix(key)
+	pfx := c.keys.LockPrefix(key)
 	entries := lockEntries{}
 	var last *driver.Holder
 	report := func(force bool) {

@@ -164,7 +164,7 @@ func (c *conn) isClosed() bool {
 // on its next call.
 func (c *conn) watchSession(ctx context.Context, rev int64) {
 	defer c.wg.Done()
-	key := c.keys.session(c.lease)
+	key := c.keys.Session(c.lease)
 	lost := func() {
 		if !c.isClosed() {
 			c.obs.Lost(driver.Errorf(driver.CodeLost, "session lease %x was revoked or expired: its keys are gone", c.lease))

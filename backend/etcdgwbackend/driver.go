@@ -123,7 +123,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c.lease = grant.ID
 	c.ttl = time.Duration(grant.TTL) * time.Second
 	var put putResponse
-	if err := cli.call(dctx, "kv/put", &putRequest{Key: []byte(c.keys.session(c.lease)), Value: []byte(c.memberID), Lease: c.lease}, &put, true); err != nil {
+	if err := cli.call(dctx, "kv/put", &putRequest{Key: []byte(c.keys.Session(c.lease)), Value: []byte(c.memberID), Lease: c.lease}, &put, true); err != nil {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.requestTimeout)
 		_ = cli.call(rctx, "kv/lease/revoke", &leaseIDRequest{ID: c.lease}, nil, true)
 		rcancel()

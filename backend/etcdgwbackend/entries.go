@@ -41,7 +41,7 @@ func (c *conn) newEntry(lock string) entry {
 		slot++
 	}
 	used[slot] = true
-	return entry{lock: lock, slot: slot, key: c.keys.lockEntry(lock, c.lease, slot)}
+	return entry{lock: lock, slot: slot, key: c.keys.LockEntry(lock, c.lease, slot)}
 }
 
 // release frees the slot of an entry known not to exist on the server.

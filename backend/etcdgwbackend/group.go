@@ -30,7 +30,7 @@ func (c *conn) decodeMember(g string, kv *keyValue) (driver.Member, bool) {
 	if c.keys.tooz {
 		return c.toozDecodeMember(g, kv, nil)
 	}
-	id, ok := c.keys.memberOf(g, string(kv.Key))
+	id, ok := c.keys.MemberOf(g, string(kv.Key))
 	if !ok {
 		return driver.Member{}, false
 	}
@@ -67,7 +67,7 @@ func countIn(resp *txnResponse) int64 {
 // CreateGroup writes the group record if absent: CodeGroupExists.
 func (c *conn) CreateGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("create group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(gk, "EQUAL", 0, false)},
 		Success: []requestOp{{Put: &putRequest{Key: []byte(gk), Value: c.groupRecord(gk)}}},
@@ -88,7 +88,7 @@ func (c *conn) CreateGroup(ctx context.Context, group string) error {
 // are already gone from etcd and do not count.
 func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("delete group %q", group)
-	gk, mp := c.keys.group(group), c.keys.membersPrefix(group)
+	gk, mp := c.keys.Group(group), c.keys.MembersPrefix(group)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{groupExists(gk), c.noMembers(mp)},
 		Success: []requestOp{{Delete: &deleteRequest{Key: []byte(gk)}}},
@@ -108,14 +108,14 @@ func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 
 // Groups lists the group records (reading keys only).
 func (c *conn) Groups(ctx context.Context) ([]string, error) {
-	pfx := c.keys.groupsPrefix()
+	pfx := c.keys.GroupsPrefix()
 	resp, err := c.rng(ctx, "list groups", &rangeRequest{Key: []byte(pfx), RangeEnd: prefixEnd(pfx), KeysOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, kv := range resp.Kvs {
-		if g, ok := c.keys.groupOf(string(kv.Key)); ok {
+		if g, ok := c.keys.GroupOf(string(kv.Key)); ok {
 			out = append(out, g)
 		}
 	}
@@ -129,7 +129,7 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	if c.keys.tooz {
 		return c.toozJoin(ctx, op, group, caps)
 	}
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	now := time.Now().UnixNano()
 	val := encodeMember(memberRecord{Capabilities: caps, Joined: now, Updated: now})
 	resp, err := c.txn(ctx, op, &txnRequest{
@@ -157,7 +157,7 @@ func (c *conn) Leave(ctx context.Context, group string) error {
 	if c.keys.tooz {
 		return c.toozLeave(ctx, op, group)
 	}
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(mk, "GREATER", 0, false)},
 		Success: []requestOp{{Delete: &deleteRequest{Key: []byte(mk)}}},
@@ -181,7 +181,7 @@ func (c *conn) members(ctx context.Context, op, g string) ([]driver.Member, bool
 	if c.keys.tooz {
 		return c.toozMembers(ctx, op, g)
 	}
-	gk := c.keys.group(g)
+	gk := c.keys.Group(g)
 	resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(gk), RangeEnd: prefixEnd(gk)})
 	if err != nil {
 		return nil, false, 0, err
@@ -220,7 +220,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 	if c.keys.tooz {
 		return c.toozUpdate(ctx, op, group, caps)
 	}
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	for {
 		resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(mk)})
 		if err != nil {

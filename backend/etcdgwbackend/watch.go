@@ -179,7 +179,7 @@ func (c *conn) watchdog(ctx context.Context, ep int, heard *atomic.Bool) bool {
 		every = c.timeout
 	}
 	limit := c.probeLimit()
-	probe := &rangeRequest{Key: []byte(c.keys.session(c.lease)), CountOnly: true}
+	probe := &rangeRequest{Key: []byte(c.keys.Session(c.lease)), CountOnly: true}
 	body, _ := json.Marshal(probe)
 	for {
 		t := c.clock.NewTimer(every)
@@ -222,7 +222,7 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 // followGroup emits group's changes after revision rev (see WatchGroup).
 func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit func(driver.GroupEvent)) error {
 	op := fmt.Sprintf("watch group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	deleted := false
 	apply := func(evs []*event) bool {
 		for _, ev := range evs {
@@ -237,7 +237,7 @@ func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit fu
 			}
 			switch {
 			case ev.isDelete():
-				id, ok := c.keys.memberOf(group, key)
+				id, ok := c.keys.MemberOf(group, key)
 				if !ok {
 					continue
 				}
@@ -301,7 +301,7 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 		return c.toozWatchHolder(ctx, key, k, emit)
 	}
 	op := fmt.Sprintf("watch holder of %q", key)
-	pfx := c.keys.lockPrefix(key)
+	pfx := c.keys.LockPrefix(key)
 	entries := lockEntries{}
 	var last *driver.Holder
 	report := func(force bool) {
