@@ -4,28 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
-// memberRecord is the value of a member key, exactly etcd3://'s (members
-// of both drivers read each other's records). The times are the writing
-// client's wall clock in Unix nanoseconds.
-type memberRecord struct {
-	Capabilities []byte `json:"caps,omitempty"`
-	Joined       int64  `json:"joined"`
-	Updated      int64  `json:"updated"`
-}
-
-func encodeMember(r memberRecord) []byte {
-	b, _ := json.Marshal(r) // a struct of bytes and integers always marshals
-	return b
-}
-
-// decodeMember turns a member key-value into a Member of group g. The
-// incarnation is the key's create revision: a new one for every join.
+// decodeMember turns a member key-value into a Member of group g (see
+// etcdproto.DecodeMember; tooz's members in compat=tooz mode).
 func (c *conn) decodeMember(g string, kv *keyValue) (driver.Member, bool) {
 	if c.keys.tooz {
 		return c.toozDecodeMember(g, kv, nil)
@@ -34,18 +20,7 @@ func (c *conn) decodeMember(g string, kv *keyValue) (driver.Member, bool) {
 	if !ok {
 		return driver.Member{}, false
 	}
-	m := driver.Member{ID: id, Incarnation: strconv.FormatInt(kv.CreateRevision, 10)}
-	var r memberRecord
-	if len(kv.Value) > 0 && json.Unmarshal(kv.Value, &r) == nil {
-		m.Capabilities = r.Capabilities
-		if r.Joined != 0 {
-			m.JoinedAt = time.Unix(0, r.Joined)
-		}
-		if r.Updated != 0 {
-			m.UpdatedAt = time.Unix(0, r.Updated)
-		}
-	}
-	return m, true
+	return etcdproto.DecodeMember(id, kv.CreateRevision, kv.Value), true
 }
 
 // groupExists compares true when the group record key exists.
@@ -131,7 +106,7 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	}
 	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	now := time.Now().UnixNano()
-	val := encodeMember(memberRecord{Capabilities: caps, Joined: now, Updated: now})
+	val := etcdproto.EncodeMember(etcdproto.MemberRecord{Capabilities: caps, Joined: now, Updated: now})
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{groupExists(gk), cmpCreate(mk, "EQUAL", 0, false)},
 		Success: []requestOp{{Put: &putRequest{Key: []byte(mk), Value: val, Lease: c.lease}}},
@@ -237,7 +212,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 			return driver.Errorf(driver.CodeNotMember, "%s: %q is not a member", op, c.memberID)
 		}
 		kv := resp.Kvs[0]
-		var r memberRecord
+		var r etcdproto.MemberRecord
 		_ = json.Unmarshal(kv.Value, &r) // a damaged record is rewritten whole
 		r.Capabilities = caps
 		r.Updated = time.Now().UnixNano()
@@ -246,7 +221,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 		}
 		tx, err := c.txn(ctx, op, &txnRequest{
 			Compare: []compare{cmpMod(mk, "EQUAL", kv.ModRevision)},
-			Success: []requestOp{{Put: &putRequest{Key: []byte(mk), Value: encodeMember(r), IgnoreLease: true}}},
+			Success: []requestOp{{Put: &putRequest{Key: []byte(mk), Value: etcdproto.EncodeMember(r), IgnoreLease: true}}},
 		})
 		if err != nil {
 			return err

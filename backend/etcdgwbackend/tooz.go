@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 // compat=tooz: tooz's etcd3gw driver layout (drivers/etcd3gw.py):
@@ -58,6 +59,9 @@ func characteristicsFor(v driver.Values) driver.Characteristics {
 // withTooz turns on tooz's keys for a compat=tooz connection.
 func (k keyspace) withTooz(s *settings) keyspace {
 	k.tooz, k.tzPfx = s.tooz, s.toozPrefix
+	if k.tooz {
+		k.Keyspace = k.WithGroupsAt(k.tzPfx + toozGroupsPrefix)
+	}
 	return k
 }
 
@@ -72,10 +76,10 @@ func (k keyspace) toozLock(key string) (string, bool) {
 
 // memberInfo is the prefix of baton's record of member m's times.
 func (k keyspace) memberInfo(g, m string) string {
-	return k.Root() + "minfo/" + escape(g) + "/" + escape(m) + "/"
+	return k.Root() + "minfo/" + etcdproto.Escape(g) + "/" + etcdproto.Escape(m) + "/"
 }
 
-func (k keyspace) groupInfo(g string) string { return k.Root() + "minfo/" + escape(g) + "/" }
+func (k keyspace) groupInfo(g string) string { return k.Root() + "minfo/" + etcdproto.Escape(g) + "/" }
 
 // noMembers compares "no member key under the group": the members prefix
 // in baton's layout, the keys after the group record in tooz's (where
