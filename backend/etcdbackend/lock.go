@@ -396,12 +396,12 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 // Unlock deletes the grant's own entry, compared by its create revision
 // (the token), so a repeated attempt can never delete anything else. An
 // entry key belongs to one attempt until it is known to be deleted (see
-// entry). Attempts are repeated on the endpoints until one answers (see
-// idempotent): a release interrupted by a leader change completes on
-// another member instead of leaving the lock held until the lease
-// expires. CodeNotHeld when the grant is unknown to this connection or
-// its entry is gone (lease lost, lock broken). When no member answers in
-// time the entry is deleted later, by Renew.
+// etcdproto.Entry). Attempts are repeated on the endpoints until one
+// answers (see idempotent): a release interrupted by a leader change
+// completes on another member instead of leaving the lock held until
+// the lease expires. CodeNotHeld when the grant is unknown to this
+// connection or its entry is gone (lease lost, lock broken). When no
+// member answers in time the entry is deleted later, by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	op := fmt.Sprintf("unlock %q", key)
 	e, ok := c.entries.Forget(key, token)

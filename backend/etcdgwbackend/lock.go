@@ -240,11 +240,11 @@ func (c *conn) waitDelete(ctx context.Context, key string, rev int64, b *backoff
 }
 
 // Unlock deletes the grant's own entry. An entry key belongs to one
-// attempt until it is known to be deleted (see etcdproto.Entry), so deleting it by
-// name can never release another grant. CodeNotHeld when the grant is
-// unknown to this connection or its entry is gone (lease lost, lock
-// broken). When the server cannot be reached the entry is deleted later,
-// by Renew.
+// attempt until it is known to be deleted (see etcdproto.Entry), so
+// deleting it by name can never release another grant. CodeNotHeld when
+// the grant is unknown to this connection or its entry is gone (lease
+// lost, lock broken). When the server cannot be reached the entry is
+// deleted later, by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	if k, ok := c.keys.toozLock(key); ok {
 		return c.toozUnlock(ctx, key, token, k)
