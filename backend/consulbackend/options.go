@@ -2,15 +2,13 @@ package consulbackend
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
 	"net"
 	"os"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/netopt"
 )
 
 // defaultHost and defaultPort are Consul's HTTP API address, tooz's
@@ -33,50 +31,39 @@ const maxLockDelay = 60 * time.Second
 // optionSpecs is the option table of consul:// URLs: tooz's consul options
 // with tooz's meaning (ttl, namespace, acl_token, timeout), TLS options
 // named like tooz's etcd3 ones, and baton's own.
-var optionSpecs = []driver.OptionSpec{
-	{
-		Key: "ttl", Type: driver.Duration, Default: "15", Min: driver.MinValue(1),
-		Doc: "TTL of the Backend's Consul session (tooz's meaning and default): a crashed member's keys, locks and leaderships go when the session is invalidated, at the latest twice the TTL after its last renewal (Consul's grace). Renewed every third of it. Consul refuses TTLs below its session_ttl_min (10 s unless configured).",
+var optionSpecs = slices.Concat(
+	[]driver.OptionSpec{
+		{
+			Key: "ttl", Type: driver.Duration, Default: "15", Min: driver.MinValue(1),
+			Doc: "TTL of the Backend's Consul session (tooz's meaning and default): a crashed member's keys, locks and leaderships go when the session is invalidated, at the latest twice the TTL after its last renewal (Consul's grace). Renewed every third of it. Consul refuses TTLs below its session_ttl_min (10 s unless configured).",
+		},
+		{
+			Key: "timeout", Type: driver.Duration, Default: "5", Min: driver.MinValue(0.001),
+			Doc: "Timeout of every request to the agent (a blocking query waits this long beyond its own wait time).",
+		},
+		{
+			Key: "namespace", Type: driver.String,
+			DefaultDoc: `"baton"; "tooz" with compat=tooz`,
+			Doc:        "KV prefix: every key the driver writes lives under \"<namespace>/\" (tooz's meaning). Its default is tooz's \"tooz\" with compat=tooz, where the layout is tooz's; with baton's own layout the default stays \"baton\", so the two layouts never mix. Not a Consul Enterprise namespace.",
+		},
+		{
+			Key: "acl_token", Type: driver.String, Secret: true, DefaultDoc: "$" + tokenEnv,
+			Doc: "Consul ACL token of every request; when absent, the CONSUL_HTTP_TOKEN environment variable, as every Consul tool does. Never shown in errors, logs or explain output.",
+		},
+		{
+			Key: "datacenter", Type: driver.String,
+			Doc: "Datacenter of every request (default: the agent's own). A session in another datacenter needs a server agent.",
+		},
+		{
+			Key: "lock_delay", Type: driver.Duration, Default: "0", Min: driver.MinValue(0),
+			Doc: "Consul's session lock-delay (at most 60 s): after the session is invalidated, its exclusive locks and leaderships cannot be taken for this long by Backends that set lock_delay too (Consul checks it only on its acquire endpoint, which they then use). 0 hands them over at once; baton's grants already end a safety margin before the session can expire.",
+		},
+		driver.CompatOption("Consul's tooz mode shares groups, members with their capabilities and exclusive locks with tooz's consul driver (tooz's keys, its ?acquire/?release protocol and its group locks); it gives up shared locks (tooz has none), fencing for tooz's holders (partial) and the departure of crashed tooz members (tooz never binds its member keys to its session, so they stay listed, on both sides, until removed)."),
 	},
-	{
-		Key: "timeout", Type: driver.Duration, Default: "5", Min: driver.MinValue(0.001),
-		Doc: "Timeout of every request to the agent (a blocking query waits this long beyond its own wait time).",
-	},
-	{
-		Key: "namespace", Type: driver.String,
-		DefaultDoc: `"baton"; "tooz" with compat=tooz`,
-		Doc:        "KV prefix: every key the driver writes lives under \"<namespace>/\" (tooz's meaning). Its default is tooz's \"tooz\" with compat=tooz, where the layout is tooz's; with baton's own layout the default stays \"baton\", so the two layouts never mix. Not a Consul Enterprise namespace.",
-	},
-	{
-		Key: "acl_token", Type: driver.String, Secret: true, DefaultDoc: "$" + tokenEnv,
-		Doc: "Consul ACL token of every request; when absent, the CONSUL_HTTP_TOKEN environment variable, as every Consul tool does. Never shown in errors, logs or explain output.",
-	},
-	{
-		Key: "datacenter", Type: driver.String,
-		Doc: "Datacenter of every request (default: the agent's own). A session in another datacenter needs a server agent.",
-	},
-	{
-		Key: "lock_delay", Type: driver.Duration, Default: "0", Min: driver.MinValue(0),
-		Doc: "Consul's session lock-delay (at most 60 s): after the session is invalidated, its exclusive locks and leaderships cannot be taken for this long by Backends that set lock_delay too (Consul checks it only on its acquire endpoint, which they then use). 0 hands them over at once; baton's grants already end a safety margin before the session can expire.",
-	},
-	driver.CompatOption("Consul's tooz mode shares groups, members with their capabilities and exclusive locks with tooz's consul driver (tooz's keys, its ?acquire/?release protocol and its group locks); it gives up shared locks (tooz has none), fencing for tooz's holders (partial) and the departure of crashed tooz members (tooz never binds its member keys to its session, so they stay listed, on both sides, until removed)."),
-	{
-		Key: "protocol", Type: driver.String, Default: "http", Enum: []string{"http", "https"},
-		Doc: "https turns TLS on (with the system's CA pool unless ca_cert is given).",
-	},
-	{
-		Key: "ca_cert", Type: driver.String,
-		Doc: "PEM file of the CA certificates that sign the agent's certificate; turns TLS on.",
-	},
-	{
-		Key: "cert_cert", Type: driver.String,
-		Doc: "PEM file of the client certificate for TLS client authentication (needs cert_key); turns TLS on.",
-	},
-	{
-		Key: "cert_key", Type: driver.String,
-		Doc: "PEM file of the client certificate's private key (needs cert_cert).",
-	},
-}
+	netopt.TLSOptionSpecs(
+		"https turns TLS on (with the system's CA pool unless ca_cert is given).",
+		"PEM file of the CA certificates that sign the agent's certificate; turns TLS on."),
+)
 
 // settings is a connection string resolved into what Open needs.
 type settings struct {
@@ -145,7 +132,7 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	case 0:
 		s.address = net.JoinHostPort(defaultHost, defaultPort)
 	case 1:
-		a, err := address(cfg.Hosts[0])
+		a, err := netopt.HostPort(cfg.Hosts[0], defaultPort)
 		if err != nil {
 			return nil, bad("%w", err)
 		}
@@ -153,7 +140,7 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	default:
 		return nil, bad("consul:// takes one agent address, got %d: a Consul client talks to its local agent, which forwards to the servers", len(cfg.Hosts))
 	}
-	tc, err := tlsConfig(o)
+	tc, err := netopt.TLSConfig(o)
 	if err != nil {
 		return nil, bad("%w", err)
 	}
@@ -161,53 +148,4 @@ func resolve(cfg *driver.Config) (*settings, error) {
 		s.tls, s.scheme = tc, "https"
 	}
 	return s, nil
-}
-
-// address returns "host:port" for the URL's host, adding Consul's port.
-func address(h string) (string, error) {
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("host %q has no host name", h)
-		}
-		return net.JoinHostPort(host, port), nil
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if host == "" {
-		return "", errors.New("empty host")
-	}
-	return net.JoinHostPort(host, defaultPort), nil
-}
-
-// tlsConfig builds the TLS configuration, or nil for plain HTTP.
-func tlsConfig(o driver.Values) (*tls.Config, error) {
-	ca, cert, key := o.String("ca_cert"), o.String("cert_cert"), o.String("cert_key")
-	if o.String("protocol") != "https" && ca == "" && cert == "" && key == "" {
-		return nil, nil
-	}
-	if o.IsSet("protocol") && o.String("protocol") == "http" {
-		return nil, errors.New("protocol=http contradicts the TLS options ca_cert, cert_cert, cert_key")
-	}
-	if (cert == "") != (key == "") {
-		return nil, errors.New("cert_cert and cert_key go together")
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ca_cert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_cert %q holds no PEM certificate", ca)
-		}
-		tc.RootCAs = pool
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("cert_cert/cert_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
 }

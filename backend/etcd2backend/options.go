@@ -2,15 +2,11 @@ package etcd2backend
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/netopt"
 )
 
 // tooz's defaults: localhost:2379.
@@ -21,45 +17,36 @@ const (
 
 // optionSpecs is the option table of etcd:// URLs: tooz's etcd options
 // (protocol, timeout, lock_timeout) plus baton's.
-var optionSpecs = []driver.OptionSpec{
-	{
-		Key: "timeout", Type: driver.Duration, Default: "30", Min: driver.MinValue(0.001),
-		Doc: "Timeout of every HTTP request that does not wait (long-polls wait as long as their caller), and the default of lock_timeout and membership_timeout. tooz used it only as the default of lock_timeout, never as an HTTP timeout, so its requests could hang forever.",
+var optionSpecs = slices.Concat(
+	[]driver.OptionSpec{
+		{
+			Key: "timeout", Type: driver.Duration, Default: "30", Min: driver.MinValue(0.001),
+			Doc: "Timeout of every HTTP request that does not wait (long-polls wait as long as their caller), and the default of lock_timeout and membership_timeout. tooz used it only as the default of lock_timeout, never as an HTTP timeout, so its requests could hang forever.",
+		},
+		{
+			Key: "lock_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
+			Doc: "TTL of a lock key (rounded up to whole seconds, the v2 store's unit) when the acquisition names none: how long a crashed holder keeps a lock. The Backend refreshes it every third of it while the grant lives.",
+		},
+		{
+			Key: "membership_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
+			Doc: "TTL of the session key and of member keys (rounded up to whole seconds): how long a crashed member stays in its groups. The Backend renews them every third of it.",
+		},
+		{
+			Key: "namespace", Type: driver.String, Default: "baton",
+			Doc: "Top directory of every key the driver writes.",
+		},
 	},
-	{
-		Key: "lock_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
-		Doc: "TTL of a lock key (rounded up to whole seconds, the v2 store's unit) when the acquisition names none: how long a crashed holder keeps a lock. The Backend refreshes it every third of it while the grant lives.",
+	netopt.TLSOptionSpecs(
+		"http or https (TLS, with the system's CA pool unless ca_cert is given), as in tooz.",
+		"PEM file of the CA certificates that sign the servers' certificates; turns TLS on."),
+	[]driver.OptionSpec{
+		driver.CompatOption(compatDoc),
+		{
+			Key: "tooz_lock_dir", Type: driver.String,
+			Doc: "compat=tooz only: a key directory put before tooz's lock keys. tooz's etcd driver writes /<urlsafe-base64(name)> at the top of the keyspace (the default, no directory) and has no such option, so set it only to keep apart instances that share no lock with tooz processes (tests).",
+		},
 	},
-	{
-		Key: "membership_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
-		Doc: "TTL of the session key and of member keys (rounded up to whole seconds): how long a crashed member stays in its groups. The Backend renews them every third of it.",
-	},
-	{
-		Key: "namespace", Type: driver.String, Default: "baton",
-		Doc: "Top directory of every key the driver writes.",
-	},
-	{
-		Key: "protocol", Type: driver.String, Default: "http", Enum: []string{"http", "https"},
-		Doc: "http or https (TLS, with the system's CA pool unless ca_cert is given), as in tooz.",
-	},
-	{
-		Key: "ca_cert", Type: driver.String,
-		Doc: "PEM file of the CA certificates that sign the servers' certificates; turns TLS on.",
-	},
-	{
-		Key: "cert_cert", Type: driver.String,
-		Doc: "PEM file of the client certificate for TLS client authentication (needs cert_key); turns TLS on.",
-	},
-	{
-		Key: "cert_key", Type: driver.String,
-		Doc: "PEM file of the client certificate's private key (needs cert_cert).",
-	},
-	driver.CompatOption(compatDoc),
-	{
-		Key: "tooz_lock_dir", Type: driver.String,
-		Doc: "compat=tooz only: a key directory put before tooz's lock keys. tooz's etcd driver writes /<urlsafe-base64(name)> at the top of the keyspace (the default, no directory) and has no such option, so set it only to keep apart instances that share no lock with tooz processes (tests).",
-	},
-}
+)
 
 // settings is a connection string resolved into what Open needs.
 type settings struct {
@@ -108,7 +95,7 @@ func resolve(cfg *driver.Config) (*settings, error) {
 		s.sessionTTL = o.Duration("membership_timeout")
 	}
 	s.lockTTL, s.sessionTTL = wholeSeconds(s.lockTTL), wholeSeconds(s.sessionTTL)
-	tc, err := tlsConfig(o)
+	tc, err := netopt.TLSConfig(o)
 	if err != nil {
 		return nil, bad("%w", err)
 	}
@@ -122,60 +109,11 @@ func resolve(cfg *driver.Config) (*settings, error) {
 		hosts = []string{defaultHost}
 	}
 	for _, h := range hosts {
-		ep, err := endpoint(h)
+		ep, err := netopt.HostPort(h, defaultPort)
 		if err != nil {
 			return nil, bad("%w", err)
 		}
 		s.endpoints = append(s.endpoints, scheme+"://"+ep)
 	}
 	return s, nil
-}
-
-// endpoint returns "host:port" for one URL host, adding the default port.
-func endpoint(h string) (string, error) {
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("host %q has no host name", h)
-		}
-		return net.JoinHostPort(host, port), nil
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if host == "" {
-		return "", errors.New("empty host")
-	}
-	return net.JoinHostPort(host, defaultPort), nil
-}
-
-// tlsConfig builds the TLS configuration, or nil for plain HTTP.
-func tlsConfig(o driver.Values) (*tls.Config, error) {
-	ca, cert, key := o.String("ca_cert"), o.String("cert_cert"), o.String("cert_key")
-	if o.String("protocol") != "https" && ca == "" && cert == "" && key == "" {
-		return nil, nil
-	}
-	if o.IsSet("protocol") && o.String("protocol") == "http" {
-		return nil, errors.New("protocol=http contradicts the TLS options ca_cert, cert_cert, cert_key")
-	}
-	if (cert == "") != (key == "") {
-		return nil, errors.New("cert_cert and cert_key go together")
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ca_cert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_cert %q holds no PEM certificate", ca)
-		}
-		tc.RootCAs = pool
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("cert_cert/cert_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 	"github.com/baton-go/baton/internal/handover"
 )
 
@@ -24,17 +25,16 @@ type conn struct {
 	clock    driver.Clock // times the driver's own waits (handover window)
 	obs      driver.SessionObserver
 	memberID string
-	keys     keyspace
+	keys     etcdproto.Keyspace
 	timeout  time.Duration // per request
 	lease    clientv3.LeaseID
 	ttl      time.Duration      // granted lease TTL
 	rtt      handover.Estimator // round trips of lock transactions
 
-	mu      sync.Mutex
-	closed  bool
-	slots   map[string]map[uint64]bool // lock entry slots in use, per lock
-	held    map[grantID]entry          // granted entries by (lock, token)
-	orphans map[string]entry           // entries to delete on the next Renew, by key
+	entries etcdproto.Entries // lock entries: slots, grants, orphans to delete on the next Renew
+
+	mu     sync.Mutex
+	closed bool
 
 	stopWatch context.CancelFunc
 	wg        sync.WaitGroup
@@ -213,7 +213,7 @@ func (c *conn) isClosed() bool {
 // on its next call ("lease not found").
 func (c *conn) watchSession(ctx context.Context, rev int64) {
 	defer c.wg.Done()
-	key := c.keys.session(c.lease)
+	key := c.keys.Session(int64(c.lease))
 	lost := func() {
 		if !c.isClosed() {
 			c.obs.Lost(driver.Errorf(driver.CodeLost, "session lease %x was revoked or expired: its keys are gone", int64(c.lease)))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 func init() {
@@ -103,15 +104,12 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		clock:    clockOf(cfg),
 		obs:      cfg.Observer,
 		memberID: cfg.MemberID,
-		keys:     newKeyspace(s.namespace),
+		keys:     etcdproto.NewKeyspace(s.namespace),
 		timeout:  s.requestTimeout,
-		slots:    map[string]map[uint64]bool{},
-		held:     map[grantID]entry{},
-		orphans:  map[string]entry{},
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout)
 	defer cancel()
-	lease, err := cli.Grant(dctx, leaseSeconds(s.leaseTTL))
+	lease, err := cli.Grant(dctx, etcdproto.LeaseSeconds(s.leaseTTL))
 	if err != nil {
 		_ = cli.Close()
 		err = classify(ctx, dctx, fmt.Sprintf("grant session lease on %s", cfg.Redacted), err)
@@ -126,7 +124,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c.lease = lease.ID
 	c.ttl = time.Duration(lease.TTL) * time.Second
 	t0 := time.Now()
-	put, err := cli.Put(dctx, c.keys.session(c.lease), c.memberID, clientv3.WithLease(c.lease))
+	put, err := cli.Put(dctx, c.keys.Session(int64(c.lease)), c.memberID, clientv3.WithLease(c.lease))
 	if err == nil {
 		c.rtt.Observe(time.Since(t0)) // a write, as the lock path's
 	}

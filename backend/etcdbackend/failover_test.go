@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdproto"
 	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
@@ -27,9 +28,9 @@ func faultRounds(t *testing.T, name string, rounds int, fault, repair func(srv *
 		if !t.Failed() {
 			return
 		}
-		admin, ks := etcdtest.NewAdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
+		admin, ks := etcdtest.NewAdminClient(t, url), etcdproto.NewKeyspace(testutil.NamespaceOf(t, url))
 		defer admin.Close()
-		resp, err := admin.Get(context.Background(), ks.lockPrefix("l/churn"), clientv3.WithPrefix())
+		resp, err := admin.Get(context.Background(), ks.LockPrefix("l/churn"), clientv3.WithPrefix())
 		if err != nil {
 			t.Logf("dump: %v", err)
 			return

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdproto"
 	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
@@ -76,9 +77,9 @@ func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 		gb, err := b.Lock(ctx, "x", backend.LockOptions{})
 		granted <- grant{gb, time.Now(), err}
 	}()
-	admin, ks := etcdtest.AdminClient(t, url), newKeyspace(ns)
+	admin, ks := etcdtest.AdminClient(t, url), etcdproto.NewKeyspace(ns)
 	testutil.Within(t, wait, "b queues behind a", func() bool {
-		resp, err := admin.Get(ctx, ks.lockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := admin.Get(ctx, ks.LockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2
 	})
 	partitionAt := time.Now()

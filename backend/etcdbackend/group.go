@@ -4,47 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
-// memberRecord is the value of a member key. The times are the writing
-// client's wall clock in Unix nanoseconds.
-type memberRecord struct {
-	Capabilities []byte `json:"caps,omitempty"`
-	Joined       int64  `json:"joined"`
-	Updated      int64  `json:"updated"`
-}
-
-func encodeMember(r memberRecord) string {
-	b, _ := json.Marshal(r) // a struct of bytes and integers always marshals
-	return string(b)
-}
-
-// decodeMember turns a member key-value into a Member of group g. The
-// incarnation is the key's create revision: a new one for every join.
+// decodeMember turns a member key-value into a Member of group g (see
+// etcdproto.DecodeMember).
 func (c *conn) decodeMember(g string, kv *mvccpb.KeyValue) (driver.Member, bool) {
-	id, ok := c.keys.memberOf(g, string(kv.Key))
+	id, ok := c.keys.MemberOf(g, string(kv.Key))
 	if !ok {
 		return driver.Member{}, false
 	}
-	m := driver.Member{ID: id, Incarnation: strconv.FormatInt(kv.CreateRevision, 10)}
-	var r memberRecord
-	if len(kv.Value) > 0 && json.Unmarshal(kv.Value, &r) == nil {
-		m.Capabilities = r.Capabilities
-		if r.Joined != 0 {
-			m.JoinedAt = time.Unix(0, r.Joined)
-		}
-		if r.Updated != 0 {
-			m.UpdatedAt = time.Unix(0, r.Updated)
-		}
-	}
-	return m, true
+	return etcdproto.DecodeMember(id, kv.CreateRevision, kv.Value), true
 }
 
 // groupExists compares true when the group record key exists.
@@ -55,7 +31,7 @@ func groupExists(key string) clientv3.Cmp {
 // CreateGroup writes the group record if absent: CodeGroupExists.
 func (c *conn) CreateGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("create group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	resp, err := c.txn(ctx, op,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(gk), "=", 0)},
 		[]clientv3.Op{clientv3.OpPut(gk, "")}, nil)
@@ -75,7 +51,7 @@ func (c *conn) CreateGroup(ctx context.Context, group string) error {
 // are already gone from etcd and do not count.
 func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("delete group %q", group)
-	gk, mp := c.keys.group(group), c.keys.membersPrefix(group)
+	gk, mp := c.keys.Group(group), c.keys.MembersPrefix(group)
 	resp, err := c.txn(ctx, op,
 		[]clientv3.Cmp{
 			groupExists(gk),
@@ -97,13 +73,13 @@ func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 
 // Groups lists the group records (reading keys only).
 func (c *conn) Groups(ctx context.Context) ([]string, error) {
-	resp, err := c.get(ctx, "list groups", c.keys.groupsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := c.get(ctx, "list groups", c.keys.GroupsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, kv := range resp.Kvs {
-		if g, ok := c.keys.groupOf(string(kv.Key)); ok {
+		if g, ok := c.keys.GroupOf(string(kv.Key)); ok {
 			out = append(out, g)
 		}
 	}
@@ -114,9 +90,9 @@ func (c *conn) Groups(ctx context.Context) ([]string, error) {
 // exists and the member key does not, in one transaction.
 func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	op := fmt.Sprintf("join group %q", group)
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	now := time.Now().UnixNano()
-	val := encodeMember(memberRecord{Capabilities: caps, Joined: now, Updated: now})
+	val := string(etcdproto.EncodeMember(etcdproto.MemberRecord{Capabilities: caps, Joined: now, Updated: now}))
 	resp, err := c.txn(ctx, op,
 		[]clientv3.Cmp{groupExists(gk), clientv3.Compare(clientv3.CreateRevision(mk), "=", 0)},
 		[]clientv3.Op{clientv3.OpPut(mk, val, clientv3.WithLease(c.lease))},
@@ -138,7 +114,7 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 // CodeGroupNotFound when the group is absent too.
 func (c *conn) Leave(ctx context.Context, group string) error {
 	op := fmt.Sprintf("leave group %q", group)
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	resp, err := c.txn(ctx, op,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(mk), ">", 0)},
 		[]clientv3.Op{clientv3.OpDelete(mk)},
@@ -158,11 +134,11 @@ func (c *conn) Leave(ctx context.Context, group string) error {
 
 // members reads group g's record and members at one revision.
 func (c *conn) members(ctx context.Context, op, g string) ([]driver.Member, bool, int64, error) {
-	resp, err := c.get(ctx, op, c.keys.group(g), clientv3.WithPrefix())
+	resp, err := c.get(ctx, op, c.keys.Group(g), clientv3.WithPrefix())
 	if err != nil {
 		return nil, false, 0, err
 	}
-	gk := c.keys.group(g)
+	gk := c.keys.Group(g)
 	exists := false
 	var ms []driver.Member
 	for _, kv := range resp.Kvs {
@@ -194,7 +170,7 @@ func (c *conn) Members(ctx context.Context, group string) ([]driver.Member, erro
 // join time, only if the record did not change in between.
 func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte) error {
 	op := fmt.Sprintf("update capabilities in %q", group)
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	for {
 		resp, err := c.get(ctx, op, mk)
 		if err != nil {
@@ -211,7 +187,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 			return driver.Errorf(driver.CodeNotMember, "%s: %q is not a member", op, c.memberID)
 		}
 		kv := resp.Kvs[0]
-		var r memberRecord
+		var r etcdproto.MemberRecord
 		_ = json.Unmarshal(kv.Value, &r) // a damaged record is rewritten whole
 		r.Capabilities = caps
 		r.Updated = time.Now().UnixNano()
@@ -220,7 +196,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 		}
 		tx, err := c.txn(ctx, op,
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(mk), "=", kv.ModRevision)},
-			[]clientv3.Op{clientv3.OpPut(mk, encodeMember(r), clientv3.WithIgnoreLease())}, nil)
+			[]clientv3.Op{clientv3.OpPut(mk, string(etcdproto.EncodeMember(r)), clientv3.WithIgnoreLease())}, nil)
 		if err != nil {
 			return err
 		}

@@ -98,7 +98,7 @@ func TestDeleteGroupRacesJoin(t *testing.T) {
 		default:
 			t.Fatalf("round %d: join = %v, delete = %v", i, joinErr, delErr)
 		}
-		resp, err := a.cli.Get(ctx, a.keys.membersPrefix(g), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := a.cli.Get(ctx, a.keys.MembersPrefix(g), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestMemberRecord(t *testing.T) {
 		t.Fatalf("after update: %+v, first %+v", upd, first)
 	}
 	// The update kept the member on the session lease.
-	resp, err := c.cli.Get(ctx, c.keys.member("g", "m"))
+	resp, err := c.cli.Get(ctx, c.keys.Member("g", "m"))
 	if err != nil || len(resp.Kvs) != 1 || clientv3.LeaseID(resp.Kvs[0].Lease) != c.lease {
 		t.Fatalf("member key after update: %v, %v; want it on lease %x", resp.Kvs, err, int64(c.lease))
 	}

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/baton-go/baton/backend"
+	"github.com/baton-go/baton/internal/etcdproto"
 	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
@@ -57,5 +58,5 @@ func openConn(t testing.TB, url, member string) (*conn, *testutil.SessionRecorde
 // ExpireSession. It returns how many leases it revoked.
 func revokeMember(t testing.TB, url, member string) int {
 	t.Helper()
-	return etcdtest.RevokeMember(t, testCtx(t), url, newKeyspace(testutil.NamespaceOf(t, url)).sessionsPrefix(), member, false)
+	return etcdtest.RevokeMember(t, testCtx(t), url, etcdproto.NewKeyspace(testutil.NamespaceOf(t, url)).SessionsPrefix(), member, false)
 }

@@ -32,18 +32,18 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // the key of the holder's entry (read by the transaction's failure
 // branch, "" if none) and the revision it was read at.
 func (c *conn) tryLock(ctx context.Context, op string, req driver.LockRequest) (lease driver.Lease, ok bool, holder string, rev int64, err error) {
-	pfx := c.keys.lockPrefix(req.Key)
+	pfx := c.keys.LockPrefix(req.Key)
 	e := c.newEntry(req.Key)
 	resp, err := c.lockTxn(ctx, op,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()},
-		[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))},
+		[]clientv3.Op{clientv3.OpPut(e.Key, req.Member, clientv3.WithLease(c.lease))},
 		clientv3.OpGet(pfx, append(clientv3.WithFirstCreate(), clientv3.WithKeysOnly())...))
 	if err != nil {
-		c.orphan(e) // the transaction may have been applied
+		c.entries.Orphan(e) // the transaction may have been applied
 		return driver.Lease{}, false, "", 0, err
 	}
 	if !resp.Succeeded {
-		c.release(e) // nothing was written
+		c.entries.Release(e) // nothing was written
 		if len(resp.Responses) > 0 {
 			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 				holder = string(kvs[0].Key)
@@ -52,7 +52,7 @@ func (c *conn) tryLock(ctx context.Context, op string, req driver.LockRequest) (
 		return driver.Lease{}, false, holder, resp.Header.Revision, nil
 	}
 	token := uint64(resp.Header.Revision)
-	c.remember(token, e)
+	c.entries.Remember(token, e)
 	return driver.Lease{Token: token}, true, "", 0, nil
 }
 
@@ -79,25 +79,25 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		return c.raceLock(ctx, req)
 	}
 	op := fmt.Sprintf("wait for lock %q", req.Key)
-	pfx := c.keys.lockPrefix(req.Key)
+	pfx := c.keys.LockPrefix(req.Key)
 	for {
 		e := c.newEntry(req.Key)
 		resp, err := c.lockTxn(ctx, op,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", 0)},
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.Key), "=", 0)},
 			[]clientv3.Op{
-				clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease)),
+				clientv3.OpPut(e.Key, req.Member, clientv3.WithLease(c.lease)),
 				clientv3.OpGet(pfx, clientv3.WithFirstCreate()...),
 			})
 		if err != nil {
-			c.orphan(e)
+			c.entries.Orphan(e)
 			return driver.Lease{}, err
 		}
 		if !resp.Succeeded {
 			// The slot's key exists although the slot was free: written by
 			// nobody else (it carries this lease), so it is a leftover of
 			// this connection. Leave it to Renew and report the conflict.
-			c.orphan(e)
-			return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.key)
+			c.entries.Orphan(e)
+			return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.Key)
 		}
 		rev := resp.Header.Revision
 		first := resp.Responses[1].GetResponseRange().Kvs
@@ -105,7 +105,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			// First at creation: it holds the lock at once (no waiter can
 			// ever have seen an entry older than it).
 			token := uint64(rev)
-			c.remember(token, e)
+			c.entries.Remember(token, e)
 			return driver.Lease{Token: token}, nil
 		}
 		// When the entry just before this one goes, this one may be the
@@ -114,9 +114,9 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		// release, as a waiter that does not confirm needs to re-read).
 		firstConfirm := func() (bool, error) {
 			tx, err := c.lockTxn(ctx, op, []clientv3.Cmp{
-				clientv3.Compare(clientv3.CreateRevision(e.key), "=", rev),
+				clientv3.Compare(clientv3.CreateRevision(e.Key), "=", rev),
 				clientv3.Compare(clientv3.CreateRevision(pfx), ">", rev-1).WithPrefix(),
-			}, []clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
+			}, []clientv3.Op{clientv3.OpPut(e.Key, req.Member, clientv3.WithLease(c.lease))})
 			return err == nil && tx.Succeeded, err
 		}
 		confirmed, err := c.waitTurn(ctx, op, pfx, rev, firstConfirm)
@@ -126,25 +126,25 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		if confirmed {
 			token := uint64(rev)
-			c.remember(token, e)
+			c.entries.Remember(token, e)
 			return driver.Lease{Token: token}, nil
 		}
 		// Confirm: the entry must still exist (the lease may have been
 		// lost, the lock broken, or the entry skipped as a dead candidate
 		// while this member was too slow).
 		tx, err := c.lockTxn(ctx, op,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.key), "=", rev)},
-			[]clientv3.Op{clientv3.OpPut(e.key, req.Member, clientv3.WithLease(c.lease))})
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(e.Key), "=", rev)},
+			[]clientv3.Op{clientv3.OpPut(e.Key, req.Member, clientv3.WithLease(c.lease))})
 		if err != nil {
 			c.deleteEntry(ctx, e)
 			return driver.Lease{}, err
 		}
 		if tx.Succeeded {
 			token := uint64(rev)
-			c.remember(token, e)
+			c.entries.Remember(token, e)
 			return driver.Lease{Token: token}, nil
 		}
-		c.release(e)
+		c.entries.Release(e)
 		if err := c.sessionAlive(ctx, op); err != nil {
 			return driver.Lease{}, err
 		}
@@ -189,7 +189,7 @@ func (c *conn) raceLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 // sessionAlive checks the session lease after an entry vanished: CodeLost
 // when the lease is gone.
 func (c *conn) sessionAlive(ctx context.Context, op string) error {
-	resp, err := c.get(ctx, op, c.keys.session(c.lease), clientv3.WithCountOnly())
+	resp, err := c.get(ctx, op, c.keys.Session(int64(c.lease)), clientv3.WithCountOnly())
 	if err != nil {
 		return err
 	}
@@ -396,23 +396,23 @@ func (c *conn) waitChange(ctx context.Context, keys []string, rev int64, deadlin
 // Unlock deletes the grant's own entry, compared by its create revision
 // (the token), so a repeated attempt can never delete anything else. An
 // entry key belongs to one attempt until it is known to be deleted (see
-// entry). Attempts are repeated on the endpoints until one answers (see
-// idempotent): a release interrupted by a leader change completes on
-// another member instead of leaving the lock held until the lease
-// expires. CodeNotHeld when the grant is unknown to this connection or
-// its entry is gone (lease lost, lock broken). When no member answers in
-// time the entry is deleted later, by Renew.
+// etcdproto.Entry). Attempts are repeated on the endpoints until one
+// answers (see idempotent): a release interrupted by a leader change
+// completes on another member instead of leaving the lock held until
+// the lease expires. CodeNotHeld when the grant is unknown to this
+// connection or its entry is gone (lease lost, lock broken). When no
+// member answers in time the entry is deleted later, by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	op := fmt.Sprintf("unlock %q", key)
-	e, ok := c.forget(key, token)
+	e, ok := c.entries.Forget(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
 	deleted, ambiguous := false, false
 	err := c.idempotent(ctx, op, func(actx context.Context) error {
 		tx, err := c.cli.Txn(actx).
-			If(clientv3.Compare(clientv3.CreateRevision(e.key), "=", int64(token))).
-			Then(clientv3.OpDelete(e.key)).
+			If(clientv3.Compare(clientv3.CreateRevision(e.Key), "=", int64(token))).
+			Then(clientv3.OpDelete(e.Key)).
 			Commit()
 		if err != nil {
 			ambiguous = true
@@ -424,10 +424,10 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 		return nil
 	})
 	if err != nil {
-		c.orphan(e)
+		c.entries.Orphan(e)
 		return err
 	}
-	c.release(e)
+	c.entries.Release(e)
 	if !deleted {
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
 	}
@@ -438,11 +438,11 @@ func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 // whether the grant's entry still exists.
 func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time.Duration) error {
 	op := fmt.Sprintf("refresh lock %q", key)
-	e, ok := c.granted(key, token)
+	e, ok := c.entries.Granted(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d is not held", op, token)
 	}
-	resp, err := c.get(ctx, op, e.key, clientv3.WithKeysOnly())
+	resp, err := c.get(ctx, op, e.Key, clientv3.WithKeysOnly())
 	if err != nil {
 		return err
 	}
@@ -455,7 +455,7 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time
 // Holder reads the oldest entry of key: its member and create revision.
 func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 	op := fmt.Sprintf("holder of %q", key)
-	resp, err := c.get(ctx, op, c.keys.lockPrefix(key), clientv3.WithFirstCreate()...)
+	resp, err := c.get(ctx, op, c.keys.LockPrefix(key), clientv3.WithFirstCreate()...)
 	if err != nil {
 		return driver.Holder{}, err
 	}
@@ -472,7 +472,7 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 // former holder is not told: its Unlock reports CodeNotHeld.
 func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 	op := fmt.Sprintf("break lock %q", key)
-	resp, err := c.get(ctx, op, c.keys.lockPrefix(key), append(clientv3.WithFirstCreate(), clientv3.WithKeysOnly())...)
+	resp, err := c.get(ctx, op, c.keys.LockPrefix(key), append(clientv3.WithFirstCreate(), clientv3.WithKeysOnly())...)
 	if err != nil {
 		return false, err
 	}

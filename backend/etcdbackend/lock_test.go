@@ -33,7 +33,7 @@ func TestTryLockNotReentrant(t *testing.T) {
 		t.Fatalf("Holder = %+v, %v; want a with token %d", h, err, l1.Token)
 	}
 	// The failed attempt wrote nothing: exactly one entry exists.
-	resp, err := c.cli.Get(ctx, c.keys.lockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := c.cli.Get(ctx, c.keys.LockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 1 {
 		t.Fatalf("entries = %d, %v; want 1", resp.Count, err)
 	}
@@ -54,8 +54,8 @@ func TestTryLockNotReentrant(t *testing.T) {
 		t.Fatalf("TryLock after release = %+v, %v, %v; want a larger token than %d", l2, ok, err, l1.Token)
 	}
 	// The released entry's slot was reused: one key, re-created.
-	wantKey := c.keys.lockEntry("l/x", c.lease, 0)
-	resp, err = c.cli.Get(ctx, c.keys.lockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	wantKey := c.keys.LockEntry("l/x", int64(c.lease), 0)
+	resp, err = c.cli.Get(ctx, c.keys.LockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != wantKey || resp.Kvs[0].CreateRevision != int64(l2.Token) {
 		t.Fatalf("entries = %v, %v; want only %q created at %d", resp.Kvs, err, wantKey, l2.Token)
 	}
@@ -65,9 +65,7 @@ func TestTryLockNotReentrant(t *testing.T) {
 	if _, err := c.WaitLock(wctx, req); !testutil.CodeIs(err, driver.CodeDeadlineExceeded) {
 		t.Fatalf("WaitLock of a lock this connection holds = %v, want a deadline error", err)
 	}
-	c.mu.Lock()
-	slots := len(c.slots["l/x"])
-	c.mu.Unlock()
+	slots := c.entries.InUse("l/x")
 	if slots != 1 {
 		t.Fatalf("%d slots in use after the abandoned wait, want 1", slots)
 	}
@@ -108,7 +106,7 @@ func TestWaitLockQueues(t *testing.T) {
 	}()
 	// b queues behind a without taking the lock.
 	testutil.Within(t, wait, "b's entry appears", func() bool {
-		resp, err := a.cli.Get(ctx, a.keys.lockPrefix("k"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := a.cli.Get(ctx, a.keys.LockPrefix("k"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2
 	})
 	if h, err := a.Holder(ctx, "k"); err != nil || h.Member != "a" {
@@ -153,7 +151,7 @@ func TestWaitLockCancelDeletesEntry(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !testutil.CodeIs(err, driver.CodeDeadlineExceeded) {
 		t.Fatalf("WaitLock past its deadline = %v, want a deadline error", err)
 	}
-	resp, err := a.cli.Get(ctx, a.keys.lockPrefix("k"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := a.cli.Get(ctx, a.keys.LockPrefix("k"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 1 {
 		t.Fatalf("entries after the abandoned wait = %d, %v; want only a's", resp.Count, err)
 	}

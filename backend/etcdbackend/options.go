@@ -2,16 +2,12 @@ package etcdbackend
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"math"
-	"net"
-	"os"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
+	"github.com/baton-go/baton/internal/netopt"
 )
 
 // defaultPort is etcd's client port, tooz's default.
@@ -22,44 +18,26 @@ const defaultHost = "localhost"
 
 // optionSpecs is the option table of etcd3:// URLs: tooz's etcd3 options
 // with tooz's meaning and defaults, plus baton's.
-var optionSpecs = []driver.OptionSpec{
-	{
+var optionSpecs = slices.Concat(
+	[]driver.OptionSpec{{
 		Key: "timeout", Type: driver.Duration, Default: "30", Min: driver.MinValue(0.001),
 		Doc: "Timeout of every request to etcd, and the default of lock_timeout and membership_timeout (tooz's meaning: gRPC timeout and default TTLs).",
+	}},
+	etcdproto.LeaseOptionSpecs(),
+	[]driver.OptionSpec{
+		{
+			Key: "dial_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(0.001),
+			Doc: "How long opening waits for the cluster to answer (granting the session lease).",
+		},
+		{
+			Key: "namespace", Type: driver.String, Default: "baton",
+			Doc: "Key prefix: every key the driver writes lives under \"<namespace>/\".",
+		},
 	},
-	{
-		Key: "lock_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
-		Doc: "How long a crashed holder keeps a lock. Locks live on the session lease, whose TTL is the smaller of lock_timeout and membership_timeout, rounded up to whole seconds.",
-	},
-	{
-		Key: "membership_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
-		Doc: "How long a crashed member stays in its groups: the session lease TTL (the smaller of lock_timeout and membership_timeout, rounded up to whole seconds).",
-	},
-	{
-		Key: "dial_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(0.001),
-		Doc: "How long opening waits for the cluster to answer (granting the session lease).",
-	},
-	{
-		Key: "namespace", Type: driver.String, Default: "baton",
-		Doc: "Key prefix: every key the driver writes lives under \"<namespace>/\".",
-	},
-	{
-		Key: "protocol", Type: driver.String, Default: "http", Enum: []string{"http", "https"},
-		Doc: "https turns TLS on (with the system's CA pool unless ca_cert is given). tooz documented this option but ignored it.",
-	},
-	{
-		Key: "ca_cert", Type: driver.String,
-		Doc: "PEM file of the CA certificates that sign the servers' certificates; turns TLS on.",
-	},
-	{
-		Key: "cert_cert", Type: driver.String,
-		Doc: "PEM file of the client certificate for TLS client authentication (needs cert_key); turns TLS on.",
-	},
-	{
-		Key: "cert_key", Type: driver.String,
-		Doc: "PEM file of the client certificate's private key (needs cert_cert).",
-	},
-}
+	netopt.TLSOptionSpecs(
+		"https turns TLS on (with the system's CA pool unless ca_cert is given). tooz documented this option but ignored it.",
+		"PEM file of the CA certificates that sign the servers' certificates; turns TLS on."),
+)
 
 // settings is a connection string resolved into what Open needs.
 type settings struct {
@@ -102,85 +80,23 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	if o.IsSet("dial_timeout") {
 		s.dialTimeout = o.Duration("dial_timeout")
 	}
-	lockTTL, memberTTL := s.requestTimeout, s.requestTimeout
-	if o.IsSet("lock_timeout") {
-		lockTTL = o.Duration("lock_timeout")
-	}
-	if o.IsSet("membership_timeout") {
-		memberTTL = o.Duration("membership_timeout")
-	}
-	s.leaseTTL = min(lockTTL, memberTTL)
+	s.leaseTTL = etcdproto.LeaseTTL(o, s.requestTimeout)
 
 	hosts := cfg.Hosts
 	if len(hosts) == 0 {
 		hosts = []string{defaultHost}
 	}
 	for _, h := range hosts {
-		ep, err := endpoint(h)
+		ep, err := netopt.HostPort(h, defaultPort)
 		if err != nil {
 			return nil, bad("%w", err)
 		}
 		s.endpoints = append(s.endpoints, ep)
 	}
-	tc, err := tlsConfig(o)
+	tc, err := netopt.TLSConfig(o)
 	if err != nil {
 		return nil, bad("%w", err)
 	}
 	s.tls = tc
 	return s, nil
-}
-
-// endpoint returns "host:port" for one URL host, adding etcd's default
-// port.
-func endpoint(h string) (string, error) {
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("host %q has no host name", h)
-		}
-		return net.JoinHostPort(host, port), nil
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if host == "" {
-		return "", fmt.Errorf("empty host")
-	}
-	return net.JoinHostPort(host, defaultPort), nil
-}
-
-// tlsConfig builds the TLS configuration, or nil for plain text.
-func tlsConfig(o driver.Values) (*tls.Config, error) {
-	ca, cert, key := o.String("ca_cert"), o.String("cert_cert"), o.String("cert_key")
-	if o.String("protocol") != "https" && ca == "" && cert == "" && key == "" {
-		return nil, nil
-	}
-	if o.IsSet("protocol") && o.String("protocol") == "http" {
-		return nil, errors.New("protocol=http contradicts the TLS options ca_cert, cert_cert, cert_key")
-	}
-	if (cert == "") != (key == "") {
-		return nil, errors.New("cert_cert and cert_key go together")
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ca_cert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_cert %q holds no PEM certificate", ca)
-		}
-		tc.RootCAs = pool
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("cert_cert/cert_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
-}
-
-// leaseSeconds rounds a TTL up to etcd's whole seconds.
-func leaseSeconds(d time.Duration) int64 {
-	return max(1, int64(math.Ceil(d.Seconds())))
 }

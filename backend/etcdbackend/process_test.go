@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/baton-go/baton/internal/etcdproto"
 	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
@@ -19,8 +20,8 @@ func TestHelperCandidate(t *testing.T) { testutil.CandidateHelper(t) }
 // waiting candidate leaves no entry that the live one must get past.
 func TestHandoverPastKilledCandidate(t *testing.T) {
 	url := nsURL(singleURL(t), "timeout=3")
-	admin, ks := etcdtest.AdminClient(t, url), newKeyspace(testutil.NamespaceOf(t, url))
+	admin, ks := etcdtest.AdminClient(t, url), etcdproto.NewKeyspace(testutil.NamespaceOf(t, url))
 	testutil.HandoverPastKilledCandidate(t, url, func(ctx context.Context, group string) (int, error) {
-		return etcdtest.Count(ctx, admin, ks.lockPrefix("e/"+group))
+		return etcdtest.Count(ctx, admin, ks.LockPrefix("e/"+group))
 	}, wait)
 }

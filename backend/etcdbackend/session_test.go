@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 	"github.com/baton-go/baton/internal/etcdtest"
 	"github.com/baton-go/baton/internal/testutil"
 )
@@ -127,11 +128,11 @@ func TestCloseRevokes(t *testing.T) {
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
-	resp, err := etcdtest.AdminClient(t, url).Get(ctx, newKeyspace(testutil.NamespaceOf(t, url)).root, clientv3.WithPrefix())
+	resp, err := etcdtest.AdminClient(t, url).Get(ctx, etcdproto.NewKeyspace(testutil.NamespaceOf(t, url)).Root(), clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != c.keys.group("g") {
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != c.keys.Group("g") {
 		t.Fatalf("keys after Close = %v, want only the group record", resp.Kvs)
 	}
 	select {

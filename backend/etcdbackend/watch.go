@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 // follow streams the changes under prefix after revision rev, in revision
@@ -111,7 +112,7 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 // followGroup emits group's changes after revision rev (see WatchGroup).
 func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit func(driver.GroupEvent)) error {
 	op := fmt.Sprintf("watch group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	deleted := false
 	apply := func(evs []*clientv3.Event) bool {
 		for _, ev := range evs {
@@ -126,7 +127,7 @@ func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit fu
 			}
 			switch {
 			case ev.Type == mvccpb.DELETE:
-				id, ok := c.keys.memberOf(group, key)
+				id, ok := c.keys.MemberOf(group, key)
 				if !ok {
 					continue
 				}
@@ -167,48 +168,21 @@ func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit fu
 	return classify(ctx, nil, op, err)
 }
 
-// lockEntries is the local image of one lock's entries, for WatchHolder.
-type lockEntries map[string]driver.Holder
-
-// holder returns the entry with the lowest create revision (the token).
-func (es lockEntries) holder() (driver.Holder, bool) {
-	var h driver.Holder
-	found := false
-	for _, e := range es {
-		if !found || e.Token < h.Token {
-			h, found = e, true
-		}
-	}
-	return h, found
-}
-
 // WatchHolder pushes the holder of key: the current one first, then each
 // change, computed from a local image of the lock's entries kept up to
 // date by a prefix watch (no read per change).
 func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Holder, bool)) error {
 	op := fmt.Sprintf("watch holder of %q", key)
-	pfx := c.keys.lockPrefix(key)
-	entries := lockEntries{}
-	var last *driver.Holder
-	report := func(force bool) {
-		h, held := entries.holder()
-		switch {
-		case !held && (force || last != nil):
-			last = nil
-			emit(driver.Holder{}, false)
-		case held && (force || last == nil || *last != h):
-			last = &h
-			emit(h, true)
-		}
-	}
+	pfx := c.keys.LockPrefix(key)
+	im := etcdproto.NewHolderImage(emit)
 	load := func(ctx context.Context) (int64, error) {
 		resp, err := c.get(ctx, op, pfx, clientv3.WithPrefix())
 		if err != nil {
 			return 0, err
 		}
-		clear(entries)
+		im.Clear()
 		for _, kv := range resp.Kvs {
-			entries[string(kv.Key)] = driver.Holder{Member: string(kv.Value), Token: uint64(kv.CreateRevision)}
+			im.Put(string(kv.Key), string(kv.Value), kv.CreateRevision)
 		}
 		return resp.Header.Revision, nil
 	}
@@ -216,16 +190,16 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 	if err != nil {
 		return err
 	}
-	report(true)
+	im.Report(true)
 	apply := func(evs []*clientv3.Event) bool {
 		for _, ev := range evs {
 			if ev.Type == mvccpb.DELETE {
-				delete(entries, string(ev.Kv.Key))
+				im.Delete(string(ev.Kv.Key))
 				continue
 			}
-			entries[string(ev.Kv.Key)] = driver.Holder{Member: string(ev.Kv.Value), Token: uint64(ev.Kv.CreateRevision)}
+			im.Put(string(ev.Kv.Key), string(ev.Kv.Value), ev.Kv.CreateRevision)
 		}
-		report(false)
+		im.Report(false)
 		return false
 	}
 	resync := func(ctx context.Context) (int64, bool, error) {
@@ -233,7 +207,7 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 		if err != nil {
 			return 0, false, err
 		}
-		report(false)
+		im.Report(false)
 		return rev, false, nil
 	}
 	return classify(ctx, nil, op, c.follow(ctx, pfx, rev, apply, resync))

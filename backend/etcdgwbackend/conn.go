@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 // conn is one etcd3+http(s):// connection acting as one member: one HTTP
@@ -26,11 +27,10 @@ type conn struct {
 	lease    int64
 	ttl      time.Duration // granted lease TTL
 
-	mu      sync.Mutex
-	closed  bool
-	slots   map[string]map[uint64]bool // lock entry slots in use, per lock
-	held    map[grantID]entry          // granted entries by (lock, token)
-	orphans map[string]entry           // entries to delete on the next Renew, by key
+	entries etcdproto.Entries // lock entries: slots, grants, orphans to delete on the next Renew
+
+	mu     sync.Mutex
+	closed bool
 
 	stopWatch context.CancelFunc
 	wg        sync.WaitGroup
@@ -164,7 +164,7 @@ func (c *conn) isClosed() bool {
 // on its next call.
 func (c *conn) watchSession(ctx context.Context, rev int64) {
 	defer c.wg.Done()
-	key := c.keys.session(c.lease)
+	key := c.keys.Session(c.lease)
 	lost := func() {
 		if !c.isClosed() {
 			c.obs.Lost(driver.Errorf(driver.CodeLost, "session lease %x was revoked or expired: its keys are gone", c.lease))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 func init() {
@@ -94,9 +95,6 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		memberID: cfg.MemberID,
 		keys:     newKeyspace(s.namespace).withTooz(s),
 		timeout:  s.requestTimeout,
-		slots:    map[string]map[uint64]bool{},
-		held:     map[grantID]entry{},
-		orphans:  map[string]entry{},
 	}
 	if c.clock == nil {
 		c.clock = driver.RealClock{}
@@ -114,7 +112,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 		return fail("authenticate as "+s.username, err)
 	}
 	var grant leaseGrantResponse
-	if err := cli.call(dctx, "lease/grant", &leaseGrantRequest{TTL: leaseSeconds(s.leaseTTL)}, &grant, false); err != nil {
+	if err := cli.call(dctx, "lease/grant", &leaseGrantRequest{TTL: etcdproto.LeaseSeconds(s.leaseTTL)}, &grant, false); err != nil {
 		return fail(fmt.Sprintf("grant session lease on %s", cfg.Redacted), c.explainPath(dctx, err))
 	}
 	if grant.Error != "" {
@@ -123,7 +121,7 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	c.lease = grant.ID
 	c.ttl = time.Duration(grant.TTL) * time.Second
 	var put putResponse
-	if err := cli.call(dctx, "kv/put", &putRequest{Key: []byte(c.keys.session(c.lease)), Value: []byte(c.memberID), Lease: c.lease}, &put, true); err != nil {
+	if err := cli.call(dctx, "kv/put", &putRequest{Key: []byte(c.keys.Session(c.lease)), Value: []byte(c.memberID), Lease: c.lease}, &put, true); err != nil {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.requestTimeout)
 		_ = cli.call(rctx, "kv/lease/revoke", &leaseIDRequest{ID: c.lease}, nil, true)
 		rcancel()

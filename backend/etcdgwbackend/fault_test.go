@@ -185,7 +185,7 @@ func TestFaultPartitionedHolderCancelsFirst(t *testing.T) {
 	}()
 	admin, ks := etcdtest.AdminClient(t, grpcSingleURL(t)), newKeyspace(ns)
 	testutil.Within(t, wait, "b queues behind a", func() bool {
-		resp, err := admin.Get(ctx, ks.lockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := admin.Get(ctx, ks.LockPrefix("l/x"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		return err == nil && resp.Count == 2
 	})
 	partitionAt := time.Now()

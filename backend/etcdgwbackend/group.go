@@ -4,48 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
-// memberRecord is the value of a member key, exactly etcd3://'s (members
-// of both drivers read each other's records). The times are the writing
-// client's wall clock in Unix nanoseconds.
-type memberRecord struct {
-	Capabilities []byte `json:"caps,omitempty"`
-	Joined       int64  `json:"joined"`
-	Updated      int64  `json:"updated"`
-}
-
-func encodeMember(r memberRecord) []byte {
-	b, _ := json.Marshal(r) // a struct of bytes and integers always marshals
-	return b
-}
-
-// decodeMember turns a member key-value into a Member of group g. The
-// incarnation is the key's create revision: a new one for every join.
+// decodeMember turns a member key-value into a Member of group g (see
+// etcdproto.DecodeMember; tooz's members in compat=tooz mode).
 func (c *conn) decodeMember(g string, kv *keyValue) (driver.Member, bool) {
 	if c.keys.tooz {
 		return c.toozDecodeMember(g, kv, nil)
 	}
-	id, ok := c.keys.memberOf(g, string(kv.Key))
+	id, ok := c.keys.MemberOf(g, string(kv.Key))
 	if !ok {
 		return driver.Member{}, false
 	}
-	m := driver.Member{ID: id, Incarnation: strconv.FormatInt(kv.CreateRevision, 10)}
-	var r memberRecord
-	if len(kv.Value) > 0 && json.Unmarshal(kv.Value, &r) == nil {
-		m.Capabilities = r.Capabilities
-		if r.Joined != 0 {
-			m.JoinedAt = time.Unix(0, r.Joined)
-		}
-		if r.Updated != 0 {
-			m.UpdatedAt = time.Unix(0, r.Updated)
-		}
-	}
-	return m, true
+	return etcdproto.DecodeMember(id, kv.CreateRevision, kv.Value), true
 }
 
 // groupExists compares true when the group record key exists.
@@ -67,7 +42,7 @@ func countIn(resp *txnResponse) int64 {
 // CreateGroup writes the group record if absent: CodeGroupExists.
 func (c *conn) CreateGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("create group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(gk, "EQUAL", 0, false)},
 		Success: []requestOp{{Put: &putRequest{Key: []byte(gk), Value: c.groupRecord(gk)}}},
@@ -88,7 +63,7 @@ func (c *conn) CreateGroup(ctx context.Context, group string) error {
 // are already gone from etcd and do not count.
 func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 	op := fmt.Sprintf("delete group %q", group)
-	gk, mp := c.keys.group(group), c.keys.membersPrefix(group)
+	gk, mp := c.keys.Group(group), c.keys.MembersPrefix(group)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{groupExists(gk), c.noMembers(mp)},
 		Success: []requestOp{{Delete: &deleteRequest{Key: []byte(gk)}}},
@@ -108,14 +83,14 @@ func (c *conn) DeleteGroup(ctx context.Context, group string) error {
 
 // Groups lists the group records (reading keys only).
 func (c *conn) Groups(ctx context.Context) ([]string, error) {
-	pfx := c.keys.groupsPrefix()
+	pfx := c.keys.GroupsPrefix()
 	resp, err := c.rng(ctx, "list groups", &rangeRequest{Key: []byte(pfx), RangeEnd: prefixEnd(pfx), KeysOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, kv := range resp.Kvs {
-		if g, ok := c.keys.groupOf(string(kv.Key)); ok {
+		if g, ok := c.keys.GroupOf(string(kv.Key)); ok {
 			out = append(out, g)
 		}
 	}
@@ -129,9 +104,9 @@ func (c *conn) Join(ctx context.Context, group string, caps []byte) error {
 	if c.keys.tooz {
 		return c.toozJoin(ctx, op, group, caps)
 	}
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	now := time.Now().UnixNano()
-	val := encodeMember(memberRecord{Capabilities: caps, Joined: now, Updated: now})
+	val := etcdproto.EncodeMember(etcdproto.MemberRecord{Capabilities: caps, Joined: now, Updated: now})
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{groupExists(gk), cmpCreate(mk, "EQUAL", 0, false)},
 		Success: []requestOp{{Put: &putRequest{Key: []byte(mk), Value: val, Lease: c.lease}}},
@@ -157,7 +132,7 @@ func (c *conn) Leave(ctx context.Context, group string) error {
 	if c.keys.tooz {
 		return c.toozLeave(ctx, op, group)
 	}
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(mk, "GREATER", 0, false)},
 		Success: []requestOp{{Delete: &deleteRequest{Key: []byte(mk)}}},
@@ -181,7 +156,7 @@ func (c *conn) members(ctx context.Context, op, g string) ([]driver.Member, bool
 	if c.keys.tooz {
 		return c.toozMembers(ctx, op, g)
 	}
-	gk := c.keys.group(g)
+	gk := c.keys.Group(g)
 	resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(gk), RangeEnd: prefixEnd(gk)})
 	if err != nil {
 		return nil, false, 0, err
@@ -220,7 +195,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 	if c.keys.tooz {
 		return c.toozUpdate(ctx, op, group, caps)
 	}
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	for {
 		resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(mk)})
 		if err != nil {
@@ -237,7 +212,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 			return driver.Errorf(driver.CodeNotMember, "%s: %q is not a member", op, c.memberID)
 		}
 		kv := resp.Kvs[0]
-		var r memberRecord
+		var r etcdproto.MemberRecord
 		_ = json.Unmarshal(kv.Value, &r) // a damaged record is rewritten whole
 		r.Capabilities = caps
 		r.Updated = time.Now().UnixNano()
@@ -246,7 +221,7 @@ func (c *conn) UpdateCapabilities(ctx context.Context, group string, caps []byte
 		}
 		tx, err := c.txn(ctx, op, &txnRequest{
 			Compare: []compare{cmpMod(mk, "EQUAL", kv.ModRevision)},
-			Success: []requestOp{{Put: &putRequest{Key: []byte(mk), Value: encodeMember(r), IgnoreLease: true}}},
+			Success: []requestOp{{Put: &putRequest{Key: []byte(mk), Value: etcdproto.EncodeMember(r), IgnoreLease: true}}},
 		})
 		if err != nil {
 			return err

@@ -75,5 +75,5 @@ func openConn(t testing.TB, url, member string) (*conn, *testutil.SessionRecorde
 // ExpireSession. It returns how many leases it revoked.
 func revokeMember(t testing.TB, url, member string) int {
 	t.Helper()
-	return etcdtest.RevokeMember(t, testCtx(t), url, newKeyspace(testutil.NamespaceOf(t, url)).sessionsPrefix(), member, true)
+	return etcdtest.RevokeMember(t, testCtx(t), url, newKeyspace(testutil.NamespaceOf(t, url)).SessionsPrefix(), member, true)
 }

@@ -38,19 +38,19 @@ func (c *conn) TryLock(ctx context.Context, req driver.LockRequest) (driver.Leas
 // the key of the holder's entry (read by the transaction's failure
 // branch, "" if none) and the revision it was read at.
 func (c *conn) tryLock(ctx context.Context, op string, req driver.LockRequest) (lease driver.Lease, ok bool, holder string, rev int64, err error) {
-	pfx := c.keys.lockPrefix(req.Key)
+	pfx := c.keys.LockPrefix(req.Key)
 	e := c.newEntry(req.Key)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(pfx, "EQUAL", 0, true)},
-		Success: []requestOp{{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}}},
+		Success: []requestOp{{Put: &putRequest{Key: []byte(e.Key), Value: []byte(req.Member), Lease: c.lease}}},
 		Failure: []requestOp{{Range: firstCreate(pfx, true)}},
 	})
 	if err != nil {
-		c.orphan(e) // the transaction may have been applied
+		c.entries.Orphan(e) // the transaction may have been applied
 		return driver.Lease{}, false, "", 0, err
 	}
 	if !resp.Succeeded {
-		c.release(e) // nothing was written
+		c.entries.Release(e) // nothing was written
 		if len(resp.Responses) > 0 {
 			if kvs := resp.Responses[0].rangeOf().Kvs; len(kvs) > 0 {
 				holder = string(kvs[0].Key)
@@ -59,7 +59,7 @@ func (c *conn) tryLock(ctx context.Context, op string, req driver.LockRequest) (
 		return driver.Lease{}, false, holder, resp.Header.Revision, nil
 	}
 	token := uint64(resp.Header.Revision)
-	c.remember(token, e)
+	c.entries.Remember(token, e)
 	return driver.Lease{Token: token}, true, "", 0, nil
 }
 
@@ -85,26 +85,26 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		return c.raceLock(ctx, req)
 	}
 	op := fmt.Sprintf("wait for lock %q", req.Key)
-	pfx := c.keys.lockPrefix(req.Key)
+	pfx := c.keys.LockPrefix(req.Key)
 	for {
 		e := c.newEntry(req.Key)
 		resp, err := c.txn(ctx, op, &txnRequest{
-			Compare: []compare{cmpCreate(e.key, "EQUAL", 0, false)},
+			Compare: []compare{cmpCreate(e.Key, "EQUAL", 0, false)},
 			Success: []requestOp{
-				{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}},
+				{Put: &putRequest{Key: []byte(e.Key), Value: []byte(req.Member), Lease: c.lease}},
 				{Range: firstCreate(pfx, false)},
 			},
 		})
 		if err != nil {
-			c.orphan(e)
+			c.entries.Orphan(e)
 			return driver.Lease{}, err
 		}
 		if !resp.Succeeded {
 			// The slot's key exists although the slot was free: written by
 			// nobody else (it carries this lease), so it is a leftover of
 			// this connection. Leave it to Renew and report the conflict.
-			c.orphan(e)
-			return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.key)
+			c.entries.Orphan(e)
+			return driver.Lease{}, driver.Errorf(driver.CodeUnavailable, "%s: entry %q exists already; retry", op, e.Key)
 		}
 		rev := resp.Header.Revision
 		var first []*keyValue
@@ -115,7 +115,7 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			// First at creation: it holds the lock at once (no waiter can
 			// ever have seen an entry older than it).
 			token := uint64(rev)
-			c.remember(token, e)
+			c.entries.Remember(token, e)
 			return driver.Lease{Token: token}, nil
 		}
 		if err := c.waitPredecessors(ctx, op, pfx, rev); err != nil {
@@ -126,8 +126,8 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		// lost, the lock broken, or the entry skipped as a dead
 		// candidate's while this member was slow).
 		tx, err := c.txn(ctx, op, &txnRequest{
-			Compare: []compare{cmpCreate(e.key, "EQUAL", rev, false)},
-			Success: []requestOp{{Put: &putRequest{Key: []byte(e.key), Value: []byte(req.Member), Lease: c.lease}}},
+			Compare: []compare{cmpCreate(e.Key, "EQUAL", rev, false)},
+			Success: []requestOp{{Put: &putRequest{Key: []byte(e.Key), Value: []byte(req.Member), Lease: c.lease}}},
 		})
 		if err != nil {
 			c.deleteEntry(ctx, e)
@@ -135,11 +135,11 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 		}
 		if tx.Succeeded {
 			token := uint64(rev)
-			c.remember(token, e)
+			c.entries.Remember(token, e)
 			return driver.Lease{Token: token}, nil
 		}
-		c.release(e)
-		got, err := c.rng(ctx, op, &rangeRequest{Key: []byte(c.keys.session(c.lease)), CountOnly: true})
+		c.entries.Release(e)
+		got, err := c.rng(ctx, op, &rangeRequest{Key: []byte(c.keys.Session(c.lease)), CountOnly: true})
 		if err != nil {
 			return driver.Lease{}, err
 		}
@@ -240,26 +240,26 @@ func (c *conn) waitDelete(ctx context.Context, key string, rev int64, b *backoff
 }
 
 // Unlock deletes the grant's own entry. An entry key belongs to one
-// attempt until it is known to be deleted (see entry), so deleting it by
-// name can never release another grant. CodeNotHeld when the grant is
-// unknown to this connection or its entry is gone (lease lost, lock
-// broken). When the server cannot be reached the entry is deleted later,
-// by Renew.
+// attempt until it is known to be deleted (see etcdproto.Entry), so
+// deleting it by name can never release another grant. CodeNotHeld when
+// the grant is unknown to this connection or its entry is gone (lease
+// lost, lock broken). When the server cannot be reached the entry is
+// deleted later, by Renew.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
 	if k, ok := c.keys.toozLock(key); ok {
 		return c.toozUnlock(ctx, key, token, k)
 	}
 	op := fmt.Sprintf("unlock %q", key)
-	e, ok := c.forget(key, token)
+	e, ok := c.entries.Forget(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
-	resp, err := c.del(ctx, op, e.key)
+	resp, err := c.del(ctx, op, e.Key)
 	if err != nil {
-		c.orphan(e)
+		c.entries.Orphan(e)
 		return err
 	}
-	c.release(e)
+	c.entries.Release(e)
 	if resp.Deleted == 0 {
 		return driver.Errorf(driver.CodeNotHeld, "%s: grant %d is gone (session lost or lock broken)", op, token)
 	}
@@ -273,11 +273,11 @@ func (c *conn) RefreshLock(ctx context.Context, key string, token uint64, _ time
 		return c.toozRefresh(ctx, key, token, k)
 	}
 	op := fmt.Sprintf("refresh lock %q", key)
-	e, ok := c.granted(key, token)
+	e, ok := c.entries.Granted(key, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d is not held", op, token)
 	}
-	resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(e.key), KeysOnly: true})
+	resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(e.Key), KeysOnly: true})
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func (c *conn) Holder(ctx context.Context, key string) (driver.Holder, error) {
 		return c.toozHolder(ctx, key, k)
 	}
 	op := fmt.Sprintf("holder of %q", key)
-	resp, err := c.rng(ctx, op, firstCreate(c.keys.lockPrefix(key), false))
+	resp, err := c.rng(ctx, op, firstCreate(c.keys.LockPrefix(key), false))
 	if err != nil {
 		return driver.Holder{}, err
 	}
@@ -313,7 +313,7 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 		return c.toozBreak(ctx, key, k)
 	}
 	op := fmt.Sprintf("break lock %q", key)
-	resp, err := c.rng(ctx, op, firstCreate(c.keys.lockPrefix(key), true))
+	resp, err := c.rng(ctx, op, firstCreate(c.keys.LockPrefix(key), true))
 	if err != nil {
 		return false, err
 	}

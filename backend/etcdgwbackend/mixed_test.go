@@ -44,7 +44,7 @@ func newMixed(t *testing.T, grpcBase string) *mixed {
 // entries counts the entries of lock on the server.
 func (m *mixed) entries(t *testing.T, lock string) int64 {
 	t.Helper()
-	resp, err := etcdtest.AdminClient(t, m.url).Get(testCtx(t), m.ks.lockPrefix(lock), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := etcdtest.AdminClient(t, m.url).Get(testCtx(t), m.ks.LockPrefix(lock), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

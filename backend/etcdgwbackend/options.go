@@ -2,16 +2,14 @@ package etcdgwbackend
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"math"
-	"net"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
+	"github.com/baton-go/baton/internal/netopt"
 )
 
 // defaultPort is etcd's client port, tooz's default.
@@ -26,53 +24,48 @@ const apiAuto = "auto"
 // optionSpecs is the option table of etcd3+http:// and etcd3+https://
 // URLs: tooz's etcd3gw options with tooz's meaning and defaults, the TLS
 // options of etcd3://, plus baton's.
-var optionSpecs = []driver.OptionSpec{
-	{
+var optionSpecs = slices.Concat(
+	[]driver.OptionSpec{{
 		Key: "timeout", Type: driver.Duration, Default: "30", Min: driver.MinValue(0.001),
 		Doc: "Timeout of every request to etcd, and the default of lock_timeout and membership_timeout (tooz's meaning: HTTP timeout and default TTLs).",
+	}},
+	etcdproto.LeaseOptionSpecs(),
+	[]driver.OptionSpec{
+		{
+			Key: "dial_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(0.001),
+			Doc: "How long opening waits for the cluster to answer (version probe and granting the session lease), and the TCP connect timeout.",
+		},
+		{
+			Key: "namespace", Type: driver.String, Default: "baton",
+			Doc: "Key prefix: every key the driver writes lives under \"<namespace>/\". The layout is etcd3://'s, so members of both drivers on one namespace see each other.",
+		},
+		{
+			Key: "api_version", Type: driver.String, Default: apiAuto, Enum: []string{apiAuto, "v3alpha", "v3beta", "v3"},
+			Doc: "Gateway path /<api_version>/. auto asks GET /version and picks what the server serves, as tooz 5.0 does: v3 from etcd 3.4, v3beta on 3.3, v3alpha before. A path the server does not serve is an error at Open.",
+		},
+		{
+			Key: "protocol", Type: driver.String, Enum: []string{"http", "https"}, DefaultDoc: "the scheme's",
+			Doc: "Accepted for tooz URLs; the scheme decides (etcd3+https:// is TLS), and a protocol that contradicts it is an error.",
+		},
+		{
+			Key: "ca_cert", Type: driver.String,
+			Doc: "PEM file of the CA certificates that sign the servers' certificates (etcd3+https:// only; default: the system's pool).",
+		},
+		{
+			Key: "cert_cert", Type: driver.String,
+			Doc: "PEM file of the client certificate for TLS client authentication (needs cert_key; etcd3+https:// only).",
+		},
+		{
+			Key: "cert_key", Type: driver.String,
+			Doc: "PEM file of the client certificate's private key (needs cert_cert).",
+		},
+		driver.CompatOption(compatDoc),
+		{
+			Key: "tooz_prefix", Type: driver.String,
+			Doc: "compat=tooz only: a prefix put before tooz's keys (tooz/groups/..., /tooz/locks...). tooz's etcd3gw driver has no such option and writes them at the top of the keyspace (the default, no prefix), so set it only to keep apart instances that share nothing with tooz processes (tests).",
+		},
 	},
-	{
-		Key: "lock_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
-		Doc: "How long a crashed holder keeps a lock. Locks live on the session lease, whose TTL is the smaller of lock_timeout and membership_timeout, rounded up to whole seconds.",
-	},
-	{
-		Key: "membership_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(1),
-		Doc: "How long a crashed member stays in its groups: the session lease TTL (the smaller of lock_timeout and membership_timeout, rounded up to whole seconds).",
-	},
-	{
-		Key: "dial_timeout", Type: driver.Duration, DefaultDoc: "= timeout", Min: driver.MinValue(0.001),
-		Doc: "How long opening waits for the cluster to answer (version probe and granting the session lease), and the TCP connect timeout.",
-	},
-	{
-		Key: "namespace", Type: driver.String, Default: "baton",
-		Doc: "Key prefix: every key the driver writes lives under \"<namespace>/\". The layout is etcd3://'s, so members of both drivers on one namespace see each other.",
-	},
-	{
-		Key: "api_version", Type: driver.String, Default: apiAuto, Enum: []string{apiAuto, "v3alpha", "v3beta", "v3"},
-		Doc: "Gateway path /<api_version>/. auto asks GET /version and picks what the server serves, as tooz 5.0 does: v3 from etcd 3.4, v3beta on 3.3, v3alpha before. A path the server does not serve is an error at Open.",
-	},
-	{
-		Key: "protocol", Type: driver.String, Enum: []string{"http", "https"}, DefaultDoc: "the scheme's",
-		Doc: "Accepted for tooz URLs; the scheme decides (etcd3+https:// is TLS), and a protocol that contradicts it is an error.",
-	},
-	{
-		Key: "ca_cert", Type: driver.String,
-		Doc: "PEM file of the CA certificates that sign the servers' certificates (etcd3+https:// only; default: the system's pool).",
-	},
-	{
-		Key: "cert_cert", Type: driver.String,
-		Doc: "PEM file of the client certificate for TLS client authentication (needs cert_key; etcd3+https:// only).",
-	},
-	{
-		Key: "cert_key", Type: driver.String,
-		Doc: "PEM file of the client certificate's private key (needs cert_cert).",
-	},
-	driver.CompatOption(compatDoc),
-	{
-		Key: "tooz_prefix", Type: driver.String,
-		Doc: "compat=tooz only: a prefix put before tooz's keys (tooz/groups/..., /tooz/locks...). tooz's etcd3gw driver has no such option and writes them at the top of the keyspace (the default, no prefix), so set it only to keep apart instances that share nothing with tooz processes (tests).",
-	},
-}
+)
 
 // settings is a connection string resolved into what Open needs.
 type settings struct {
@@ -131,21 +124,14 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	if o.IsSet("dial_timeout") {
 		s.dialTimeout = o.Duration("dial_timeout")
 	}
-	lockTTL, memberTTL := s.requestTimeout, s.requestTimeout
-	if o.IsSet("lock_timeout") {
-		lockTTL = o.Duration("lock_timeout")
-	}
-	if o.IsSet("membership_timeout") {
-		memberTTL = o.Duration("membership_timeout")
-	}
-	s.leaseTTL = min(lockTTL, memberTTL)
+	s.leaseTTL = etcdproto.LeaseTTL(o, s.requestTimeout)
 
 	hosts := cfg.Hosts
 	if len(hosts) == 0 {
 		hosts = []string{defaultHost}
 	}
 	for _, h := range hosts {
-		ep, err := endpoint(h)
+		ep, err := netopt.HostPort(h, defaultPort)
 		if err != nil {
 			return nil, bad("%w", err)
 		}
@@ -159,22 +145,6 @@ func resolve(cfg *driver.Config) (*settings, error) {
 	return s, nil
 }
 
-// endpoint returns "host:port" for one URL host, adding etcd's default
-// port.
-func endpoint(h string) (string, error) {
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("host %q has no host name", h)
-		}
-		return net.JoinHostPort(host, port), nil
-	}
-	host := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if host == "" {
-		return "", fmt.Errorf("empty host")
-	}
-	return net.JoinHostPort(host, defaultPort), nil
-}
-
 // tlsConfig builds the TLS configuration of etcd3+https://, or nil for
 // etcd3+http://, which takes no TLS option.
 func tlsConfig(o driver.Values, on bool) (*tls.Config, error) {
@@ -185,32 +155,5 @@ func tlsConfig(o driver.Values, on bool) (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	if (cert == "") != (key == "") {
-		return nil, errors.New("cert_cert and cert_key go together")
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ca_cert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_cert %q holds no PEM certificate", ca)
-		}
-		tc.RootCAs = pool
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("cert_cert/cert_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
-}
-
-// leaseSeconds rounds a TTL up to etcd's whole seconds.
-func leaseSeconds(d time.Duration) int64 {
-	return max(1, int64(math.Ceil(d.Seconds())))
+	return netopt.LoadTLS(ca, cert, key)
 }

@@ -143,20 +143,6 @@ func TestAPIPathFor(t *testing.T) {
 	}
 }
 
-func TestLeaseSeconds(t *testing.T) {
-	tests := []struct {
-		give time.Duration
-		want int64
-	}{
-		{give: time.Millisecond, want: 1}, {give: time.Second, want: 1}, {give: 1001 * time.Millisecond, want: 2}, {give: 30 * time.Second, want: 30},
-	}
-	for _, tt := range tests {
-		if got := leaseSeconds(tt.give); got != tt.want {
-			t.Errorf("leaseSeconds(%v) = %d, want %d", tt.give, got, tt.want)
-		}
-	}
-}
-
 func TestPrefixEnd(t *testing.T) {
 	tests := []struct{ give, want string }{
 		{give: "a/", want: "a0"}, {give: "a\xff", want: "b"}, {give: "\xff\xff", want: "\x00"},

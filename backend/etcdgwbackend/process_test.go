@@ -20,6 +20,6 @@ func TestHandoverPastKilledCandidate(t *testing.T) {
 	url := nsURL(singleURL(t), "timeout=3")
 	admin, ks := etcdtest.AdminClient(t, grpcSingleURL(t)), newKeyspace(testutil.NamespaceOf(t, url))
 	testutil.HandoverPastKilledCandidate(t, url, func(ctx context.Context, group string) (int, error) {
-		return etcdtest.Count(ctx, admin, ks.lockPrefix("e/"+group))
+		return etcdtest.Count(ctx, admin, ks.LockPrefix("e/"+group))
 	}, wait)
 }

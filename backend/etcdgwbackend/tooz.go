@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 // compat=tooz: tooz's etcd3gw driver layout (drivers/etcd3gw.py):
@@ -58,6 +59,9 @@ func characteristicsFor(v driver.Values) driver.Characteristics {
 // withTooz turns on tooz's keys for a compat=tooz connection.
 func (k keyspace) withTooz(s *settings) keyspace {
 	k.tooz, k.tzPfx = s.tooz, s.toozPrefix
+	if k.tooz {
+		k.Keyspace = k.WithGroupsAt(k.tzPfx + toozGroupsPrefix)
+	}
 	return k
 }
 
@@ -72,10 +76,10 @@ func (k keyspace) toozLock(key string) (string, bool) {
 
 // memberInfo is the prefix of baton's record of member m's times.
 func (k keyspace) memberInfo(g, m string) string {
-	return k.root + "minfo/" + escape(g) + "/" + escape(m) + "/"
+	return k.Root() + "minfo/" + etcdproto.Escape(g) + "/" + etcdproto.Escape(m) + "/"
 }
 
-func (k keyspace) groupInfo(g string) string { return k.root + "minfo/" + escape(g) + "/" }
+func (k keyspace) groupInfo(g string) string { return k.Root() + "minfo/" + etcdproto.Escape(g) + "/" }
 
 // noMembers compares "no member key under the group": the members prefix
 // in baton's layout, the keys after the group record in tooz's (where
@@ -109,7 +113,7 @@ func toozCaps(caps []byte) []byte {
 
 // toozDecodeMember decodes a member key; times come from info (nil: none).
 func (c *conn) toozDecodeMember(g string, kv *keyValue, info map[string]int64) (driver.Member, bool) {
-	id, ok := c.keys.memberOf(g, string(kv.Key))
+	id, ok := c.keys.MemberOf(g, string(kv.Key))
 	if !ok {
 		return driver.Member{}, false
 	}
@@ -130,7 +134,7 @@ func (c *conn) toozDecodeMember(g string, kv *keyValue, info map[string]int64) (
 func nanos(t int64) []byte { return []byte(strconv.FormatInt(t, 10)) }
 
 func (c *conn) toozJoin(ctx context.Context, op, group string, caps []byte) error {
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	info := c.keys.memberInfo(group, c.memberID)
 	now := nanos(time.Now().UnixNano())
 	resp, err := c.txn(ctx, op, &txnRequest{
@@ -156,7 +160,7 @@ func (c *conn) toozJoin(ctx context.Context, op, group string, caps []byte) erro
 }
 
 func (c *conn) toozLeave(ctx context.Context, op, group string) error {
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	info := c.keys.memberInfo(group, c.memberID)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(mk, "GREATER", 0, false)},
@@ -180,7 +184,7 @@ func (c *conn) toozLeave(ctx context.Context, op, group string) error {
 }
 
 func (c *conn) toozUpdate(ctx context.Context, op, group string, caps []byte) error {
-	gk, mk := c.keys.group(group), c.keys.member(group, c.memberID)
+	gk, mk := c.keys.Group(group), c.keys.Member(group, c.memberID)
 	info := c.keys.memberInfo(group, c.memberID)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Compare: []compare{cmpCreate(mk, "GREATER", 0, false)},
@@ -206,7 +210,7 @@ func (c *conn) toozUpdate(ctx context.Context, op, group string, caps []byte) er
 // toozMembers reads the group's keys and baton's member times in one
 // transaction (one revision).
 func (c *conn) toozMembers(ctx context.Context, op, g string) ([]driver.Member, bool, int64, error) {
-	gk, ik := c.keys.group(g), c.keys.groupInfo(g)
+	gk, ik := c.keys.Group(g), c.keys.groupInfo(g)
 	resp, err := c.txn(ctx, op, &txnRequest{
 		Success: []requestOp{
 			{Range: &rangeRequest{Key: []byte(gk), RangeEnd: prefixEnd(gk)}},
@@ -284,13 +288,13 @@ func (c *conn) toozAttempt(ctx context.Context, req driver.LockRequest, k string
 		return driver.Lease{}, false, resp.Header.Revision, nil
 	}
 	token := uint64(resp.Header.Revision)
-	c.remember(token, entry{lock: req.Key, slot: ^uint64(0), key: k + "\x00" + val})
+	c.entries.Remember(token, etcdproto.Entry{Lock: req.Key, Slot: ^uint64(0), Key: k + "\x00" + val})
 	return driver.Lease{Token: token}, true, 0, nil
 }
 
 // toozEntry splits what toozAttempt remembered: the key and its value.
-func toozEntry(e entry) (key, val string) {
-	key, val, _ = strings.Cut(e.key, "\x00")
+func toozEntry(e etcdproto.Entry) (key, val string) {
+	key, val, _ = strings.Cut(e.Key, "\x00")
 	return key, val
 }
 
@@ -333,7 +337,7 @@ func transientCode(err error) bool {
 
 func (c *conn) toozUnlock(ctx context.Context, lock string, token uint64, k string) error {
 	op := fmt.Sprintf("unlock %q", lock)
-	e, ok := c.forget(lock, token)
+	e, ok := c.entries.Forget(lock, token)
 	if !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d was not granted by this connection or was released", op, token)
 	}
@@ -353,7 +357,7 @@ func (c *conn) toozUnlock(ctx context.Context, lock string, token uint64, k stri
 
 func (c *conn) toozRefresh(ctx context.Context, lock string, token uint64, k string) error {
 	op := fmt.Sprintf("refresh lock %q", lock)
-	if _, ok := c.granted(lock, token); !ok {
+	if _, ok := c.entries.Granted(lock, token); !ok {
 		return driver.Errorf(driver.CodeNotHeld, "%s: token %d is not held", op, token)
 	}
 	resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(k), KeysOnly: true})

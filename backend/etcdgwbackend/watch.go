@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/etcdproto"
 )
 
 // requireLeader asks the member serving a watch to cancel it when it has
@@ -179,7 +180,7 @@ func (c *conn) watchdog(ctx context.Context, ep int, heard *atomic.Bool) bool {
 		every = c.timeout
 	}
 	limit := c.probeLimit()
-	probe := &rangeRequest{Key: []byte(c.keys.session(c.lease)), CountOnly: true}
+	probe := &rangeRequest{Key: []byte(c.keys.Session(c.lease)), CountOnly: true}
 	body, _ := json.Marshal(probe)
 	for {
 		t := c.clock.NewTimer(every)
@@ -222,7 +223,7 @@ func (c *conn) WatchGroup(ctx context.Context, group string, emit func(driver.Gr
 // followGroup emits group's changes after revision rev (see WatchGroup).
 func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit func(driver.GroupEvent)) error {
 	op := fmt.Sprintf("watch group %q", group)
-	gk := c.keys.group(group)
+	gk := c.keys.Group(group)
 	deleted := false
 	apply := func(evs []*event) bool {
 		for _, ev := range evs {
@@ -237,7 +238,7 @@ func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit fu
 			}
 			switch {
 			case ev.isDelete():
-				id, ok := c.keys.memberOf(group, key)
+				id, ok := c.keys.MemberOf(group, key)
 				if !ok {
 					continue
 				}
@@ -278,21 +279,6 @@ func (c *conn) followGroup(ctx context.Context, group string, rev int64, emit fu
 	return classify(ctx, nil, op, err)
 }
 
-// lockEntries is the local image of one lock's entries, for WatchHolder.
-type lockEntries map[string]driver.Holder
-
-// holder returns the entry with the lowest create revision (the token).
-func (es lockEntries) holder() (driver.Holder, bool) {
-	var h driver.Holder
-	found := false
-	for _, e := range es {
-		if !found || e.Token < h.Token {
-			h, found = e, true
-		}
-	}
-	return h, found
-}
-
 // WatchHolder pushes the holder of key: the current one first, then each
 // change, computed from a local image of the lock's entries kept up to
 // date by a prefix watch (no read per change).
@@ -301,28 +287,16 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 		return c.toozWatchHolder(ctx, key, k, emit)
 	}
 	op := fmt.Sprintf("watch holder of %q", key)
-	pfx := c.keys.lockPrefix(key)
-	entries := lockEntries{}
-	var last *driver.Holder
-	report := func(force bool) {
-		h, held := entries.holder()
-		switch {
-		case !held && (force || last != nil):
-			last = nil
-			emit(driver.Holder{}, false)
-		case held && (force || last == nil || *last != h):
-			last = &h
-			emit(h, true)
-		}
-	}
+	pfx := c.keys.LockPrefix(key)
+	im := etcdproto.NewHolderImage(emit)
 	load := func(ctx context.Context) (int64, error) {
 		resp, err := c.rng(ctx, op, &rangeRequest{Key: []byte(pfx), RangeEnd: prefixEnd(pfx)})
 		if err != nil {
 			return 0, err
 		}
-		clear(entries)
+		im.Clear()
 		for _, kv := range resp.Kvs {
-			entries[string(kv.Key)] = driver.Holder{Member: string(kv.Value), Token: uint64(kv.CreateRevision)}
+			im.Put(string(kv.Key), string(kv.Value), kv.CreateRevision)
 		}
 		return resp.Header.Revision, nil
 	}
@@ -330,16 +304,16 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 	if err != nil {
 		return err
 	}
-	report(true)
+	im.Report(true)
 	apply := func(evs []*event) bool {
 		for _, ev := range evs {
 			if ev.isDelete() {
-				delete(entries, string(ev.Kv.Key))
+				im.Delete(string(ev.Kv.Key))
 				continue
 			}
-			entries[string(ev.Kv.Key)] = driver.Holder{Member: string(ev.Kv.Value), Token: uint64(ev.Kv.CreateRevision)}
+			im.Put(string(ev.Kv.Key), string(ev.Kv.Value), ev.Kv.CreateRevision)
 		}
-		report(false)
+		im.Report(false)
 		return false
 	}
 	resync := func(ctx context.Context) (int64, bool, error) {
@@ -347,7 +321,7 @@ func (c *conn) WatchHolder(ctx context.Context, key string, emit func(driver.Hol
 		if err != nil {
 			return 0, false, err
 		}
-		report(false)
+		im.Report(false)
 		return rev, false, nil
 	}
 	return classify(ctx, nil, op, c.follow(ctx, pfx, true, rev, apply, resync))
