@@ -197,4 +197,3 @@ func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
 	n, _, err := c.evalInt(ctx, c.sc.breakLock, c.lockKeys(key), c.ks.lockChannel(key))
 	return n == 1, err
 }
-
