@@ -2,6 +2,7 @@ package redisbackend
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,9 +21,12 @@ import (
 // expires. A release pops the first live entry and names its waiter in
 // the message ("R>ID"): that waiter tries at once and the others keep
 // waiting, so a handoff costs one acquire script, not one per waiter.
-// They do not depend on it: when no acquire is published within the
-// handover window after a release naming another waiter (a waiter that
-// died after its last refresh), they try too. A named waiter that loses
+// They do not depend on it: when the lock does not change hands (no
+// acquire nor release is published) for a handover window after a
+// release naming another waiter (a waiter that died after its last
+// refresh), they try too. Messages that need no action (acquires, and
+// releases naming another waiter while a window is timed) do not wake the
+// waiter: they only count as progress. A named waiter that loses
 // the race (to TryLock, or after the window) queues again at its place.
 // Every waiter also tries when the subscription is confirmed or
 // re-established (a release may have been missed), when a message names
@@ -106,6 +110,32 @@ type waiter struct {
 	id    string        // its entry in the queue
 	place int64         // its arrival in the server's clock (µs); 0 before its first entry
 	ttl   time.Duration // the lease of its entry
+
+	// Kept by the hub's goroutine (keep), read by the waiter's.
+	progress atomic.Int64 // messages showing the lock changing hands
+	armed    atomic.Bool  // the waiter is timing a handover window
+}
+
+// keep is the waiter's filter of the lock's messages (listener.keep): it
+// wakes the waiter for a release naming it or nobody, and for the first
+// release naming another waiter while no handover window is timed. Other
+// messages only count as progress: an acquire, or a release (there was a
+// holder), shows that the lock changes hands.
+func (w *waiter) keep(payload string) bool {
+	kind, who, named := parseLockMessage(payload)
+	switch {
+	case kind == 'A' || kind == 'S':
+		w.progress.Add(1)
+		return false
+	case !named || who == w.id:
+		return true
+	case who == "":
+		w.progress.Add(1)
+		return false
+	default:
+		w.progress.Add(1)
+		return w.armed.CompareAndSwap(false, true)
+	}
 }
 
 // clockTimer is a stoppable timer of the connection's clock, nil when not
@@ -133,7 +163,8 @@ func (t *clockTimer) C() <-chan time.Time {
 
 // waitQueued waits in the lock's queue (see WaitLock).
 func (c *conn) waitQueued(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
-	l, err := c.listen(c.ks.lockChannel(req.Key))
+	w := &waiter{id: newNonce(), ttl: c.lockTTL(req)}
+	l, err := c.listenKeep(c.ks.lockChannel(req.Key), w.keep)
 	if err != nil {
 		return driver.Lease{}, err
 	}
@@ -141,17 +172,15 @@ func (c *conn) waitQueued(ctx context.Context, req driver.LockRequest) (driver.L
 	if l.readyAtOnce {
 		l.drain()
 	}
-	w := &waiter{id: newNonce(), ttl: c.lockTTL(req)}
 	acquired := false
 	defer func() {
 		if !acquired {
 			c.withdraw(req.Key, w.id)
 		}
 	}()
-	var hold, refresh, fallback clockTimer
+	var hold, refresh clockTimer
 	defer hold.stop()
 	defer refresh.stop()
-	defer fallback.stop()
 	pause := 10 * time.Millisecond
 	for {
 		sent := c.clock.Now()
@@ -178,18 +207,23 @@ func (c *conn) waitQueued(ctx context.Context, req driver.LockRequest) (driver.L
 			refresh.set(c.clock, w.ttl/3) // the try refreshed the entry
 		}
 		hold.set(c.clock, pttl)
-		fallback.stop()
-		if err := c.awaitTurn(ctx, req, l, w, &hold, &refresh, &fallback); err != nil {
+		if err := c.awaitTurn(ctx, req, l, w, &hold, &refresh); err != nil {
 			return driver.Lease{}, err
 		}
 	}
 }
 
 // awaitTurn returns when the waiter w should try again: the subscription
-// is confirmed, a message names w or nobody, the handover window after a
-// release naming another waiter passed without an acquire, or the
-// holder's lease ran out (hold). It refreshes w's entry meanwhile.
-func (c *conn) awaitTurn(ctx context.Context, req driver.LockRequest, l *listener, w *waiter, hold, refresh, fallback *clockTimer) error {
+// is confirmed, a message names w or nobody, a release named another
+// waiter and then the lock did not change hands for a handover window,
+// or the holder's lease ran out (hold). It refreshes w's entry meanwhile.
+func (c *conn) awaitTurn(ctx context.Context, req driver.LockRequest, l *listener, w *waiter, hold, refresh *clockTimer) error {
+	var fallback clockTimer
+	defer func() {
+		fallback.stop()
+		w.armed.Store(false)
+	}()
+	var mark int64 // w.progress when the window started
 	for {
 		select {
 		case <-ctx.Done():
@@ -199,6 +233,12 @@ func (c *conn) awaitTurn(ctx context.Context, req driver.LockRequest, l *listene
 			return nil
 		case <-fallback.C():
 			fallback.t = nil
+			if p := w.progress.Load(); p != mark {
+				// Acquired or released meanwhile: time a window again.
+				mark = p
+				fallback.set(c.clock, c.handoverWindow(req))
+				continue
+			}
 			c.log.Debug("no acquire within the handover window after a release naming another waiter", zap.String("key", req.Key))
 			return nil
 		case <-refresh.C():
@@ -216,13 +256,13 @@ func (c *conn) awaitTurn(ctx context.Context, req driver.LockRequest, l *listene
 				case evMessage:
 					kind, who, named := parseLockMessage(ev.payload)
 					switch {
-					case kind == 'A' || kind == 'S':
-						fallback.stop()
+					case kind == 'A' || kind == 'S' || (named && who == ""):
 					case !named || who == w.id:
 						try = true
-					case who == "":
-						// Other shared grants still block the lock.
 					case fallback.t == nil:
+						// The first release naming another waiter (keep
+						// lets no other through while armed).
+						mark = w.progress.Load()
 						fallback.set(c.clock, c.handoverWindow(req))
 					}
 				}
