@@ -237,8 +237,8 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then return 1 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if redis.call('ZCOUNT', KEYS[4], '(' .. n, '+inf') > 0 then return 0 end
-local next = nextWaiter(KEYS[1], KEYS[2], n)
-if next ~= '' then redis.call('PUBLISH', ARGV[2], 'R' .. next) end
+local named = nextWaiter(KEYS[1], KEYS[2], n)
+if named ~= '' then redis.call('PUBLISH', ARGV[2], 'R' .. named) end
 return 0
 `),
 		// KEYS: lock, fence, readers. ARGV: nonce, member, ttl ms, channel.
