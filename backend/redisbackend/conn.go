@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/handover"
 )
 
 // Compile-time checks of the interfaces the connection implements.
@@ -44,6 +45,7 @@ type conn struct {
 	member  string
 	sid     string // this connection's session: liveness key NS:s:SID
 	sessKey string
+	rtt     handover.Estimator // round trips of queued acquires, for the handover window
 
 	ctx    context.Context // ends at Close: stops background work
 	cancel context.CancelFunc

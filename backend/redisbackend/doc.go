@@ -41,6 +41,8 @@
 //	NS:l:KEY      string "TOKEN:NONCE:MEMBER", expiring after the lock's TTL
 //	NS:r:KEY      zset   shared grants "TOKEN:NONCE:MEMBER" -> expiry (server ms)
 //	NS:f:KEY      string the lock's fencing counter (never expires)
+//	NS:q:KEY      zset   the lock's queued waiters: waiter ID -> arrival (server µs)
+//	NS:w:KEY      zset   the queued waiters' leases: waiter ID -> expiry (server ms)
 //
 // A member record holds the member's session ID, its incarnation (new for
 // every join), its joined and updated times and its capabilities. Pub/sub
@@ -59,9 +61,26 @@
 // the nonce of the grant; release publishes too. The lease is the lock's
 // own TTL (the request's TTL, else lock_timeout), measured by the backend
 // from when the request was sent and refreshed every third of it; a
-// refresh that finds the grant gone reports it lost. A blocked Lock waits
-// on the lock's channel and retries on every release, on every
-// (re)subscription, and when the blocking grant's TTL runs out. Commands
+// refresh that finds the grant gone reports it lost.
+//
+// A blocked Lock queues: its failed acquire adds it to the lock's queue in
+// arrival order, with a lease of the lock's TTL that the waiter refreshes
+// every third of it, so that the entry of a waiter that died expires. A
+// release (or a break) removes up to 8 expired entries, pops the first
+// live waiter and names it in its message ("R>ID"): only that waiter
+// tries at once, and the others keep waiting, so a handoff costs one
+// acquire, not one per waiter. They do not depend on it: when the lock
+// has not changed hands for a handover window (eight of the connection's
+// round trips, 10 to 250 ms) after a release naming another waiter (one
+// that died after its last refresh), they try too. A named waiter that
+// loses the race queues again at its place; a waiter that gives up
+// withdraws its entry. Every waiter also tries on every
+// (re)subscription, on a release naming nobody (nobody queued, or an
+// older baton's release), and when the blocking grant's TTL runs out (an
+// expiry publishes nothing). Older baton waiters try on any message, so
+// versions mix. Campaigns do not queue: they try on every release, so a
+// candidate that dies delays nobody. TryLock takes a free lock whoever
+// waits. Commands
 // interrupted by a broken connection are sent again: an acquire
 // recognises its own nonce, and an acquire whose reply is lost for good
 // is released by its nonce in the background.

@@ -54,7 +54,8 @@ const summary = `Redis 3.2 or later, standalone or behind Sentinel (not Redis Cl
 	`Locks are keys set with PX by a Lua script that also advances a per-lock counter to max(counter + 1, the server's TIME in microseconds): the fencing token. Release and refresh are Lua scripts comparing the token and the acquiring request's nonce. ` +
 	`Shared locks are entries of a sorted set per lock, scored by their expiry in the server's clock. ` +
 	`A lock has its own lease (lock_timeout unless the caller asks for another TTL), refreshed by the backend every third of it. ` +
-	`Blocked acquirers wait on a pub/sub channel published by every release (in the same script), with a fallback retry when the blocking grant's lease runs out. ` +
+	`Blocked acquirers wait on a pub/sub channel published by every release (in the same script), with a fallback retry when the blocking grant's lease runs out; ` +
+	`a blocked Lock queues in arrival order (a sorted set per lock, each entry with a lease its waiter refreshes), and a release names the first live waiter, which alone tries at once; the others try too when the lock has not changed hands for a handover window (8 round trips, 10 to 250 ms), so a waiter that died costs a window. Campaigns do not queue. ` +
 	`Liveness is a TTL key per connection (membership_timeout), renewed every third of it with one PEXPIRE; when the key is gone the session is reported lost. ` +
 	`Groups are hashes of member records (capabilities, incarnation, joined and updated times) tied to the members' liveness keys: ` +
 	`members whose key expired are pruned atomically when a group is listed or deleted, and by every watcher when the earliest liveness key of its group runs out, ` +

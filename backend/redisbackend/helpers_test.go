@@ -153,7 +153,7 @@ func expireSession(t testing.TB, b *backend.Backend) {
 			return
 		}
 		name := strings.TrimPrefix(key, ks.ns+":l:")
-		if err := sc.breakLock.Run(ctx, rdb, []string{key, ks.readers(name)}, ks.lockChannel(name)).Err(); err != nil {
+		if err := sc.breakLock.Run(ctx, rdb, []string{key, ks.readers(name), ks.queue(name), ks.expiries(name)}, ks.lockChannel(name)).Err(); err != nil {
 			t.Fatalf("break %s: %v", key, err)
 		}
 	})

@@ -94,6 +94,10 @@ type listener struct {
 	// readyAtOnce: the channel was subscribed when the listener came, so
 	// its first event, an evReady, was pushed at once.
 	readyAtOnce bool
+	// keep, when set, is asked by the hub (under its lock, so it must
+	// not block) whether a message is worth waking the listener for; a
+	// message it refuses is dropped.
+	keep func(payload string) bool
 
 	mu sync.Mutex
 	q  []event
@@ -130,11 +134,16 @@ func (c *conn) hubFor() (*hub, error) {
 // evReady once the channel is subscribed (at once when it already is). It
 // does not block.
 func (c *conn) listen(channel string) (*listener, error) {
+	return c.listenKeep(channel, nil)
+}
+
+// listenKeep is listen with a filter of the messages (listener.keep).
+func (c *conn) listenKeep(channel string, keep func(payload string) bool) (*listener, error) {
 	h, err := c.hubFor()
 	if err != nil {
 		return nil, err
 	}
-	l := &listener{h: h, channel: channel, notify: make(chan struct{}, 1)}
+	l := &listener{h: h, channel: channel, notify: make(chan struct{}, 1), keep: keep}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.done {
@@ -456,6 +465,8 @@ func (h *hub) deliver(channel, payload string) {
 		return
 	}
 	for l := range st.listeners {
-		l.push(event{kind: evMessage, payload: payload})
+		if l.keep == nil || l.keep(payload) {
+			l.push(event{kind: evMessage, payload: payload})
+		}
 	}
 }

@@ -25,13 +25,17 @@ import (
 //	NS:l:KEY      string "TOKEN:NONCE:MEMBER", PX lock TTL (an exclusive grant)
 //	NS:r:KEY      zset   "TOKEN:NONCE:MEMBER" -> expiry, server ms (shared grants)
 //	NS:f:KEY      string fencing counter of KEY, never expires
+//	NS:q:KEY      zset   waiter ID -> arrival, server µs (the wait queue of KEY)
+//	NS:w:KEY      zset   waiter ID -> expiry, server ms (liveness of the queue's entries)
 //
 // Pub/sub channels are not scoped by database in Redis, so their names
 // carry the database number:
 //
 //	NS:DB:g:GROUP  changes of GROUP ("VERSION|" + event)
 //	NS:DB:l:KEY    changes of lock KEY ("A" acquired, "S" acquired shared,
-//	               "R" released, "B" broken)
+//	               "R" released, "B" broken); "R" and "B" may be followed
+//	               by ">ID", the queued waiter that should try first, or
+//	               by ">" alone (other shared grants still block the lock)
 type keyspace struct {
 	ns string
 	db int
@@ -44,6 +48,8 @@ func (k keyspace) session(sid string) string    { return k.sessionPrefix() + sid
 func (k keyspace) lock(key string) string       { return k.ns + ":l:" + key }
 func (k keyspace) fence(key string) string      { return k.ns + ":f:" + key }
 func (k keyspace) readers(key string) string    { return k.ns + ":r:" + key }
+func (k keyspace) queue(key string) string      { return k.ns + ":q:" + key }
+func (k keyspace) expiries(key string) string   { return k.ns + ":w:" + key }
 func (k keyspace) groupChannel(g string) string { return k.ns + ":" + strconv.Itoa(k.db) + ":g:" + g }
 func (k keyspace) lockChannel(key string) string {
 	return k.ns + ":" + strconv.Itoa(k.db) + ":l:" + key
@@ -184,6 +190,24 @@ func parseLockValue(v string) (lockValue, error) {
 		return lockValue{}, fmt.Errorf("malformed lock value")
 	}
 	return lockValue{token: tok, nonce: n, member: member}, nil
+}
+
+// parseLockMessage decodes a message of a lock channel: its kind ('A',
+// 'S', 'R', 'B') and, when the message names one ("R>ID"), the queued
+// waiter that should try first. named is false for a message naming
+// nobody ("R", as every release before queues, and when nobody is
+// queued: every waiter tries); it is true with an empty waiter for "R>"
+// (the lock is still blocked: nobody tries). Versions before queues wake
+// on any message of the channel, whatever follows its kind.
+func parseLockMessage(p string) (kind byte, waiter string, named bool) {
+	if p == "" {
+		return 0, "", false
+	}
+	rest, named := strings.CutPrefix(p[1:], ">")
+	if !named {
+		return p[0], "", false
+	}
+	return p[0], rest, true
 }
 
 // tokenPrefix is how a lock value held under token starts.

@@ -98,6 +98,9 @@ func TestKeysOfDifferentKindsNeverCollide(t *testing.T) {
 		add("session "+n, ks.session(n))
 		add("lock "+n, ks.lock(n))
 		add("fence "+n, ks.fence(n))
+		add("readers "+n, ks.readers(n))
+		add("queue "+n, ks.queue(n))
+		add("expiries "+n, ks.expiries(n))
 	}
 	for key := range seen {
 		if !strings.HasPrefix(key, "_tooz:") {

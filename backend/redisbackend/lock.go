@@ -94,13 +94,20 @@ func (c *conn) acquire(ctx context.Context, req driver.LockRequest, shared bool)
 		pttl, _ := arr[1].(int64)
 		return driver.Lease{}, false, time.Duration(pttl) * time.Millisecond, nil
 	}
-	s, _ := arr[1].(string)
+	lease, err := c.granted(req.Key, arr[1], nonce, ttl)
+	return lease, err == nil, 0, err
+}
+
+// granted records the grant of key whose acquire script (request nonce)
+// replied token.
+func (c *conn) granted(key string, token any, nonce string, ttl time.Duration) (driver.Lease, error) {
+	s, _ := token.(string)
 	v, err := parseLockValue(s + ":" + nonce + ":")
 	if err != nil || v.token == 0 {
-		return driver.Lease{}, false, 0, driver.Errorf(driver.CodeInternal, "unexpected token %q", s)
+		return driver.Lease{}, driver.Errorf(driver.CodeInternal, "unexpected token %q", s)
 	}
-	c.remember(req.Key, v.token, nonce)
-	return driver.Lease{Token: v.token, TTL: ttl}, true, 0, nil
+	c.remember(key, v.token, nonce)
+	return driver.Lease{Token: v.token, TTL: ttl}, nil
 }
 
 // releaseNonce releases, in the background, a grant whose acquire reply
@@ -109,16 +116,23 @@ func (c *conn) releaseNonce(key, nonce string) {
 	c.goBackground(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, c.s.socketTimeout)
 		defer cancel()
-		if _, _, err := c.eval(ctx, c.sc.releaseNonce, []string{c.ks.lock(key), c.ks.readers(key)}, nonce, c.ks.lockChannel(key)); err != nil {
+		if _, _, err := c.eval(ctx, c.sc.releaseNonce, c.lockKeys(key), nonce, c.ks.lockChannel(key)); err != nil {
 			c.log.Debug("cleanup of an interrupted acquire failed")
 		}
 	})
 }
 
+// lockKeys are the KEYS of the scripts that free a lock: the lock key,
+// its readers, its wait queue and the queue's expiries.
+func (c *conn) lockKeys(key string) []string {
+	return []string{c.ks.lock(key), c.ks.readers(key), c.ks.queue(key), c.ks.expiries(key)}
+}
+
 // Unlock deletes the lock key when it still holds this grant, publishing
-// the release to waiters and observers. CodeNotHeld otherwise.
+// the release to waiters and observers, with the queued waiter that
+// should try first. CodeNotHeld otherwise.
 func (c *conn) Unlock(ctx context.Context, key string, token uint64) error {
-	n, retried, err := c.evalInt(ctx, c.sc.release, []string{c.ks.lock(key), c.ks.readers(key)}, c.holdPrefix(key, token), c.ks.lockChannel(key))
+	n, retried, err := c.evalInt(ctx, c.sc.release, c.lockKeys(key), c.holdPrefix(key, token), c.ks.lockChannel(key))
 	if err != nil {
 		return err
 	}
@@ -176,76 +190,10 @@ func (c *conn) readHolder(ctx context.Context, key string) (driver.Holder, bool,
 	return driver.Holder{Member: v.member, Token: v.token}, true, time.Duration(pttl) * time.Millisecond, nil
 }
 
-// BreakLock deletes the lock key whoever holds it and publishes it. The
-// holder learns it on its next refresh.
+// BreakLock deletes the lock key whoever holds it and publishes it, with
+// the queued waiter that should try first. The holder learns it on its
+// next refresh.
 func (c *conn) BreakLock(ctx context.Context, key string) (bool, error) {
-	n, _, err := c.evalInt(ctx, c.sc.breakLock, []string{c.ks.lock(key), c.ks.readers(key)}, c.ks.lockChannel(key))
+	n, _, err := c.evalInt(ctx, c.sc.breakLock, c.lockKeys(key), c.ks.lockChannel(key))
 	return n == 1, err
-}
-
-// WaitLock waits for the lock natively: it listens to the lock's channel
-// (every release, break and acquire is published there in the same script)
-// and tries again when something is published, when the subscription is
-// confirmed or re-established (a release may have been missed), and when
-// the holder's lease runs out (an expiry publishes nothing). A failing
-// server is retried with a growing pause. It returns ctx's error when ctx
-// ends first, holding nothing.
-func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
-	l, err := c.listen(c.ks.lockChannel(req.Key))
-	if err != nil {
-		return driver.Lease{}, err
-	}
-	defer l.close()
-	if l.readyAtOnce {
-		// Subscribed before the first try below: releases from now on
-		// are heard, and the evReady asks for no second try.
-		l.drain()
-	}
-	pause := 10 * time.Millisecond
-	for {
-		sent := c.clock.Now()
-		lease, ok, pttl, err := c.acquire(ctx, req, false)
-		switch {
-		case ctx.Err() != nil:
-			return driver.Lease{}, ctxError(ctx, nil)
-		case ok:
-			lease.Sent = sent
-			return lease, nil
-		case err != nil:
-			if code, _ := driver.CodeOf(err); code != driver.CodeUnavailable {
-				return driver.Lease{}, err
-			}
-			pttl = pause
-			pause = min(2*pause, time.Second)
-		default:
-			pause = 10 * time.Millisecond
-			if pttl < 0 {
-				pttl = time.Second // a lock key without a TTL was not written by baton
-			}
-			pttl += time.Millisecond
-		}
-		if err := waitEvent(ctx, l, pttl); err != nil {
-			return driver.Lease{}, err
-		}
-	}
-}
-
-// waitEvent waits until l has an event (other than a gap) or d passes.
-func waitEvent(ctx context.Context, l *listener, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctxError(ctx, nil)
-		case <-t.C:
-			return nil
-		case <-l.C():
-			for _, ev := range l.drain() {
-				if ev.kind != evGap {
-					return nil
-				}
-			}
-		}
-	}
 }

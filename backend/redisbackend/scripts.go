@@ -99,6 +99,59 @@ end
 	luaNonceOf = `
 local function nonceOf(e) return string.match(e, '^%d+:(%x+):') end
 `
+	// The wait queue of a lock: q scores each queued waiter's ID by its
+	// arrival (the server's TIME in microseconds, kept strictly
+	// increasing), w by its expiry (server ms). enqueue adds or refreshes
+	// a waiter, at pos when it knows its place (a named waiter that lost
+	// the race, an entry that expired while its waiter was paused), else
+	// at its current place or the back; it returns the place. Both keys
+	// expire with their last entry. nextWaiter removes up to 8 expired
+	// entries, then pops the first live waiter and returns the suffix of
+	// the release message: ">ID" naming it, or "" when nobody is queued
+	// or the first entry is dead beyond the sweep (then every waiter
+	// tries, as before queues).
+	luaQueue = `
+local function enqueue(q, w, id, pos, ttl, n)
+  local s = tonumber(pos)
+  if not s or s <= 0 then s = tonumber(redis.call('ZSCORE', q, id)) end
+  if not s then
+    local t = redis.call('TIME')
+    s = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
+    if #last > 0 and tonumber(last[2]) >= s then s = tonumber(last[2]) + 1 end
+  end
+  redis.call('ZADD', q, s, id)
+  redis.call('ZADD', w, n + tonumber(ttl), id)
+  local last = redis.call('ZRANGE', w, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', w, last[2])
+  redis.call('PEXPIREAT', q, last[2])
+  return s
+end
+local function nextWaiter(q, w, n)
+  if redis.call('EXISTS', q) == 0 then return '' end
+  local dead = redis.call('ZRANGEBYSCORE', w, '-inf', n, 'LIMIT', 0, 8)
+  for i = 1, #dead do
+    redis.call('ZREM', q, dead[i])
+    redis.call('ZREM', w, dead[i])
+  end
+  local head = redis.call('ZRANGE', q, 0, 0)
+  if #head == 0 then return '' end
+  local e = redis.call('ZSCORE', w, head[1])
+  if not e or tonumber(e) <= n then return '' end
+  redis.call('ZREM', q, head[1])
+  redis.call('ZREM', w, head[1])
+  return '>' .. head[1]
+end
+`
+	// handoff is the suffix of the message of a released shared grant:
+	// ">" (nobody named, nobody need try) while other shared grants are
+	// live, else the next waiter's (nextWaiter).
+	luaHandoff = `
+local function handoff(r, q, w, n)
+  if redis.call('ZCOUNT', r, '(' .. n, '+inf') > 0 then return '>' end
+  return nextWaiter(q, w, n)
+end
+`
 	luaExpireReaders = `
 local function expireReaders(r)
   local last = redis.call('ZRANGE', r, -1, -1, 'WITHSCORES')
@@ -110,6 +163,7 @@ end
 // scripts holds the driver's scripts (SHA1 computed once per connection).
 type scripts struct {
 	acquire, acquireShared, release, releaseNonce, refresh, holder, breakLock *redis.Script
+	acquireQueued, refreshWaiter, withdrawWaiter                              *redis.Script
 	createGroup, deleteGroup, join, leave, update, members                    *redis.Script
 }
 
@@ -136,6 +190,57 @@ redis.call('SET', KEYS[1], t .. ':' .. ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 redis.call('PUBLISH', ARGV[4], 'A')
 return {1, t}
 `),
+		// KEYS: lock, fence, readers, queue, expiries. ARGV: nonce,
+		// member, ttl ms, channel, waiter ID, place (0: none yet), entry
+		// ttl ms. The acquire of a queued waiter: as acquire, and the
+		// waiter's entry is removed when it acquires, added or refreshed
+		// (kept at its place) when it does not.
+		// -> {1, token} acquired, {0, ms, place} held for ms more.
+		acquireQueued: redis.NewScript(luaNow + luaNextToken + luaQueue + `
+local n = now()
+local v = redis.call('GET', KEYS[1])
+if v then
+  local t, o = string.match(v, '^(%d+):(%x+):')
+  if o == ARGV[1] then
+    redis.call('ZREM', KEYS[4], ARGV[5])
+    redis.call('ZREM', KEYS[5], ARGV[5])
+    return {1, t}
+  end
+  local p = redis.call('PTTL', KEYS[1])
+  return {0, p, enqueue(KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7], n)}
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', n)
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if #first > 0 then return {0, tonumber(first[2]) - n, enqueue(KEYS[4], KEYS[5], ARGV[5], ARGV[6], ARGV[7], n)} end
+end
+local t = nextToken(KEYS[2])
+redis.call('SET', KEYS[1], t .. ':' .. ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[5])
+redis.call('ZREM', KEYS[5], ARGV[5])
+redis.call('PUBLISH', ARGV[4], 'A')
+return {1, t}
+`),
+		// KEYS: queue, expiries. ARGV: waiter ID, place, entry ttl ms.
+		// Keeps a waiting waiter's entry alive (at its place). -> place.
+		refreshWaiter: redis.NewScript(luaNow + luaQueue + `
+return enqueue(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], now())
+`),
+		// KEYS: queue, expiries, lock, readers. ARGV: waiter ID, channel.
+		// Removes the entry of a waiter that stops waiting. An entry
+		// already gone while the lock is free means the waiter was named
+		// by a release it will not use: the next waiter is named instead.
+		// -> 1 removed, 0 gone.
+		withdrawWaiter: redis.NewScript(luaNow + luaQueue + `
+local n = now()
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if redis.call('ZCOUNT', KEYS[4], '(' .. n, '+inf') > 0 then return 0 end
+local named = nextWaiter(KEYS[1], KEYS[2], n)
+if named ~= '' then redis.call('PUBLISH', ARGV[2], 'R' .. named) end
+return 0
+`),
 		// KEYS: lock, fence, readers. ARGV: nonce, member, ttl ms, channel.
 		// Replies as acquire.
 		acquireShared: redis.NewScript(luaNow + luaNextToken + luaNonceOf + luaExpireReaders + `
@@ -152,37 +257,41 @@ expireReaders(KEYS[3])
 redis.call('PUBLISH', ARGV[4], 'S')
 return {1, t}
 `),
-		// KEYS: lock, readers. ARGV: "TOKEN:NONCE:" (or "TOKEN:"), channel.
-		// -> 1 released, 0 not held.
-		release: redis.NewScript(luaNow + luaReader + `
+		// KEYS: lock, readers, queue, expiries. ARGV: "TOKEN:NONCE:" (or
+		// "TOKEN:"), channel. The message names the next queued waiter
+		// (luaHandoff). -> 1 released, 0 not held.
+		release: redis.NewScript(luaNow + luaReader + luaQueue + luaHandoff + `
+local n = now()
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'R')
+  redis.call('PUBLISH', ARGV[2], 'R' .. nextWaiter(KEYS[3], KEYS[4], n))
   return 1
 end
 local e, score = reader(KEYS[2], ARGV[1])
 if not e then return 0 end
-local live = score > now()
+local live = score > n
 redis.call('ZREM', KEYS[2], e)
-redis.call('PUBLISH', ARGV[2], 'R')
+redis.call('PUBLISH', ARGV[2], 'R' .. handoff(KEYS[2], KEYS[3], KEYS[4], n))
 if live then return 1 end
 return 0
 `),
-		// KEYS: lock, readers. ARGV: nonce, channel. Releases a grant whose
-		// acquire reply was lost. -> 1 released, 0 not held.
-		releaseNonce: redis.NewScript(luaNonceOf + `
+		// KEYS: lock, readers, queue, expiries. ARGV: nonce, channel.
+		// Releases a grant whose acquire reply was lost. -> 1 released, 0
+		// not held.
+		releaseNonce: redis.NewScript(luaNow + luaNonceOf + luaQueue + luaHandoff + `
+local n = now()
 local v = redis.call('GET', KEYS[1])
 if v and nonceOf(v) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'R')
+  redis.call('PUBLISH', ARGV[2], 'R' .. nextWaiter(KEYS[3], KEYS[4], n))
   return 1
 end
 local all = redis.call('ZRANGE', KEYS[2], 0, -1)
 for i = 1, #all do
   if nonceOf(all[i]) == ARGV[1] then
     redis.call('ZREM', KEYS[2], all[i])
-    redis.call('PUBLISH', ARGV[2], 'R')
+    redis.call('PUBLISH', ARGV[2], 'R' .. handoff(KEYS[2], KEYS[3], KEYS[4], n))
     return 1
   end
 end
@@ -218,10 +327,12 @@ local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. n, '+inf', 'WITHSCORES
 if #first == 0 then return {} end
 return {first[1], tonumber(first[2]) - n}
 `),
-		// KEYS: lock, readers. ARGV: channel. -> 1 broken, 0 free.
-		breakLock: redis.NewScript(`
+		// KEYS: lock, readers, queue, expiries. ARGV: channel. The message
+		// names the next queued waiter. -> 1 broken, 0 free.
+		breakLock: redis.NewScript(luaNow + luaQueue + `
+local n = now()
 if redis.call('DEL', KEYS[1], KEYS[2]) > 0 then
-  redis.call('PUBLISH', ARGV[1], 'B')
+  redis.call('PUBLISH', ARGV[1], 'B' .. nextWaiter(KEYS[3], KEYS[4], n))
   return 1
 end
 return 0
