@@ -107,11 +107,11 @@ func (c *conn) grant(ctx context.Context, try func(context.Context) (int64, int3
 // the releasing statement, or by a janitor that cleared the hold of an
 // ended session) before each further try. A try is also made every
 // timeout, in case a notification was lost with the listener connection
-// (its reconnection wakes every waiter too). A failed try reads the
-// holder's session, whose end the session watcher waits for (sesswatch.go):
-// a holder killed or cut off is then seen as the server ends its session,
-// not at the janitor's next round. The grant takes the waiter off the
-// count in the same statement.
+// (its reconnection wakes every waiter too). Once no release came for
+// watchDelay, a failed try reads the holder's session, whose end the
+// session watcher waits for (sesswatch.go): a holder killed or cut off is
+// then seen as the server ends its session, not at the janitor's next
+// round. The grant takes the waiter off the count in the same statement.
 func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lease, error) {
 	if name, ok := c.toozName(req.Key); ok {
 		return c.toozWaitLock(ctx, name, req)
@@ -145,9 +145,23 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 	}()
 	var watching int32 // the holder's session whose end wakes s
 	defer func() { c.watch.drop(watching, s) }()
+	// stalled: the last wait saw no release for watchDelay, so the lock
+	// is held for a while: the next try reads its holder's session and
+	// the session watcher waits for its end. A lock that changes hands
+	// often (contended, held briefly) is never watched: a watcher per
+	// holder would cost the server more than it saves.
+	stalled := false
 	for {
 		sent := c.clock.Now()
-		lease, ok, holder, err := c.tryLockWaiting(ctx, req)
+		var lease driver.Lease
+		var ok bool
+		var holder int32
+		var err error
+		if stalled {
+			lease, ok, holder, err = c.tryLockWaiting(ctx, req)
+		} else {
+			lease, ok, err = c.tryLock(ctx, c.q.tryLock, req, 1)
+		}
 		if ctx.Err() != nil {
 			return driver.Lease{}, ctx.Err()
 		}
@@ -164,7 +178,12 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			watching = holder
 		}
 		c.watch.add(holder, s) // again: a watcher that saw it end forgot s
-		t := c.clock.NewTimer(max(c.s.ttl, 100*time.Millisecond))
+		wait := max(c.s.ttl, 100*time.Millisecond)
+		if !stalled {
+			wait = watchDelay
+		}
+		t := c.clock.NewTimer(wait)
+		stalled = false
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -177,11 +196,16 @@ func (c *conn) WaitLock(ctx context.Context, req driver.LockRequest) (driver.Lea
 			return driver.Lease{}, driver.Errorf(driver.CodeCanceled, "postgresql connection closed")
 		case <-s.wake:
 		case <-t.C():
+			stalled = true
 		}
 		t.Stop()
 		s.drain()
 	}
 }
+
+// watchDelay is how long a waiter waits without a release before it
+// has the session watcher wait for the holder's end.
+const watchDelay = 25 * time.Millisecond
 
 // Unlock releases the grant token of key (exclusive or shared) and
 // notifies the lock's waiters: CodeNotHeld when that grant no longer
