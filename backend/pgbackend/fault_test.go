@@ -87,6 +87,37 @@ func TestHelperProcess(t *testing.T) {
 // leave) only then, with a larger token.
 func TestFaultKillHolder(t *testing.T) {
 	url := isolate(t, serverURL(t), "timeout", "5")
+	child, ev := startHolder(t, url)
+	b := openBackend(t, url, "waiter")
+	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if h, ok, err := b.LockHolder(context.Background(), "l"); err != nil || !ok || h.Member != "child" {
+		t.Fatalf("holder before the kill: %v %v %v", h, ok, err)
+	}
+	got := lockLater(t, b)
+	select {
+	case <-got:
+		t.Fatal("the waiter got the lock while its holder was alive")
+	case <-time.After(300 * time.Millisecond): // the waiter is blocked
+	}
+	killed := child.Kill()
+	g := grantAfterKill(t, got, ev)
+	took := time.Since(killed)
+	awaitLeave(t, w, "child")
+	t.Logf("killed holder's lock taken over after %v (token %d -> %d); leave seen after %v", took.Round(time.Millisecond), ev.Token, g.Token(), time.Since(killed).Round(time.Millisecond))
+	if err := g.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startHolder starts a child process that opens url as member "child",
+// joins group "g" and takes lock "l" (TestHelperProcess), and returns it
+// with its "locked" event once it holds the lock.
+func startHolder(t *testing.T, url string) (*testutil.Child, testutil.Event) {
+	t.Helper()
 	plain := "postgresql" + strings.TrimPrefix(url, testScheme)
 	events := make(chan testutil.Event, 4)
 	child := testutil.StartChild(t, "holder", "TestHelperProcess", []string{"BATON_PG_HELPER_URL=" + plain}, events)
@@ -99,15 +130,12 @@ func TestFaultKillHolder(t *testing.T) {
 	if ev.Kind != "locked" {
 		t.Fatalf("child: %s %s", ev.Kind, ev.Note)
 	}
-	b := openBackend(t, url, "waiter")
-	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if h, ok, err := b.LockHolder(context.Background(), "l"); err != nil || !ok || h.Member != "child" {
-		t.Fatalf("holder before the kill: %v %v %v", h, ok, err)
-	}
+	return child, ev
+}
+
+// lockLater has b wait for lock "l" in the background; the channel gets
+// the grant (nil when Lock failed, which fails the test).
+func lockLater(t *testing.T, b *backend.Backend) <-chan *backend.Grant {
 	got := make(chan *backend.Grant, 1)
 	go func() {
 		g, err := b.Lock(testutil.Context(t, time.Minute), "l", backend.LockOptions{})
@@ -116,12 +144,13 @@ func TestFaultKillHolder(t *testing.T) {
 		}
 		got <- g
 	}()
-	select {
-	case <-got:
-		t.Fatal("the waiter got the lock while its holder was alive")
-	case <-time.After(300 * time.Millisecond): // the waiter is blocked
-	}
-	killed := child.Kill()
+	return got
+}
+
+// grantAfterKill returns the waiter's grant, which must come within wait
+// of the holder's kill with a token above the killed holder's.
+func grantAfterKill(t *testing.T, got <-chan *backend.Grant, killed testutil.Event) *backend.Grant {
+	t.Helper()
 	var g *backend.Grant
 	select {
 	case g = <-got:
@@ -131,10 +160,15 @@ func TestFaultKillHolder(t *testing.T) {
 	if g == nil {
 		t.FailNow()
 	}
-	took := time.Since(killed)
-	if g.Token() <= ev.Token {
-		t.Fatalf("token %d after the kill is not above the killed holder's %d", g.Token(), ev.Token)
+	if g.Token() <= killed.Token {
+		t.Fatalf("token %d after the kill is not above the killed holder's %d", g.Token(), killed.Token)
 	}
+	return g
+}
+
+// awaitLeave waits until w reports member's leave.
+func awaitLeave(t *testing.T, w *backend.GroupWatch, member string) {
+	t.Helper()
 	deadline := time.After(wait)
 	for left := false; !left; {
 		select {
@@ -142,14 +176,10 @@ func TestFaultKillHolder(t *testing.T) {
 			if !ok {
 				t.Fatalf("watch ended: %v", w.Err())
 			}
-			left = e.Type == backend.EventLeft && e.Member.ID == "child"
+			left = e.Type == backend.EventLeft && e.Member.ID == member
 		case <-deadline:
-			t.Fatal("the killed member's leave was not seen")
+			t.Fatalf("%s's leave was not seen", member)
 		}
-	}
-	t.Logf("killed holder's lock taken over after %v (token %d -> %d); leave seen after %v", took.Round(time.Millisecond), ev.Token, g.Token(), time.Since(killed).Round(time.Millisecond))
-	if err := g.Release(context.Background()); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -264,18 +294,7 @@ func TestFaultBlackhole(t *testing.T) {
 func TestFaultKillHolderWatched(t *testing.T) {
 	const bound = 3 * time.Second // the janitor's period is 10 s
 	url := isolate(t, serverURL(t), "timeout", "30")
-	plain := "postgresql" + strings.TrimPrefix(url, testScheme)
-	events := make(chan testutil.Event, 4)
-	child := testutil.StartChild(t, "holder", "TestHelperProcess", []string{"BATON_PG_HELPER_URL=" + plain}, events)
-	var ev testutil.Event
-	select {
-	case ev = <-events:
-	case <-time.After(wait):
-		t.Fatal("the child did not take the lock")
-	}
-	if ev.Kind != "locked" {
-		t.Fatalf("child: %s %s", ev.Kind, ev.Note)
-	}
+	child, ev := startHolder(t, url)
 	b := openBackend(t, url, "waiter")
 	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
 	if err != nil {
@@ -285,14 +304,7 @@ func TestFaultKillHolderWatched(t *testing.T) {
 	if ms := w.Initial(); len(ms) != 1 || ms[0].ID != "child" {
 		t.Fatalf("members before the kill: %v", ms)
 	}
-	got := make(chan *backend.Grant, 1)
-	go func() {
-		g, err := b.Lock(testutil.Context(t, time.Minute), "l", backend.LockOptions{})
-		if err != nil {
-			t.Errorf("lock after the kill: %v", err)
-		}
-		got <- g
-	}()
+	got := lockLater(t, b)
 	// The waiter is blocked: it counted itself on the lock's row.
 	c := connOf(t, b)
 	eventually(t, wait, "the waiter counted on the lock's row", func() bool {
@@ -315,34 +327,12 @@ func TestFaultKillHolderWatched(t *testing.T) {
 		return watcherPID(t, c, holder) != 0
 	})
 	killed := child.Kill()
-	var g *backend.Grant
-	select {
-	case g = <-got:
-	case <-time.After(wait):
-		t.Fatal("the waiter did not get the lock after the holder was killed")
-	}
-	if g == nil {
-		t.FailNow()
-	}
+	g := grantAfterKill(t, got, ev)
 	took := time.Since(killed)
-	if g.Token() <= ev.Token {
-		t.Fatalf("token %d after the kill is not above the killed holder's %d", g.Token(), ev.Token)
-	}
 	if took > bound {
 		t.Fatalf("the killed holder's lock was taken over after %v, beyond %v (the janitor runs every 10 s)", took, bound)
 	}
-	deadline := time.After(wait)
-	for left := false; !left; {
-		select {
-		case e, ok := <-w.Events():
-			if !ok {
-				t.Fatalf("watch ended: %v", w.Err())
-			}
-			left = e.Type == backend.EventLeft && e.Member.ID == "child"
-		case <-deadline:
-			t.Fatal("the killed member's leave was not seen")
-		}
-	}
+	awaitLeave(t, w, "child")
 	leave := time.Since(killed)
 	if leave > bound {
 		t.Fatalf("the killed member's leave was seen after %v, beyond %v", leave, bound)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -531,4 +532,38 @@ func rawURLClient(t testing.TB, u string) (redis.UniversalClient, keyspace) {
 		t.Fatal(err)
 	}
 	return rawClient(t, cfg)
+}
+
+// A failed try waits a pause that doubles up to a second while the server
+// keeps failing; a try that finds the lock held waits out the holder's
+// lease (a second for a key without a TTL) and resets the pause; any
+// other error ends the wait.
+func TestNextTry(t *testing.T) {
+	down := driver.Errorf(driver.CodeUnavailable, "down")
+	pause := retryPause
+	var got []time.Duration
+	for range 9 {
+		d, err := nextTry(down, 0, &pause)
+		if err != nil {
+			t.Fatalf("unavailable server: %v", err)
+		}
+		got = append(got, d)
+	}
+	want := []time.Duration{10, 20, 40, 80, 160, 320, 640, 1000, 1000}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pauses %v, want %v", got, want)
+	}
+	if d, err := nextTry(nil, 250*time.Millisecond, &pause); err != nil || d != 251*time.Millisecond || pause != retryPause {
+		t.Fatalf("held: wait %v, err %v, pause %v", d, err, pause)
+	}
+	if d, err := nextTry(nil, -1, &pause); err != nil || d != time.Second+time.Millisecond {
+		t.Fatalf("held without a TTL: wait %v, err %v", d, err)
+	}
+	bad := driver.Errorf(driver.CodeInvalidArgument, "bad")
+	if _, err := nextTry(bad, 0, &pause); !errors.Is(err, bad) {
+		t.Fatalf("other error: %v", err)
+	}
 }

@@ -56,7 +56,7 @@ func (c *conn) waitRace(ctx context.Context, req driver.LockRequest) (driver.Lea
 		// are heard, and the evReady asks for no second try.
 		l.drain()
 	}
-	pause := 10 * time.Millisecond
+	pause := retryPause
 	for {
 		sent := c.clock.Now()
 		lease, ok, pttl, err := c.acquire(ctx, req, false)
@@ -66,23 +66,39 @@ func (c *conn) waitRace(ctx context.Context, req driver.LockRequest) (driver.Lea
 		case ok:
 			lease.Sent = sent
 			return lease, nil
-		case err != nil:
-			if code, _ := driver.CodeOf(err); code != driver.CodeUnavailable {
-				return driver.Lease{}, err
-			}
-			pttl = pause
-			pause = min(2*pause, time.Second)
-		default:
-			pause = 10 * time.Millisecond
-			if pttl < 0 {
-				pttl = time.Second // a lock key without a TTL was not written by baton
-			}
-			pttl += time.Millisecond
 		}
-		if err := waitEvent(ctx, l, pttl); err != nil {
+		d, err := nextTry(err, pttl, &pause)
+		if err != nil {
+			return driver.Lease{}, err
+		}
+		if err := waitEvent(ctx, l, d); err != nil {
 			return driver.Lease{}, err
 		}
 	}
+}
+
+// retryPause is the first pause after a try the server failed.
+const retryPause = 10 * time.Millisecond
+
+// nextTry returns how long a waiter waits, at most, before trying again
+// after a try that did not acquire: until the holder's lease (pttl) runs
+// out, or, when the try failed with err, a pause that doubles from
+// retryPause up to a second while the server keeps failing (pause keeps
+// it). An error other than the server's being unavailable ends the wait.
+func nextTry(err error, pttl time.Duration, pause *time.Duration) (time.Duration, error) {
+	if err != nil {
+		if code, _ := driver.CodeOf(err); code != driver.CodeUnavailable {
+			return 0, err
+		}
+		d := *pause
+		*pause = min(2*d, time.Second)
+		return d, nil
+	}
+	*pause = retryPause
+	if pttl < 0 {
+		pttl = time.Second // a lock key without a TTL was not written by baton
+	}
+	return pttl + time.Millisecond, nil
 }
 
 // waitEvent waits until l has an event (other than a gap) or d passes.
@@ -181,7 +197,7 @@ func (c *conn) waitQueued(ctx context.Context, req driver.LockRequest) (driver.L
 	var hold, refresh clockTimer
 	defer hold.stop()
 	defer refresh.stop()
-	pause := 10 * time.Millisecond
+	pause := retryPause
 	for {
 		sent := c.clock.Now()
 		lease, ok, pttl, err := c.tryQueued(ctx, req, w)
@@ -192,21 +208,14 @@ func (c *conn) waitQueued(ctx context.Context, req driver.LockRequest) (driver.L
 			acquired = true
 			lease.Sent = sent
 			return lease, nil
-		case err != nil:
-			if code, _ := driver.CodeOf(err); code != driver.CodeUnavailable {
-				return driver.Lease{}, err
-			}
-			pttl = pause
-			pause = min(2*pause, time.Second)
-		default:
-			pause = 10 * time.Millisecond
-			if pttl < 0 {
-				pttl = time.Second // a lock key without a TTL was not written by baton
-			}
-			pttl += time.Millisecond
+		case err == nil:
 			refresh.set(c.clock, w.ttl/3) // the try refreshed the entry
 		}
-		hold.set(c.clock, pttl)
+		d, err := nextTry(err, pttl, &pause)
+		if err != nil {
+			return driver.Lease{}, err
+		}
+		hold.set(c.clock, d)
 		if err := c.awaitTurn(ctx, req, l, w, &hold, &refresh); err != nil {
 			return driver.Lease{}, err
 		}
