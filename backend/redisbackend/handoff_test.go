@@ -365,6 +365,34 @@ func TestLockQueueWithdrawnWaiter(t *testing.T) {
 	}
 }
 
+// heldJob is lock "l/job" taken by member "holder" in a fresh namespace:
+// the namespace's URL, a test context, the holder's connection and grant,
+// and a raw client of the server (closed at the end of the test) with the
+// namespace's key space.
+type heldJob struct {
+	u      string
+	ctx    context.Context
+	holder *conn
+	first  driver.Lease
+	rdb    redis.UniversalClient
+	ks     keyspace
+}
+
+func newHeldJob(t *testing.T) heldJob {
+	t.Helper()
+	j := heldJob{u: freshURL(t, plainURL(t)), ctx: testCtx(t)}
+	j.holder = openConn(t, j.u, "holder")
+	j.rdb, j.ks = rawURLClient(t, j.u)
+	t.Cleanup(func() { _ = j.rdb.Close() })
+	var ok bool
+	var err error
+	j.first, ok, err = j.holder.TryLock(j.ctx, driver.LockRequest{Key: "l/job", Member: "holder", TTL: time.Minute})
+	if err != nil || !ok {
+		t.Fatalf("holder: %v %v", ok, err)
+	}
+	return j
+}
+
 // Mixed versions. A release by a client before queues publishes "R",
 // naming nobody: every queued waiter tries (their clock is frozen, so
 // nothing else can wake them). A waiter before queues tries on any
@@ -372,15 +400,8 @@ func TestLockQueueWithdrawnWaiter(t *testing.T) {
 // naming another waiter wakes it too.
 func TestLockQueueMixedVersions(t *testing.T) {
 	t.Run("old release, new waiter", func(t *testing.T) {
-		u := freshURL(t, plainURL(t))
-		ctx := testCtx(t)
-		holder := openConn(t, u, "holder")
-		rdb, ks := rawURLClient(t, u)
-		defer rdb.Close()
-		first, ok, err := holder.TryLock(ctx, driver.LockRequest{Key: "l/job", Member: "holder", TTL: time.Minute})
-		if err != nil || !ok {
-			t.Fatalf("holder: %v %v", ok, err)
-		}
+		j := newHeldJob(t)
+		u, ctx, first, rdb, ks := j.u, j.ctx, j.first, j.rdb, j.ks
 		w := openClockConn(t, u, "new", newManualClock())
 		got := make(chan waitResult, 1)
 		before := scriptCalls(t, rdb)
@@ -402,15 +423,8 @@ return 0`)
 		_ = w.Unlock(ctx, "l/job", r.lease.Token)
 	})
 	t.Run("new release, old waiter", func(t *testing.T) {
-		u := freshURL(t, plainURL(t))
-		ctx := testCtx(t)
-		holder := openConn(t, u, "holder")
-		rdb, ks := rawURLClient(t, u)
-		defer rdb.Close()
-		first, ok, err := holder.TryLock(ctx, driver.LockRequest{Key: "l/job", Member: "holder", TTL: time.Minute})
-		if err != nil || !ok {
-			t.Fatalf("holder: %v %v", ok, err)
-		}
+		j := newHeldJob(t)
+		u, ctx, holder, first, rdb, ks := j.u, j.ctx, j.holder, j.first, j.rdb, j.ks
 		// A queued waiter (that died) for the release to name.
 		now, _ := rdb.Time(ctx).Result()
 		rdb.ZAdd(ctx, ks.queue("l/job"), redis.Z{Score: 1, Member: "other"})

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
@@ -195,24 +194,7 @@ func servers(t testing.TB, args ...string) string {
 // closes it at the end of the test.
 func openConn(t testing.TB, u, member string) *conn {
 	t.Helper()
-	cfg, err := backend.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := open(testCtx(t), &driver.Config{
-		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Username: cfg.Username, Password: cfg.Password,
-		PasswordSet: cfg.PasswordSet, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: member, Logger: zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("open %s: %v", u, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
-	return c.(*conn)
+	return openClockConn(t, u, member, driver.RealClock{})
 }
 
 // codeOf returns the driver code of err (CodeInternal when it has none).
