@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
-	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
+	"github.com/baton-go/baton/internal/testutil"
 )
 
 // wait bounds every wait of the tests on a condition.
@@ -205,22 +205,7 @@ func servers(t testing.TB, args ...string) string {
 // closes it at the end of the test.
 func openConn(t testing.TB, u, member string) *conn {
 	t.Helper()
-	cfg, err := backend.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := open(testCtx(t), &driver.Config{
-		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: member, Logger: zap.NewNop(), Clock: driver.RealClock{},
-	})
-	if err != nil {
-		t.Fatalf("open %s: %v", u, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
+	c, _ := testutil.OpenConn(t, u, member, wait, open)
 	return c.(*conn)
 }
 

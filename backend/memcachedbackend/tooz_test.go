@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
 	"github.com/baton-go/baton/backend/drivertest"
+	"github.com/baton-go/baton/internal/testutil"
 	"github.com/baton-go/baton/internal/tooztest"
 )
 
@@ -429,23 +429,7 @@ func TestToozKill(t *testing.T) {
 // openToozConn opens a driver connection (no Backend: nothing renews it).
 func openToozConn(t testing.TB, u, member string) driver.Conn {
 	t.Helper()
-	cfg, err := backend.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := open(testCtx(t), &driver.Config{
-		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Username: cfg.Username, Password: cfg.Password,
-		PasswordSet: cfg.PasswordSet, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: member, Logger: zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("open %s: %v", u, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
+	c, _ := testutil.OpenConn(t, u, member, wait, open)
 	return c
 }
 

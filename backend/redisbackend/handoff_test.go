@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
@@ -89,23 +88,7 @@ func (t *manualTimer) Stop() bool {
 // clock, closed at the end of the test.
 func openClockConn(t testing.TB, u, member string, clk driver.Clock) *conn {
 	t.Helper()
-	cfg, err := backend.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := open(testCtx(t), &driver.Config{
-		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Username: cfg.Username, Password: cfg.Password,
-		PasswordSet: cfg.PasswordSet, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: member, Logger: zap.NewNop(), Clock: clk,
-	})
-	if err != nil {
-		t.Fatalf("open %s: %v", u, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
+	c, _ := testutil.OpenClockConn(t, u, member, wait, open, clk)
 	return c.(*conn)
 }
 

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/baton-go/baton/backend"
 	"github.com/baton-go/baton/backend/driver"
 )
@@ -121,16 +119,18 @@ func (r *SessionRecorder) Causes() []error {
 // when the test ends, within d.
 func OpenConn(t testing.TB, url, member string, d time.Duration, open func(context.Context, *driver.Config) (driver.Conn, error)) (driver.Conn, *SessionRecorder) {
 	t.Helper()
-	cfg, err := backend.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return OpenClockConn(t, url, member, d, open, nil)
+}
+
+// OpenClockConn is OpenConn with clk as the connection's clock (the real
+// clock when nil).
+func OpenClockConn(t testing.TB, url, member string, d time.Duration, open func(context.Context, *driver.Config) (driver.Conn, error),
+	clk driver.Clock) (driver.Conn, *SessionRecorder) {
+	t.Helper()
 	rec := NewSessionRecorder()
-	c, err := open(Context(t, 2*d), &driver.Config{
-		Scheme: cfg.Scheme, Hosts: cfg.Hosts, Username: cfg.Username, Password: cfg.Password,
-		PasswordSet: cfg.PasswordSet, Path: cfg.Path, Options: cfg.Options, Redacted: cfg.Redacted,
-		MemberID: member, Logger: zap.NewNop(), Observer: rec, Clock: driver.RealClock{},
-	})
+	cfg := DriverConfig(t, url, member, clk)
+	cfg.Observer = rec
+	c, err := open(Context(t, 2*d), cfg)
 	if err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
