@@ -88,12 +88,7 @@ func TestHelperProcess(t *testing.T) {
 func TestFaultKillHolder(t *testing.T) {
 	url := isolate(t, serverURL(t), "timeout", "5")
 	child, ev := startHolder(t, url)
-	b := openBackend(t, url, "waiter")
-	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	b, w := openWaiter(t, url)
 	if h, ok, err := b.LockHolder(context.Background(), "l"); err != nil || !ok || h.Member != "child" {
 		t.Fatalf("holder before the kill: %v %v %v", h, ok, err)
 	}
@@ -131,6 +126,19 @@ func startHolder(t *testing.T, url string) (*testutil.Child, testutil.Event) {
 		t.Fatalf("child: %s %s", ev.Kind, ev.Note)
 	}
 	return child, ev
+}
+
+// openWaiter opens url as member "waiter", watching group "g" (the
+// watch is closed at the end of the test).
+func openWaiter(t *testing.T, url string) (*backend.Backend, *backend.GroupWatch) {
+	t.Helper()
+	b := openBackend(t, url, "waiter")
+	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return b, w
 }
 
 // lockLater has b wait for lock "l" in the background; the channel gets
@@ -295,12 +303,7 @@ func TestFaultKillHolderWatched(t *testing.T) {
 	const bound = 3 * time.Second // the janitor's period is 10 s
 	url := isolate(t, serverURL(t), "timeout", "30")
 	child, ev := startHolder(t, url)
-	b := openBackend(t, url, "waiter")
-	w, err := b.WatchGroup(testutil.Context(t, time.Minute), "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	b, w := openWaiter(t, url)
 	if ms := w.Initial(); len(ms) != 1 || ms[0].ID != "child" {
 		t.Fatalf("members before the kill: %v", ms)
 	}
