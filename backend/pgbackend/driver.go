@@ -81,8 +81,9 @@ owned by the session; a row whose session's advisory lock is free is dead:
 the next writer takes it over, readers skip it, and every Backend's janitor
 (running at the renew cadence) deletes what dead sessions left and wakes the
 waiters of their locks. A Backend whose blocked Lock or Campaign waits for a
-lock held by another session also waits on the server for the end of that
-session (a lock wait on its advisory lock, on a connection of its own): the
+lock held by another session, with no release for 25ms, also waits on the
+server for the end of that session (a lock wait on its advisory lock, on a
+connection of its own; a lock that changes hands often is not watched): the
 server frees that lock the moment the session ends (its process killed, its
 connection dropped), so the lock is taken over, and the janitor run (leave
 events), at once rather than at the janitor's next round. At most two such
