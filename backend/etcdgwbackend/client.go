@@ -72,7 +72,10 @@ type client struct {
 	scheme    string   // "http" or "https"
 	endpoints []string // host:port
 	cur       atomic.Uint32
-	prefix    string // API path, e.g. "/v3/"
+	// silent[i] is when endpoint i may be used again (unix ns) after it
+	// gave no answer within an attempt: calls start elsewhere meanwhile.
+	silent []atomic.Int64
+	prefix string // API path, e.g. "/v3/"
 	// attempt bounds one attempt of a call on one endpoint (0: none), so
 	// that a member that accepts connections but never answers (a
 	// partition, a black hole) costs a fraction of the lease TTL before
@@ -100,6 +103,7 @@ func newClient(scheme string, endpoints []string, tc *tls.Config, dialTimeout ti
 	}
 	return &client{
 		hc: &http.Client{Transport: tr}, tr: tr, scheme: scheme, endpoints: endpoints,
+		silent:   make([]atomic.Int64, len(endpoints)),
 		username: username, password: password,
 	}
 }
@@ -120,6 +124,43 @@ func (c *client) endpoint() (int, string) {
 	i := int(c.cur.Load()) % len(c.endpoints)
 	return i, c.endpoints[i]
 }
+
+// firstEndpoint is endpoint for a call's first attempt: when the current
+// endpoint is muted (mute), the next one that is not, if any. Later
+// attempts of the call go round every endpoint, muted or not, so that a
+// call never waits on the only endpoint left unmuted (a dead one, say)
+// while the muted ones would answer.
+func (c *client) firstEndpoint() (int, string) {
+	cur := c.cur.Load()
+	i := int(cur) % len(c.endpoints)
+	now := time.Now().UnixNano()
+	for k := range len(c.endpoints) {
+		j := (i + k) % len(c.endpoints)
+		if c.silent[j].Load() <= now {
+			if k > 0 {
+				c.cur.CompareAndSwap(cur, uint32(j))
+			}
+			return j, c.endpoints[j]
+		}
+	}
+	return i, c.endpoints[i] // every endpoint muted: keep to the current one
+}
+
+// mute moves away from endpoint i, which gave no answer within an
+// attempt (a frozen or partitioned member accepts connections and never
+// answers), and keeps calls from starting on it for muteSpan attempts
+// (firstEndpoint), so that renewals do not spend attempt after attempt on
+// it.
+func (c *client) mute(i int) {
+	if len(c.endpoints) > 1 && c.attempt > 0 {
+		c.silent[i].Store(time.Now().Add(muteSpan * c.attempt).UnixNano())
+	}
+	c.advance(i)
+}
+
+// muteSpan is how many attempts long an endpoint that gave no answer is
+// avoided.
+const muteSpan = 4
 
 // advance moves away from endpoint i, unless another request did already.
 func (c *client) advance(i int) {
@@ -175,15 +216,23 @@ func (c *client) call(ctx context.Context, path string, in, out any, idempotent 
 			}
 		}
 		i, ep := c.endpoint()
+		if attempt == 0 {
+			i, ep = c.firstEndpoint()
+		}
 		err := c.postAttempt(ctx, ep, path, body, out, hdr)
 		if err == nil {
 			return nil
 		}
 		last = err
+		var ge *Error
 		if ctx.Err() != nil {
+			if !errors.As(err, &ge) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The call's time ran out on this endpoint: the next
+				// call starts on another one.
+				c.mute(i)
+			}
 			return err
 		}
-		var ge *Error
 		switch {
 		case errors.As(err, &ge) && ge.Code == grpcUnauthenticated && ge.Message == msgInvalidAuthToken && c.username != "" && !reauthed:
 			reauthed = true
@@ -200,7 +249,11 @@ func (c *client) call(ctx context.Context, path string, in, out any, idempotent 
 		case ge != nil || errors.Is(err, errPathNotServed):
 			return err
 		default: // transport
-			c.advance(i)
+			if errors.Is(err, errSilent) {
+				c.mute(i)
+			} else {
+				c.advance(i)
+			}
 			if !idempotent && !notSent(err) {
 				return err
 			}
@@ -225,10 +278,14 @@ func (c *client) postAttempt(ctx context.Context, ep, path string, body []byte, 
 	defer cancel()
 	err := c.post(actx, ep, path, body, out, hdr)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {
-		return fmt.Errorf("%s gave no answer within %v: %w", ep, c.attempt, err)
+		return fmt.Errorf("%s %w within %v: %w", ep, errSilent, c.attempt, err)
 	}
 	return err
 }
+
+// errSilent is the cause of an attempt that got no answer from its
+// endpoint within the attempt timeout.
+var errSilent = errors.New("gave no answer")
 
 // post sends one request to endpoint ep.
 func (c *client) post(ctx context.Context, ep, path string, body []byte, out any, hdr http.Header) error {
