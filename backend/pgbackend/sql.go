@@ -32,23 +32,23 @@ func newQueries(schemaQuoted string, oid uint32, channel string) *queries {
 	dead := func(col string) string { return "pg_try_advisory_xact_lock_shared(KEY, " + col + ")" }
 	liveShared := `(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(l.shared) e
 		WHERE NOT ` + dead("(e.value->>0)::integer") + `)`
-	q := &queries{
-		key: key,
-		// An exclusive grant: the row is free, or its holders' sessions are
-		// gone; the counter is bumped in the same statement.
-		tryLock: `UPDATE S.locks l SET token = l.token + 1, sid = $2, member = $3, shared = '{}',
-				waiters = greatest(l.waiters - $4::integer, 0)
+	// An exclusive grant: the row is free, or its holders' sessions are
+	// gone; the counter is bumped in the same statement, which takes
+	// WAITING off the row's count of waiters.
+	grantExclusive := func(waiting string) string {
+		return `UPDATE S.locks l SET token = l.token + 1, sid = $2, member = $3, shared = '{}',
+				waiters = greatest(l.waiters - ` + waiting + `, 0)
 			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
 			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
-			RETURNING token`,
+			RETURNING token`
+	}
+	q := &queries{
+		key:     key,
+		tryLock: grantExclusive("$4::integer"),
 		// A counted waiter's try: the grant's token, or else the session
 		// of a live holder (read in the statement's snapshot), so that
 		// the session watcher can wait for its end.
-		tryLockWaiting: `WITH u AS (UPDATE S.locks l SET token = l.token + 1, sid = $2, member = $3, shared = '{}',
-				waiters = greatest(l.waiters - 1, 0)
-			WHERE l.name = $1 AND (l.sid IS NULL OR ` + dead("l.sid") + `)
-			AND (l.shared = '{}'::jsonb OR NOT EXISTS (SELECT 1 FROM jsonb_each(l.shared) e WHERE NOT ` + dead("(e.value->>0)::integer") + `))
-			RETURNING token)
+		tryLockWaiting: `WITH u AS (` + grantExclusive("1") + `)
 			SELECT token, NULL::integer FROM u
 			UNION ALL
 			SELECT NULL::bigint, h.sid FROM S.locks l, LATERAL (

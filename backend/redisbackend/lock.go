@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/baton-go/baton/backend/driver"
 )
 
@@ -72,30 +74,40 @@ func (c *conn) TryLockShared(ctx context.Context, req driver.LockRequest) (drive
 // acquire tries once; when the lock is held it reports how long the
 // blocking grant has left (negative when its key has no TTL).
 func (c *conn) acquire(ctx context.Context, req driver.LockRequest, shared bool) (driver.Lease, bool, time.Duration, error) {
-	ttl := c.lockTTL(req)
-	nonce := newNonce()
 	script := c.sc.acquire
 	if shared {
 		script = c.sc.acquireShared
 	}
-	res, _, err := c.eval(ctx, script, []string{c.ks.lock(req.Key), c.ks.fence(req.Key), c.ks.readers(req.Key)},
-		nonce, req.Member, ms(ttl), c.ks.lockChannel(req.Key))
+	lease, ok, pttl, _, err := c.runAcquire(ctx, req, script, []string{c.ks.lock(req.Key), c.ks.fence(req.Key), c.ks.readers(req.Key)})
+	return lease, ok, pttl, err
+}
+
+// runAcquire runs an acquire script once, with KEYS keys and ARGV nonce,
+// member, lock TTL (ms), channel, then extra. The script replies {1,
+// token} when it acquired, else {0, ms left to the blocking grant, ...}:
+// rest is what follows those two.
+func (c *conn) runAcquire(ctx context.Context, req driver.LockRequest, script *redis.Script, keys []string, extra ...any) (
+	lease driver.Lease, ok bool, pttl time.Duration, rest []any, err error) {
+	ttl := c.lockTTL(req)
+	nonce := newNonce()
+	args := append([]any{nonce, req.Member, ms(ttl), c.ks.lockChannel(req.Key)}, extra...)
+	res, _, err := c.eval(ctx, script, keys, args...)
 	if err != nil {
 		// The script may have run and its reply been lost: release what
 		// this request may hold, so that the lock is not stuck for a TTL.
 		c.releaseNonce(req.Key, nonce)
-		return driver.Lease{}, false, 0, err
+		return driver.Lease{}, false, 0, nil, err
 	}
-	arr, ok := res.([]any)
-	if !ok || len(arr) != 2 {
-		return driver.Lease{}, false, 0, driver.Errorf(driver.CodeInternal, "unexpected acquire reply %v", res)
+	arr, isArr := res.([]any)
+	if !isArr || len(arr) < 2 {
+		return driver.Lease{}, false, 0, nil, driver.Errorf(driver.CodeInternal, "unexpected acquire reply %v", res)
 	}
 	if got, _ := arr[0].(int64); got == 0 {
-		pttl, _ := arr[1].(int64)
-		return driver.Lease{}, false, time.Duration(pttl) * time.Millisecond, nil
+		left, _ := arr[1].(int64)
+		return driver.Lease{}, false, time.Duration(left) * time.Millisecond, arr[2:], nil
 	}
-	lease, err := c.granted(req.Key, arr[1], nonce, ttl)
-	return lease, err == nil, 0, err
+	lease, err = c.granted(req.Key, arr[1], nonce, ttl)
+	return lease, err == nil, 0, nil, err
 }
 
 // granted records the grant of key whose acquire script (request nonce)

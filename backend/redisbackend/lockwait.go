@@ -297,34 +297,19 @@ func (c *conn) handoverWindow(req driver.LockRequest) time.Duration {
 // reports how long the blocking grant has left (negative when its key has
 // no TTL).
 func (c *conn) tryQueued(ctx context.Context, req driver.LockRequest, w *waiter) (driver.Lease, bool, time.Duration, error) {
-	ttl := c.lockTTL(req)
-	nonce := newNonce()
 	t0 := time.Now()
-	res, _, err := c.eval(ctx, c.sc.acquireQueued,
+	lease, ok, pttl, rest, err := c.runAcquire(ctx, req, c.sc.acquireQueued,
 		[]string{c.ks.lock(req.Key), c.ks.fence(req.Key), c.ks.readers(req.Key), c.ks.queue(req.Key), c.ks.expiries(req.Key)},
-		nonce, req.Member, ms(ttl), c.ks.lockChannel(req.Key), w.id, w.place, ms(w.ttl))
-	if err != nil {
-		// The script may have run and its reply been lost: release what
-		// this request may hold, so that the lock is not stuck for a TTL.
-		c.releaseNonce(req.Key, nonce)
-		return driver.Lease{}, false, 0, err
+		w.id, w.place, ms(w.ttl))
+	if err == nil {
+		c.rtt.Observe(time.Since(t0))
 	}
-	c.rtt.Observe(time.Since(t0))
-	arr, ok := res.([]any)
-	if !ok || len(arr) < 2 {
-		return driver.Lease{}, false, 0, driver.Errorf(driver.CodeInternal, "unexpected acquire reply %v", res)
-	}
-	if got, _ := arr[0].(int64); got == 0 {
-		pttl, _ := arr[1].(int64)
-		if len(arr) > 2 {
-			if place, _ := arr[2].(int64); place > 0 {
-				w.place = place
-			}
+	if len(rest) > 0 {
+		if place, _ := rest[0].(int64); place > 0 {
+			w.place = place
 		}
-		return driver.Lease{}, false, time.Duration(pttl) * time.Millisecond, nil
 	}
-	lease, err := c.granted(req.Key, arr[1], nonce, ttl)
-	return lease, err == nil, 0, err
+	return lease, ok, pttl, err
 }
 
 // refreshWaiter renews w's entry, putting it back at its place when it
